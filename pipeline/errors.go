@@ -1,0 +1,73 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrFull is returned by a buffer (and so by an Appender) when a stream's
+// byte quota is exhausted. Producers get ServiceUnavailableException
+// "Slow down." and retry.
+var ErrFull = errors.New("buffer full")
+
+// ErrClosed is returned by components used after Close.
+var ErrClosed = errors.New("closed")
+
+// RecordError reports the failure of one record of a batch, by index.
+type RecordError struct {
+	Index int
+	Err   error
+}
+
+// RetryableError marks an error that may succeed if tried again (network
+// error, 5xx, 429, serialization failure). After, when non-zero, is the
+// earliest time to retry the server asked for.
+type RetryableError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryableError) Error() string { return "retryable: " + e.Err.Error() }
+func (e *RetryableError) Unwrap() error { return e.Err }
+
+// Retryable wraps err as retryable. It returns nil for a nil err.
+func Retryable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &RetryableError{Err: err}
+}
+
+// PartialError reports that some records of a batch failed while the others
+// were delivered. Each failed record's Err is itself classified: a
+// RetryableError is retried, anything else is permanent.
+type PartialError struct {
+	Failed []RecordError
+}
+
+func (e *PartialError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d records failed", len(e.Failed))
+	if len(e.Failed) > 0 {
+		fmt.Fprintf(&b, " (first: record %d: %v)", e.Failed[0].Index, e.Failed[0].Err)
+	}
+	return b.String()
+}
+
+// IsRetryable reports whether err is marked retryable. Unmarked errors are
+// permanent: the runner dead-letters them.
+func IsRetryable(err error) bool {
+	var r *RetryableError
+	return errors.As(err, &r)
+}
+
+// RetryAfter returns the delay a RetryableError asked for, if any.
+func RetryAfter(err error) time.Duration {
+	var r *RetryableError
+	if errors.As(err, &r) {
+		return r.After
+	}
+	return 0
+}

@@ -1,0 +1,68 @@
+// Package pipeline is Sluice's vocabulary: the records and batches that flow
+// between packages, the small interfaces components implement, the error kinds
+// destinations use to tell the runner what happened, and the dependencies
+// (logger, metrics registerer, data directory) injected into every component.
+//
+// It depends on the standard library and client_golang only; it starts no
+// goroutines and does no I/O.
+package pipeline
+
+import (
+	"fmt"
+	"time"
+)
+
+// Record is one producer record as it moves through a stream.
+type Record struct {
+	// ID is the Firehose RecordId (for Kinesis sources: shard and sequence
+	// number). It is derived from the record's position in the stream's
+	// buffer, so it is stable across redeliveries.
+	ID string
+	// Data is the record payload exactly as the producer sent it (after
+	// base64 decoding) or as a processor rewrote it.
+	Data []byte
+	// Arrived is the approximate arrival time: when the buffer accepted it.
+	Arrived time.Time
+	// Keys holds partition keys set by processors (dynamic partitioning).
+	Keys map[string]string
+	// Meta holds source metadata (shard, sequence number, partition key).
+	Meta map[string]string
+}
+
+// Position is a record's place in a stream's buffer: a logical byte offset
+// that only grows and is never reused, even after segments are reclaimed.
+type Position uint64
+
+// BatchID is the stable identity of a batch: the half-open range of buffer
+// positions [First, End) it covers. It is recorded durably before delivery,
+// so a redelivery after a crash rebuilds exactly the same batch, and
+// destinations derive idempotent names (object keys, document ids, ledger
+// rows) from it.
+type BatchID struct {
+	First Position
+	End   Position
+}
+
+// String renders the identity in a fixed-width form usable in file names.
+func (id BatchID) String() string { return fmt.Sprintf("%016x-%016x", uint64(id.First), uint64(id.End)) }
+
+// Batch is a group of records of one stream delivered together.
+type Batch struct {
+	Stream  string
+	Records []Record
+	// Bytes is the sum of len(Records[i].Data).
+	Bytes int
+	ID    BatchID
+}
+
+// Oldest returns the earliest arrival time in the batch (zero for an empty
+// batch). Object layouts (yyyy/MM/dd/HH/) are computed from it.
+func (b Batch) Oldest() time.Time {
+	var t time.Time
+	for i := range b.Records {
+		if a := b.Records[i].Arrived; t.IsZero() || a.Before(t) {
+			t = a
+		}
+	}
+	return t
+}
