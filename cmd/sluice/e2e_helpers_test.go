@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// sluiceBin is the real binary, built once by TestMain for the end-to-end
+// tests, which run it as a user would.
+var sluiceBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sluiceBin = filepath.Join(dir, "sluice")
+	build := exec.Command("go", "build", "-o", sluiceBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building sluice:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// daemon is one running sluice process.
+type daemon struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	addr string
+	log  *lockedBuffer
+	done chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startDaemon runs `sluice run -c cfg --data-dir dataDir` and waits until
+// /healthz answers on addr.
+func startDaemon(t *testing.T, cfg, dataDir, addr string) *daemon {
+	t.Helper()
+	cmd := exec.Command(sluiceBin, "run", "-c", cfg, "--data-dir", dataDir)
+	d := &daemon{t: t, cmd: cmd, addr: addr, log: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = d.log, d.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sluice: %v", err)
+	}
+	go func() { d.done <- cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-d.done:
+			t.Fatalf("sluice exited before it was ready: %v\n%s", err, d.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			d.kill()
+			t.Fatalf("sluice not ready on %s after 15s:\n%s", addr, d.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Cleanup(func() { d.kill() })
+	return d
+}
+
+func (d *daemon) kill() {
+	if d.cmd.ProcessState == nil {
+		_ = d.cmd.Process.Signal(syscall.SIGKILL)
+		select {
+		case <-d.done:
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
+
+// stop sends SIGTERM and returns the exit error.
+func (d *daemon) stop(timeout time.Duration) error {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case err := <-d.done:
+		return err
+	case <-time.After(timeout):
+		d.kill()
+		return fmt.Errorf("sluice did not exit within %v after SIGTERM", timeout)
+	}
+}
+
+// writeConfig writes a one-stream config delivering to a local directory.
+func writeConfig(t *testing.T, dir, addr, stream string, sizeMiB, intervalS int, extra string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`listen: %s
+log:
+  level: info
+streams:
+  %s:
+    buffering:
+      size: %d
+      interval: %d
+    destination:
+      type: file
+      path: out
+      append_newline: true
+%s`, addr, stream, sizeMiB, intervalS, extra)
+	p := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// deliveredLines reads every complete object under root (skipping hidden
+// temp files) and returns each line with the number of times it was seen.
+func deliveredLines(t *testing.T, root string) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 2<<20)
+		for sc.Scan() {
+			seen[sc.Text()]++
+		}
+		return sc.Err()
+	})
+	if err != nil {
+		t.Fatalf("reading delivered objects: %v", err)
+	}
+	return seen
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return cond()
+}
+
+// putBatch sends one PutRecordBatch over raw HTTP and returns, per record,
+// whether it got a RecordId.
+func putBatch(ctx context.Context, c *http.Client, addr, stream string, recs [][]byte) ([]bool, error) {
+	type entry struct {
+		Data string `json:"Data"`
+	}
+	req := struct {
+		DeliveryStreamName string  `json:"DeliveryStreamName"`
+		Records            []entry `json:"Records"`
+	}{DeliveryStreamName: stream}
+	for _, r := range recs {
+		req.Records = append(req.Records, entry{Data: base64.StdEncoding.EncodeToString(r)})
+	}
+	body, _ := json.Marshal(req)
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hr.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	hr.Header.Set("X-Amz-Target", "Firehose_20150804.PutRecordBatch")
+	resp, err := c.Do(hr)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, out)
+	}
+	var res struct {
+		FailedPutCount   int
+		RequestResponses []struct{ RecordId, ErrorCode string }
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, fmt.Errorf("decoding response: %w", err)
+	}
+	if len(res.RequestResponses) != len(recs) {
+		return nil, fmt.Errorf("%d responses for %d records", len(res.RequestResponses), len(recs))
+	}
+	ok := make([]bool, len(recs))
+	for i, r := range res.RequestResponses {
+		ok[i] = r.RecordId != "" && r.ErrorCode == ""
+	}
+	return ok, nil
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/pipeline/assemble"
+)
+
+// configFlags registers -c/--config (and optionally --data-dir) on fs.
+func configFlags(fs *flag.FlagSet) *string {
+	path := fs.String("config", "", "configuration file (YAML)")
+	fs.StringVar(path, "c", "", "short for --config")
+	return path
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlags(fs)
+	dataDir := fs.String("data-dir", "", "directory for buffers and local output (overrides data_dir)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "sluice run: --config FILE is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return 1
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	logger := newLogger(cfg.Log, stderr)
+	d, err := assemble.New(cfg, assemble.Options{Logger: logger, Version: version})
+	if err != nil {
+		var ce config.Errors
+		if errors.As(err, &ce) {
+			printConfigErrors(stderr, err)
+			return 1
+		}
+		logger.Error("start-up failed", "err", err)
+		return 1
+	}
+	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		logger.Error("stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "sluice validate: --config FILE is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err == nil {
+		err = assemble.Check(cfg)
+	}
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: configuration valid (%d streams)\n", *path, len(cfg.Streams))
+	return 0
+}
+
+// printConfigErrors prints every configuration error on its own line.
+func printConfigErrors(w io.Writer, err error) {
+	var ce config.Errors
+	if errors.As(err, &ce) {
+		for _, e := range ce {
+			fmt.Fprintln(w, e.Error())
+		}
+		fmt.Fprintf(w, "%d error(s)\n", len(ce))
+		return
+	}
+	fmt.Fprintln(w, err)
+}
+
+// newLogger builds the process logger from the log block.
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(c.Format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh machine; does nothing that is
+# already done. Used by `make test` and so by CI (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+gobin=$(go env GOPATH)/bin
+if ! "$gobin/staticcheck" -version 2>/dev/null | grep -q "(0.8.2)"; then
+  echo "installing staticcheck" >&2
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+
+# The AWS CLI is a real Firehose client the end-to-end tests drive.
+if ! command -v aws >/dev/null 2>&1; then
+  echo "installing the AWS CLI" >&2
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli >/dev/null
+  fi
+fi
+aws --version >&2

@@ -1,0 +1,133 @@
+package assemble
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/buffer"
+	"github.com/sluice-dev/sluice/buffer/disk"
+	"github.com/sluice-dev/sluice/buffer/memory"
+	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/destinations/file"
+	"github.com/sluice-dev/sluice/ingest/firehoseapi"
+	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/pipeline/runner"
+)
+
+// This file lists every built-in component explicitly: no init()
+// registries. Adding a destination means adding it to destinationKinds.
+
+// metrics holds each package's metric set, created once per process.
+type metrics struct {
+	disk   *disk.Metrics
+	runner *runner.Metrics
+	api    *firehoseapi.Metrics
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	return metrics{disk: disk.NewMetrics(reg), runner: runner.NewMetrics(reg), api: firehoseapi.NewMetrics(reg)}
+}
+
+// builtDestination is what a destination kind provisions for one stream.
+type builtDestination struct {
+	dest        pipeline.Destination
+	deadLetters pipeline.DeadLetterWriter
+	info        firehoseapi.StreamInfo // Destination part filled in
+	where       string                 // for the start-up log line
+}
+
+// destinationKind decodes, validates and provisions one destination type
+// (Caddy's decode → validate → provision; Close is the cleanup).
+type destinationKind struct {
+	check func(c config.Component) error
+	build func(s *config.Stream, deps pipeline.Deps) (builtDestination, error)
+}
+
+func destinationKinds() map[string]destinationKind {
+	return map[string]destinationKind{
+		"file": {check: checkFile, build: buildFile},
+	}
+}
+
+func kindNames(m map[string]destinationKind) string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+func decodeFile(c config.Component) (file.Options, error) {
+	opts := file.DefaultOptions()
+	if err := config.DecodeNode(c.Node, &opts); err != nil {
+		return opts, err
+	}
+	if err := opts.Validate(); err != nil {
+		return opts, c.Pos.Errorf("destination file: %v", err)
+	}
+	return opts, nil
+}
+
+func checkFile(c config.Component) error {
+	_, err := decodeFile(c)
+	return err
+}
+
+func buildFile(s *config.Stream, deps pipeline.Deps) (builtDestination, error) {
+	opts, err := decodeFile(s.Destination)
+	if err != nil {
+		return builtDestination{}, err
+	}
+	if !filepath.IsAbs(opts.Path) {
+		opts.Path = filepath.Join(deps.DataDir, opts.Path)
+	}
+	dest, err := file.New(opts, s.Name, deps)
+	if err != nil {
+		return builtDestination{}, err
+	}
+	var info firehoseapi.StreamInfo
+	info.Destination = firehoseapi.DestinationInfo{
+		Kind:              "file",
+		Compression:       strings.ToUpper(opts.Compression),
+		Prefix:            opts.Prefix,
+		ErrorOutputPrefix: opts.ErrorOutputPrefix,
+		BucketARN:         "arn:aws:s3:::" + strings.Trim(filepath.ToSlash(opts.Path), "/"),
+	}
+	return builtDestination{dest: dest, deadLetters: dest, info: info, where: opts.Path}, nil
+}
+
+// openBuffer opens a stream's buffer under <data_dir>/buffer/<stream>.
+func openBuffer(s *config.Stream, dataDir string, log *slog.Logger, m metrics) (buffer.Buffer, error) {
+	bc := s.Buffer
+	switch bc.Type {
+	case "memory":
+		return memory.New(memory.Options{MaxBytes: int64(bc.MaxBytes)}), nil
+	default:
+		b, err := disk.Open(disk.Options{
+			Dir:          filepath.Join(dataDir, "buffer", s.Name),
+			Stream:       s.Name,
+			Durability:   buffer.Durability(bc.Durability),
+			SegmentBytes: int64(bc.SegmentBytes),
+			MaxBytes:     int64(bc.MaxBytes),
+			Logger:       log,
+			Metrics:      m.disk,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: opening buffer: %w", s.Name, err)
+		}
+		return b, nil
+	}
+}
+
+func bufferDescription(s *config.Stream, dataDir string) string {
+	if s.Buffer.Type == "memory" {
+		return "memory (lossy)"
+	}
+	return filepath.Join(dataDir, "buffer", s.Name) + " (" + s.Buffer.Durability + ")"
+}
