@@ -152,7 +152,7 @@ func (d *decoder) validate(c *Config) {
 		d.fail(&c.Region, top, "region", "invalid region %q (e.g. \"us-east-1\")", c.Region)
 	}
 	if len(c.AccountID) != 12 || strings.Trim(c.AccountID, "0123456789") != "" {
-		d.fail(&c.AccountID, top, "account_id", "must be 12 digits, got %q (quote it to keep leading zeros)", c.AccountID)
+		d.fail(&c.AccountID, top, "account_id", "must be 12 digits, got %q", c.AccountID)
 	}
 	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
 		d.fail(&c.Log.Level, top, "log.level", "invalid level %q (want debug, info, warn or error)", c.Log.Level)
@@ -163,7 +163,7 @@ func (d *decoder) validate(c *Config) {
 	if c.ShutdownTimeout <= 0 {
 		d.fail(&c.ShutdownTimeout, top, "shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)
 	}
-	d.validateBuffer(&c.Buffer, top, "buffer")
+	d.validateBuffer(&c.Buffer, top, "buffer", false)
 	for i := range c.Streams {
 		d.validateStream(&c.Streams[i])
 	}
@@ -176,23 +176,32 @@ func (b *Buffer) normalize() {
 	}
 }
 
-func (d *decoder) validateBuffer(b *Buffer, fallback Pos, path string) {
-	if !oneOf(b.Type, BufferDisk, BufferMemory) {
+// validateBuffer checks a buffer block. For a stream's block (inherited),
+// only values written in that block are checked on their own (the others
+// were checked in the top-level block); combinations are checked when one
+// of their values was written there.
+func (d *decoder) validateBuffer(b *Buffer, fallback Pos, path string, inherited bool) {
+	check := func(ptr any) bool { return !inherited || d.written(ptr) }
+	if check(&b.Type) && !oneOf(b.Type, BufferDisk, BufferMemory) {
 		d.fail(&b.Type, fallback, path+".type", "invalid type %q (want disk or memory)", b.Type)
 	}
 	switch {
-	case !oneOf(b.Durability, DurabilityFsync, DurabilityOS):
+	case check(&b.Durability) && !oneOf(b.Durability, DurabilityFsync, DurabilityOS):
 		d.fail(&b.Durability, fallback, path+".durability", "invalid durability %q (want fsync or os)", b.Durability)
 	case b.Type == BufferMemory && d.written(&b.Durability):
 		d.fail(&b.Durability, fallback, path+".durability", "cannot be %q with type memory: a memory buffer is lost on any crash (remove durability)", b.Durability)
 	}
-	if b.MaxBytes < MiB {
+	maxOK := b.MaxBytes >= MiB
+	if check(&b.MaxBytes) && !maxOK {
 		d.fail(&b.MaxBytes, fallback, path+".max_bytes", "must be at least 1MiB, got %s", b.MaxBytes)
 	}
-	if b.SegmentBytes < MiB || b.SegmentBytes > GiB {
+	segOK := b.SegmentBytes >= MiB && b.SegmentBytes <= GiB
+	if check(&b.SegmentBytes) && !segOK {
 		d.fail(&b.SegmentBytes, fallback, path+".segment_bytes", "must be between 1MiB and 1GiB, got %s", b.SegmentBytes)
-	} else if b.Type == BufferDisk && b.MaxBytes >= MiB && b.SegmentBytes > b.MaxBytes {
-		d.fail(&b.SegmentBytes, fallback, path+".segment_bytes", "must not exceed max_bytes (%s), got %s", b.MaxBytes, b.SegmentBytes)
+	}
+	if maxOK && segOK && b.Type == BufferDisk && b.SegmentBytes > b.MaxBytes &&
+		(check(&b.SegmentBytes) || check(&b.MaxBytes) || check(&b.Type)) {
+		d.fail(&b.SegmentBytes, d.at(&b.MaxBytes, fallback), path+".segment_bytes", "must not exceed max_bytes (%s), got %s", b.MaxBytes, b.SegmentBytes)
 	}
 }
 
@@ -219,7 +228,7 @@ func (d *decoder) validateStream(s *Stream) {
 	if s.Retry.Duration < 0 || s.Retry.Duration > 86400 {
 		d.fail(&s.Retry.Duration, s.Pos, path+".retry.duration", "must be between 0 and 86400 (seconds), got %d", s.Retry.Duration)
 	}
-	d.validateBuffer(&s.Buffer, s.Pos, path+".buffer")
+	d.validateBuffer(&s.Buffer, s.Pos, path+".buffer", true)
 	s.Buffer.normalize()
 }
 

@@ -1,0 +1,337 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/bad/*.golden from the current output")
+
+// testEnv is the environment the testdata files are parsed with.
+func testEnv(name string) (string, bool) {
+	v, ok := map[string]string{
+		"SIZE":    "7",
+		"EMPTY":   "",
+		"NULLISH": "null",
+		"YAMLISH": "a: [b]",
+	}[name]
+	return v, ok
+}
+
+// TestBadGolden parses every testdata/bad/*.yaml and compares the error
+// output with the .golden file next to it (go test -update rewrites them).
+func TestBadGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/bad/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 10 {
+		t.Fatalf("found %d bad configs, want at least 10", len(files))
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Parse(file, data, testEnv)
+			if err == nil {
+				t.Fatal("Parse succeeded, want errors")
+			}
+			var es Errors
+			if !errors.As(err, &es) {
+				t.Fatalf("error is %T, want Errors: %v", err, err)
+			}
+			got := err.Error() + "\n"
+			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("errors differ from %s\n--- got:\n%s--- want:\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+// comparable strips the raw nodes, which are compared separately.
+func strip(c *Config) *Config {
+	out := *c
+	out.Streams = append([]Stream(nil), c.Streams...)
+	for i := range out.Streams {
+		s := &out.Streams[i]
+		s.Source.Node = nil
+		s.Destination.Node = nil
+		s.Processors = append([]Component(nil), s.Processors...)
+		for j := range s.Processors {
+			s.Processors[j].Node = nil
+		}
+	}
+	return &out
+}
+
+func comp(file string, line, col int, typ, path string) Component {
+	return Component{Type: typ, Pos: Pos{File: file, Line: line, Column: col}, Path: path}
+}
+
+func TestGood(t *testing.T) {
+	defaults := func(file string, streams ...Stream) *Config {
+		c := DefaultConfig
+		c.File = file
+		c.Streams = streams
+		return &c
+	}
+	stream := func(name string, line, col int, edit func(*Stream)) Stream {
+		s := DefaultStream
+		s.Name = name
+		s.Pos = Pos{File: "", Line: line, Column: col}
+		s.Buffer = DefaultBuffer
+		edit(&s)
+		return s
+	}
+	const (
+		minimal = "testdata/good/minimal.yaml"
+		full    = "testdata/good/full.yaml"
+		env     = "testdata/good/env.yaml"
+		anchors = "testdata/good/anchors.yaml"
+		empty   = "testdata/good/empty.yaml"
+	)
+	want := map[string]*Config{
+		empty: defaults(empty),
+		minimal: defaults(minimal, stream("s", 2, 3, func(s *Stream) {
+			s.Pos.File = minimal
+			s.Destination = comp(minimal, 4, 7, "file", "streams.s.destination")
+		})),
+		full: {
+			File:            full,
+			Listen:          "0.0.0.0:8080",
+			AdminListen:     "127.0.0.1:9090",
+			DataDir:         "/var/lib/sluice",
+			Region:          "eu-west-1",
+			AccountID:       "012345678901",
+			Log:             Log{Level: "debug", Format: "json"},
+			ShutdownTimeout: 90 * time.Second,
+			Buffer:          Buffer{Type: "disk", Durability: "os", MaxBytes: 2 * GiB, SegmentBytes: 16 * MiB},
+			Streams: []Stream{
+				{
+					Name: "orders", Pos: Pos{full, 16, 3}, Type: "DirectPut",
+					Buffering: Buffering{Size: 64, Interval: 300},
+					Retry:     Retry{Duration: 0},
+					Buffer:    Buffer{Type: "disk", Durability: "os", MaxBytes: 100_000_000, SegmentBytes: 16 * MiB},
+					Tags:      map[string]string{"team": "payments", "cost center": "42"},
+					Destination: comp(full, 28, 7, "file", "streams.orders.destination"),
+					Processors: []Component{
+						comp(full, 32, 9, "jq", "streams.orders.processors[0]"),
+						comp(full, 34, 9, "append_delimiter", "streams.orders.processors[1]"),
+					},
+				},
+				{
+					Name: "clicks", Pos: Pos{full, 35, 3}, Type: "KinesisStreamAsSource",
+					Source:      comp(full, 38, 7, "kinesis", "streams.clicks.source"),
+					Buffering:   Buffering{Size: 5, Interval: 0},
+					Retry:       DefaultRetry,
+					Buffer:      Buffer{Type: "memory", Durability: "memory", MaxBytes: 2 * GiB, SegmentBytes: 16 * MiB},
+					Destination: comp(full, 45, 7, "file", "streams.clicks.destination"),
+				},
+			},
+		},
+		env: func() *Config {
+			c := defaults(env, stream("s", 6, 3, func(s *Stream) {
+				s.Pos.File = env
+				s.Buffering = Buffering{Size: 7, Interval: 7}
+				s.Tags = map[string]string{"nullish": "null", "empty": ""}
+				s.Destination = comp(env, 14, 7, "file", "streams.s.destination")
+			}))
+			c.Listen = "127.0.0.1:4573"
+			c.DataDir = "/tmp/sluice"
+			c.Region = "eu-central-1"
+			return c
+		}(),
+		anchors: defaults(anchors,
+			stream("a", 2, 3, func(s *Stream) {
+				s.Pos.File = anchors
+				s.Buffering = Buffering{Size: 1, Interval: 2}
+				s.Destination = comp(anchors, 4, 18, "file", "streams.a.destination")
+			}),
+			stream("b", 7, 3, func(s *Stream) {
+				s.Pos.File = anchors
+				s.Buffering = Buffering{Size: 1, Interval: 10}
+				s.Destination = comp(anchors, 4, 18, "file", "streams.b.destination")
+			})),
+	}
+	files, err := filepath.Glob("testdata/good/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(want) {
+		t.Errorf("found %d good configs, expectations for %d", len(files), len(want))
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Parse(file, data, testEnv)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			w, ok := want[file]
+			if !ok {
+				t.Fatalf("no expectation for %s", file)
+			}
+			if got := strip(c); !reflect.DeepEqual(got, w) {
+				t.Errorf("got\n%+v\nwant\n%+v", *got, *w)
+			}
+			for _, s := range c.Streams {
+				if s.Destination.Node == nil || s.Destination.Node.Kind != yaml.MappingNode {
+					t.Errorf("stream %s: destination node not kept", s.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	data, err := os.ReadFile("testdata/good/env.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("env.yaml", data, testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts struct {
+		Path    string `yaml:"path"`
+		Prefix  string `yaml:"prefix"`
+		YAMLish string `yaml:"yamlish"`
+	}
+	if err := c.Streams[0].Destination.Decode(&opts); err != nil {
+		t.Fatal(err)
+	}
+	if opts.Path != "out-7" {
+		t.Errorf("path = %q, want out-7", opts.Path)
+	}
+	if want := "${SIZE} and $$ and 7"; opts.Prefix != want {
+		t.Errorf("prefix = %q, want %q ($${ is a literal ${)", opts.Prefix, want)
+	}
+	if want := "a: [b]"; opts.YAMLish != want {
+		t.Errorf("yamlish = %q, want the variable's text %q, not YAML structure", opts.YAMLish, want)
+	}
+}
+
+func TestEnvCases(t *testing.T) {
+	env := func(name string) (string, bool) {
+		v, ok := map[string]string{"A": "x", "E": "", "N": "12"}[name]
+		return v, ok
+	}
+	for _, tc := range []struct {
+		in, want, err string
+	}{
+		{in: "${A}", want: "x"},
+		{in: "${A:-d}", want: "x"},
+		{in: "${U:-d}", want: "d"},
+		{in: "${E:-d}", want: "d"},
+		{in: "${E}", want: ""},
+		{in: "${U:-}", want: ""},
+		{in: "pre-${A}-${N}-post", want: "pre-x-12-post"},
+		{in: "$${A}", want: "${A}"},
+		{in: "$$${A}", want: "$${A}"}, // "$", then the escape
+		{in: "$A and $", want: "$A and $"},
+		{in: "${U}", err: "t.yaml:1:7: v: environment variable U is not set (use ${U:-default} for a default)"},
+		{in: "ab ${U}", err: "t.yaml:1:10: v: environment variable U is not set (use ${U:-default} for a default)"},
+		{in: "${1X}", err: `t.yaml:1:7: v: invalid environment variable name "1X" in ${1X}`},
+		{in: "${A", err: `t.yaml:1:7: v: unterminated ${ in value "${A" (write $${ for a literal ${)`},
+	} {
+		root := &yaml.Node{}
+		// Quote so that YAML does not interpret the test input.
+		src := "v:   " + "'" + strings.ReplaceAll(tc.in, "'", "''") + "'"
+		if err := yaml.Unmarshal([]byte(src), root); err != nil {
+			t.Fatal(err)
+		}
+		errs, _ := expandEnv("t.yaml", []byte(src), root, env)
+		got := root.Content[0].Content[1].Value
+		switch {
+		case tc.err != "":
+			if errs.Error() != tc.err {
+				t.Errorf("%q: error %q, want %q", tc.in, errs.Error(), tc.err)
+			}
+		case len(errs) > 0:
+			t.Errorf("%q: unexpected error %v", tc.in, errs)
+		case got != tc.want:
+			t.Errorf("%q expanded to %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestExamplesLoad(t *testing.T) {
+	files, err := filepath.Glob("../examples/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no examples found")
+	}
+	for _, file := range files {
+		c, err := Load(file)
+		if err != nil {
+			t.Errorf("%s: %v", file, err)
+			continue
+		}
+		if len(c.Streams) == 0 {
+			t.Errorf("%s: no streams", file)
+		}
+	}
+}
+
+func TestQuickstart(t *testing.T) {
+	c, err := Load("../examples/quickstart.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := c.Stream("quickstart")
+	if !ok {
+		t.Fatal("no stream quickstart")
+	}
+	if c.Listen != "127.0.0.1:4573" || c.DataDir != "./data" {
+		t.Errorf("listen %q data_dir %q", c.Listen, c.DataDir)
+	}
+	if s.Buffering != (Buffering{Size: 1, Interval: 2}) || s.Destination.Type != "file" {
+		t.Errorf("stream = %+v", *s)
+	}
+	var opts struct {
+		Path          string `yaml:"path"`
+		AppendNewline bool   `yaml:"append_newline"`
+	}
+	if err := s.Destination.Decode(&opts); err != nil {
+		t.Fatal(err)
+	}
+	if opts.Path != "quickstart" || !opts.AppendNewline {
+		t.Errorf("destination options = %+v", opts)
+	}
+	if got, want := c.BufferDir("quickstart"), filepath.Join("data", "buffer", "quickstart"); got != want {
+		t.Errorf("BufferDir = %q, want %q", got, want)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("err = %v, want one wrapping os.ErrNotExist", err)
+	}
+}
