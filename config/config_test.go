@@ -130,10 +130,10 @@ func TestGood(t *testing.T) {
 			Streams: []Stream{
 				{
 					Name: "orders", Pos: Pos{full, 16, 3}, Type: "DirectPut",
-					Buffering: Buffering{Size: 64, Interval: 300},
-					Retry:     Retry{Duration: 0},
-					Buffer:    Buffer{Type: "disk", Durability: "os", MaxBytes: 100_000_000, SegmentBytes: 16 * MiB},
-					Tags:      map[string]string{"team": "payments", "cost center": "42"},
+					Buffering:   Buffering{Size: 64, Interval: 300},
+					Retry:       Retry{Duration: 0},
+					Buffer:      Buffer{Type: "disk", Durability: "os", MaxBytes: 100_000_000, SegmentBytes: 16 * MiB},
+					Tags:        map[string]string{"team": "payments", "cost center": "42"},
 					Destination: comp(full, 28, 7, "file", "streams.orders.destination"),
 					Processors: []Component{
 						comp(full, 32, 9, "jq", "streams.orders.processors[0]"),

@@ -251,17 +251,14 @@ func fieldsOf(t reflect.Type) (map[string][]int, []string) {
 	walk = func(t reflect.Type, prefix []int) {
 		for i := range t.NumField() {
 			f := t.Field(i)
-			if !f.IsExported() {
-				continue
-			}
 			tag := f.Tag.Get("yaml")
-			if tag == "-" {
-				continue
-			}
 			name, opts, _ := strings.Cut(tag, ",")
 			index := append(append([]int(nil), prefix...), i)
 			if strings.Contains(","+opts+",", ",inline,") && f.Type.Kind() == reflect.Struct {
 				walk(f.Type, index)
+				continue
+			}
+			if !f.IsExported() || tag == "-" {
 				continue
 			}
 			if name == "" {
