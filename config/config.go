@@ -249,7 +249,9 @@ func Parse(name string, data []byte, getenv func(string) (string, bool)) (*Confi
 	}
 	d := &decoder{file: name, pos: map[posKey]Pos{}, skip: map[*yaml.Node]bool{}}
 	d.errs, d.skip = expandEnv(name, data, root, getenv)
-	d.decodeStruct(root, reflect.ValueOf(w).Elem(), "", false)
+	// Top-level keys starting with "x-" are ignored: they hold anchors
+	// (&name) to reuse elsewhere with aliases (*name).
+	d.decodeStruct(root, reflect.ValueOf(w).Elem(), "", func(key string) bool { return strings.HasPrefix(key, "x-") })
 	d.decodeStreams(w)
 	d.validate(&w.Config)
 	if err := d.errs.Err(); err != nil {

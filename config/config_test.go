@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,15 +164,20 @@ func TestGood(t *testing.T) {
 			return c
 		}(),
 		anchors: defaults(anchors,
-			stream("a", 2, 3, func(s *Stream) {
+			stream("a", 4, 3, func(s *Stream) {
 				s.Pos.File = anchors
 				s.Buffering = Buffering{Size: 1, Interval: 2}
-				s.Destination = comp(anchors, 4, 18, "file", "streams.a.destination")
+				s.Destination = comp(anchors, 6, 18, "file", "streams.a.destination")
 			}),
-			stream("b", 7, 3, func(s *Stream) {
+			stream("b", 9, 3, func(s *Stream) {
 				s.Pos.File = anchors
 				s.Buffering = Buffering{Size: 1, Interval: 10}
-				s.Destination = comp(anchors, 4, 18, "file", "streams.b.destination")
+				s.Destination = comp(anchors, 6, 18, "file", "streams.b.destination")
+			}),
+			stream("c", 14, 3, func(s *Stream) {
+				s.Pos.File = anchors
+				s.Buffering = Buffering{Size: 64, Interval: 900}
+				s.Destination = comp(anchors, 6, 18, "file", "streams.c.destination")
 			})),
 	}
 	files, err := filepath.Glob("testdata/good/*.yaml")
@@ -333,5 +339,34 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("err = %v, want one wrapping os.ErrNotExist", err)
+	}
+}
+
+// TestDocsExamplesParse parses every complete YAML example in
+// docs/configuration.md (fragments start with "destination:").
+func TestDocsExamplesParse(t *testing.T) {
+	data, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed := 0
+	for i, block := range strings.Split(string(data), "```yaml\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		lines := strings.Split(block, "\n")
+		indent := len(lines[0]) - len(strings.TrimLeft(lines[0], " "))
+		for j := range lines {
+			lines[j] = strings.TrimPrefix(lines[j], strings.Repeat(" ", indent))
+		}
+		block = strings.Join(lines, "\n")
+		if strings.HasPrefix(block, "destination:") {
+			continue
+		}
+		if _, err := Parse("docs example "+strconv.Itoa(i+1), []byte(block), testEnv); err != nil {
+			t.Errorf("%v", err)
+		}
+		parsed++
+	}
+	if parsed < 3 {
+		t.Errorf("parsed %d examples, want at least 3", parsed)
 	}
 }

@@ -69,7 +69,7 @@ func (d *decoder) decodeRoot(node *yaml.Node, out any, path string, skipType boo
 		return nil
 	}
 	if skipType && v.Elem().Kind() == reflect.Struct {
-		d.decodeStruct(node, v.Elem(), path, true)
+		d.decodeStruct(node, v.Elem(), path, func(key string) bool { return key == "type" })
 	} else {
 		d.decode(node, v.Elem(), path)
 	}
@@ -169,7 +169,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		d.decode(n, v.Elem(), path)
 	case reflect.Struct:
-		d.decodeStruct(n, v, path, false)
+		d.decodeStruct(n, v, path, nil)
 	case reflect.Map:
 		d.decodeMap(n, v, path)
 	case reflect.Slice:
@@ -274,7 +274,9 @@ func fieldsOf(t reflect.Type) (map[string][]int, []string) {
 	return fields, names
 }
 
-func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, skipType bool) {
+// decodeStruct decodes mapping n into struct v; keys for which ignore
+// returns true are skipped.
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, ignore func(key string) bool) {
 	n = resolve(n)
 	if isNull(n) {
 		return
@@ -288,7 +290,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, skipT
 		key := p.key.Value
 		index, ok := fields[key]
 		if !ok {
-			if skipType && key == "type" {
+			if ignore != nil && ignore(key) {
 				continue
 			}
 			msg := fmt.Sprintf("unknown key %q", key)

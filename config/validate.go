@@ -41,7 +41,7 @@ func (d *decoder) decodeStreams(w *fileConfig) {
 			d.errorf(p.key, path, "missing key \"destination\"")
 			continue
 		}
-		d.decodeStruct(val, reflect.ValueOf(s).Elem(), path, false)
+		d.decodeStruct(val, reflect.ValueOf(s).Elem(), path, nil)
 		if tags := resolve(lookup(val, "tags")); tags != nil && tags.Kind == yaml.MappingNode {
 			d.validateTags(tags, path+".tags")
 		}
