@@ -1,0 +1,440 @@
+package disk
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/buffer"
+	"github.com/sluice-dev/sluice/buffer/disk/vfs"
+	"github.com/sluice-dev/sluice/buffer/internal/frame"
+	"github.com/sluice-dev/sluice/pipeline"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultSegmentBytes    = 64 << 20
+	DefaultMaxBytes        = 1 << 30
+	DefaultMaxPendingBytes = 32 << 20
+	DefaultReadChunkBytes  = 1 << 20
+)
+
+// Options configure a stream's log.
+type Options struct {
+	// Dir is the stream's directory; it is created if missing.
+	Dir string
+	// Stream names the stream in metrics and logs.
+	Stream string
+	// MaxBytes is the quota: frame bytes of undelivered records (appended
+	// and not committed). Default DefaultMaxBytes.
+	MaxBytes int64
+	// SegmentBytes is the size at which a new segment file is started.
+	// Default DefaultSegmentBytes.
+	SegmentBytes int64
+	// Durability is buffer.DurabilityFsync (default) or buffer.DurabilityOS.
+	Durability buffer.Durability
+	// MaxPendingBytes bounds the encoded bytes handed to the writer and
+	// not yet written: an Append that would exceed it waits (with its
+	// context) for the writer to catch up. Default DefaultMaxPendingBytes.
+	MaxPendingBytes int64
+	// ReadChunkBytes is the size of each ReadAt done by Read.
+	// Default DefaultReadChunkBytes.
+	ReadChunkBytes int
+	// FS is the filesystem (default vfs.OS()).
+	FS vfs.FS
+	// Metrics, shared by every stream of the process (default: a set that
+	// is not registered anywhere).
+	Metrics *Metrics
+	// Logger (default: discards).
+	Logger *slog.Logger
+	// Now gives arrival times (default time.Now).
+	Now func() time.Time
+}
+
+// segment is one segment file. base never changes; the active (last)
+// segment's size is owned by the writer goroutine.
+type segment struct {
+	base pipeline.Position
+	f    vfs.File
+	size int64
+}
+
+// Log is a durable, segmented buffer.Buffer for one stream.
+type Log struct {
+	fs       vfs.FS
+	dir      string
+	stream   string
+	maxBytes int64
+	segBytes int64
+	maxPend  int64
+	chunk    int
+	fsync    bool
+	now      func() time.Time
+	log      *slog.Logger
+	m        *streamMetrics
+	logID    [8]byte
+	logHex   string
+	notify   chan struct{}
+
+	// Writer goroutine.
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	pool sync.Pool // *[]byte encode buffers
+	iov  [][]byte
+
+	mu        sync.Mutex
+	closed    bool
+	failed    error // sticky: a sync failed, the log must be reopened
+	queue     []*request
+	spare     []*request
+	tail      pipeline.Position // after the last queued record
+	head      pipeline.Position // after the last durable record
+	committed pipeline.Position
+	inflight  pipeline.BatchID
+	pending   int64         // encoded bytes queued or being written
+	freed     chan struct{} // closed (and replaced) when pending shrinks
+	segs      []*segment    // by base; the last one is active
+
+	// Read side: one runner.
+	rmu       sync.Mutex
+	rbuf      []byte
+	rrecs     []pipeline.Record
+	rsegs     []*segment
+	idbuf     []byte
+	lastSkip  pipeline.Position
+	oldestPos pipeline.Position
+	oldest    time.Time
+
+	smu sync.Mutex // serializes cursor file writes
+}
+
+var _ buffer.Buffer = (*Log)(nil)
+
+type discard struct{}
+
+func (discard) Enabled(context.Context, slog.Level) bool  { return false }
+func (discard) Handle(context.Context, slog.Record) error { return nil }
+func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discard) WithGroup(string) slog.Handler           { return d }
+
+const segSuffix = ".seg"
+
+func segName(base pipeline.Position) string { return fmt.Sprintf("%020d%s", uint64(base), segSuffix) }
+
+// Open opens (creating if needed) the log in opts.Dir and recovers it: a
+// torn or corrupt tail of the last segment is truncated at the last good
+// frame (counted and logged), fully committed segments are deleted.
+func Open(opts Options) (*Log, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("disk buffer: Options.Dir is empty")
+	}
+	switch opts.Durability {
+	case "", buffer.DurabilityFsync, buffer.DurabilityOS:
+	default:
+		return nil, fmt.Errorf("disk buffer: unsupported durability %q", opts.Durability)
+	}
+	l := &Log{
+		fs:       opts.FS,
+		dir:      opts.Dir,
+		stream:   opts.Stream,
+		maxBytes: opts.MaxBytes,
+		segBytes: opts.SegmentBytes,
+		maxPend:  opts.MaxPendingBytes,
+		chunk:    opts.ReadChunkBytes,
+		fsync:    opts.Durability != buffer.DurabilityOS,
+		now:      opts.Now,
+		log:      opts.Logger,
+		notify:   make(chan struct{}, 1),
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		freed:    make(chan struct{}),
+	}
+	if l.fs == nil {
+		l.fs = vfs.OS()
+	}
+	if l.maxBytes <= 0 {
+		l.maxBytes = DefaultMaxBytes
+	}
+	if l.segBytes <= 0 {
+		l.segBytes = DefaultSegmentBytes
+	}
+	if l.maxPend <= 0 {
+		l.maxPend = DefaultMaxPendingBytes
+	}
+	if l.chunk <= 0 {
+		l.chunk = DefaultReadChunkBytes
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if l.log == nil {
+		l.log = slog.New(discard{})
+	}
+	l.log = l.log.With("stream", opts.Stream, "dir", opts.Dir)
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	l.m = opts.Metrics.forStream(opts.Stream)
+	if err := l.recover(); err != nil {
+		l.closeFiles()
+		return nil, fmt.Errorf("disk buffer %s: open %s: %w", opts.Stream, opts.Dir, err)
+	}
+	l.m.segments.Set(float64(len(l.segs)))
+	l.m.backlogBytes.Set(float64(l.head - l.committed))
+	go l.writer()
+	return l, nil
+}
+
+func (l *Log) recover() error {
+	if err := l.fs.MkdirAll(l.dir, 0o755); err != nil {
+		return err
+	}
+	names, err := l.fs.ReadDir(l.dir)
+	if err != nil {
+		return err
+	}
+	var bases []pipeline.Position
+	for _, n := range names {
+		switch {
+		case n == cursorTmpName:
+			if err := l.fs.Remove(filepath.Join(l.dir, n)); err != nil {
+				return err
+			}
+		case strings.HasSuffix(n, segSuffix):
+			v, err := strconv.ParseUint(strings.TrimSuffix(n, segSuffix), 10, 64)
+			if err != nil || segName(pipeline.Position(v)) != n {
+				l.log.Warn("disk buffer: ignoring unexpected file", "file", n)
+				continue
+			}
+			bases = append(bases, pipeline.Position(v))
+		}
+	}
+	// ReadDir sorts names, and zero padding makes that the order of bases.
+
+	cur, err := l.readCursor()
+	writeCursor := false
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, errBadCursor):
+		if errors.Is(err, errBadCursor) {
+			l.log.Error("disk buffer: cursor file corrupt; redelivering from the oldest segment with a new log id", "err", err)
+			l.m.corruptTruncations.Inc()
+		} else if len(bases) > 0 {
+			l.log.Warn("disk buffer: cursor file missing; redelivering from the oldest segment with a new log id")
+		}
+		if _, err := rand.Read(cur.logID[:]); err != nil {
+			return fmt.Errorf("log id: %w", err)
+		}
+		cur.inflight = pipeline.BatchID{}
+		cur.committed = 0
+		if len(bases) > 0 {
+			cur.committed = bases[0]
+		}
+		writeCursor = true
+	default:
+		return err
+	}
+	l.logID = cur.logID
+	l.logHex = hex.EncodeToString(cur.logID[:])
+	l.committed = cur.committed
+	l.inflight = cur.inflight
+
+	// Delete segments that end at or before the committed position.
+	for len(bases) > 1 && bases[1] <= l.committed {
+		if err := l.fs.Remove(filepath.Join(l.dir, segName(bases[0]))); err != nil {
+			return err
+		}
+		bases = bases[1:]
+	}
+	for i, b := range bases {
+		flag := os.O_RDONLY
+		if i == len(bases)-1 {
+			flag = os.O_RDWR
+		}
+		f, err := l.fs.OpenFile(filepath.Join(l.dir, segName(b)), flag, 0)
+		if err != nil {
+			return err
+		}
+		l.segs = append(l.segs, &segment{base: b, f: f})
+	}
+	if len(l.segs) > 0 {
+		last := l.segs[len(l.segs)-1]
+		if err := l.recoverTail(last); err != nil {
+			return err
+		}
+		l.head = last.base + pipeline.Position(last.size)
+		if l.committed < l.segs[0].base {
+			l.log.Warn("disk buffer: committed position before the oldest segment; moving it forward",
+				"committed", l.committed, "oldest", l.segs[0].base)
+			l.committed = l.segs[0].base
+			writeCursor = true
+		}
+	}
+	if len(l.segs) == 0 || l.committed > l.head {
+		if len(l.segs) > 0 {
+			// Only possible when acknowledged data was not durable
+			// (durability "os" and a machine crash).
+			l.log.Warn("disk buffer: committed position beyond the log's end; continuing after it",
+				"committed", l.committed, "head", l.head)
+		}
+		if err := l.newSegment(l.committed); err != nil {
+			return err
+		}
+		l.head = l.committed
+	}
+	if l.inflight.End != 0 && (l.inflight.End <= l.committed || l.inflight.First < l.committed) {
+		l.inflight = pipeline.BatchID{}
+		writeCursor = true
+	}
+	if l.inflight.End > l.head {
+		l.log.Warn("disk buffer: in-flight batch ends beyond the log's end", "inflight", l.inflight.String(), "head", l.head)
+	}
+	l.tail = l.head
+	l.lastSkip = ^pipeline.Position(0)
+	if writeCursor {
+		if err := l.writeCursor(l.cursorLocked()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Log) cursorLocked() cursorState {
+	return cursorState{logID: l.logID, committed: l.committed, inflight: l.inflight}
+}
+
+// recoverTail scans the active segment and truncates it after the last good
+// frame.
+func (l *Log) recoverTail(s *segment) error {
+	size, err := s.f.Size()
+	if err != nil {
+		return err
+	}
+	good, err := l.scan(s.f, size)
+	if err != nil {
+		return err
+	}
+	if good < size {
+		l.log.Warn("disk buffer: truncating torn or corrupt tail", "segment", segName(s.base),
+			"position", s.base+pipeline.Position(good), "bytes", size-good)
+		l.m.corruptTruncations.Inc()
+		l.m.corruptBytes.Add(float64(size - good))
+		if err := s.f.Truncate(good); err != nil {
+			return err
+		}
+		if err := s.f.Sync(); err != nil {
+			return err
+		}
+	}
+	s.size = good
+	return nil
+}
+
+// scan returns the length of the valid prefix of frames of f.
+func (l *Log) scan(f vfs.File, size int64) (int64, error) {
+	buf := make([]byte, 0, 1<<20)
+	var off int64 // file offset of buf[0]
+	var pos int64 // file offset of the next frame
+	for pos < size {
+		r := int(pos - off)
+		need := frame.HeaderSize
+		if n, err := frame.Peek(buf[r:]); err == nil {
+			need = n
+		} else if !errors.Is(err, frame.ErrShort) {
+			return pos, nil
+		}
+		if len(buf)-r < need {
+			if pos+int64(need) > size {
+				return pos, nil
+			}
+			// Refill from pos.
+			want := max(need, cap(buf))
+			if int64(want) > size-pos {
+				want = int(size - pos)
+			}
+			if cap(buf) < want {
+				buf = make([]byte, want)
+			}
+			buf = buf[:want]
+			if _, err := f.ReadAt(buf, pos); err != nil && err != io.EOF {
+				return 0, fmt.Errorf("scan: %w", err)
+			}
+			off = pos
+			continue
+		}
+		fr, err := frame.Decode(buf[r:])
+		if err != nil {
+			return pos, nil
+		}
+		pos += int64(fr.Len)
+	}
+	return pos, nil
+}
+
+// newSegment creates an empty active segment at base, durably.
+func (l *Log) newSegment(base pipeline.Position) error {
+	f, err := l.fs.OpenFile(filepath.Join(l.dir, segName(base)), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		// Left by a crash before any frame reached it: reuse it.
+		f, err = l.fs.OpenFile(filepath.Join(l.dir, segName(base)), os.O_RDWR|os.O_TRUNC, 0)
+	}
+	if err != nil {
+		return fmt.Errorf("create segment: %w", err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("create segment: %w", err)
+	}
+	l.mu.Lock()
+	l.segs = append(l.segs, &segment{base: base, f: f})
+	n := len(l.segs)
+	l.mu.Unlock()
+	l.m.segments.Set(float64(n))
+	return nil
+}
+
+func (l *Log) closeFiles() {
+	for _, s := range l.segs {
+		_ = s.f.Close()
+	}
+}
+
+// Close answers pending appends (their groups are written first), stops the
+// writer goroutine and closes the files. Closing twice is harmless.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	close(l.stop)
+	<-l.done
+	// Lock order: smu, rmu, mu.
+	l.smu.Lock()
+	l.rmu.Lock()
+	l.mu.Lock()
+	l.closeFiles()
+	l.segs = nil
+	l.mu.Unlock()
+	l.rmu.Unlock()
+	l.smu.Unlock()
+	return nil
+}
+
+// Notify returns the channel signalled after appends become readable.
+func (l *Log) Notify() <-chan struct{} { return l.notify }

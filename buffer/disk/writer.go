@@ -1,0 +1,324 @@
+package disk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluice-dev/sluice/buffer/internal/frame"
+	"github.com/sluice-dev/sluice/pipeline"
+)
+
+// request is one Append handed to the writer goroutine.
+type request struct {
+	buf  *[]byte // encoded frames, from l.pool
+	n    int64
+	nrec int
+	pos  pipeline.Position
+	done chan error
+}
+
+// maxPooled is the largest encode buffer kept for reuse.
+const maxPooled = 8 << 20
+
+// Append encodes recs in the caller's goroutine, hands them to the writer
+// and waits until the group that holds them is written (and, in mode fsync,
+// synced). It sets IDs and missing arrival times only on success.
+//
+// ctx bounds the wait for room in the writer's queue; once queued, Append
+// waits for the group's outcome, which Close also delivers.
+func (l *Log) Append(ctx context.Context, recs []pipeline.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	now := l.now().UnixNano()
+	bp := l.getBuf()
+	buf := (*bp)[:0]
+	var err error
+	for i := range recs {
+		arrived := now
+		if !recs[i].Arrived.IsZero() {
+			arrived = recs[i].Arrived.UnixNano()
+		}
+		if buf, err = frame.Append(buf, &recs[i], arrived); err != nil {
+			*bp = buf
+			l.putBuf(bp)
+			return fmt.Errorf("append record %d: %w", i, err)
+		}
+	}
+	*bp = buf
+	req := &request{buf: bp, n: int64(len(buf)), nrec: len(recs), done: make(chan error, 1)}
+	if err := l.enqueue(ctx, req); err != nil {
+		l.putBuf(bp)
+		return err
+	}
+	err = <-req.done
+	if err == nil {
+		l.setIDs(recs, req, now)
+	}
+	l.putBuf(bp)
+	return err
+}
+
+func (l *Log) getBuf() *[]byte {
+	if bp, ok := l.pool.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, 0, 64<<10)
+	return &b
+}
+
+func (l *Log) putBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooled {
+		l.pool.Put(bp)
+	}
+}
+
+// setIDs sets the IDs (one string allocation for the whole call) and the
+// missing arrival times of acknowledged records.
+func (l *Log) setIDs(recs []pipeline.Record, req *request, now int64) {
+	ids := make([]byte, 0, len(recs)*frame.IDLen)
+	buf := *req.buf
+	off := 0
+	for range recs {
+		ids = frame.AppendID(ids, l.logHex, req.pos+pipeline.Position(off))
+		n, _ := frame.Peek(buf[off:]) // encoded above: always valid
+		off += n
+	}
+	s := string(ids)
+	t := time.Unix(0, now)
+	for i := range recs {
+		recs[i].ID = s[i*frame.IDLen : (i+1)*frame.IDLen]
+		if recs[i].Arrived.IsZero() {
+			recs[i].Arrived = t
+		}
+	}
+}
+
+// enqueue checks the quota, waits for room in the writer's queue, assigns
+// the request its position and queues it.
+func (l *Log) enqueue(ctx context.Context, req *request) error {
+	l.mu.Lock()
+	for {
+		switch {
+		case l.closed:
+			l.mu.Unlock()
+			return pipeline.ErrClosed
+		case l.failed != nil:
+			err := l.failed
+			l.mu.Unlock()
+			return err
+		case int64(l.tail-l.committed)+req.n > l.maxBytes:
+			l.mu.Unlock()
+			l.m.full.Inc()
+			return pipeline.ErrFull
+		}
+		if l.pending == 0 || l.pending+req.n <= l.maxPend {
+			break
+		}
+		freed := l.freed
+		l.mu.Unlock()
+		select {
+		case <-freed:
+		case <-l.stop:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		l.mu.Lock()
+	}
+	req.pos = l.tail
+	l.tail += pipeline.Position(req.n)
+	l.pending += req.n
+	l.queue = append(l.queue, req)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// writer is the single goroutine that writes and syncs groups of requests.
+func (l *Log) writer() {
+	defer close(l.done)
+	for {
+		select {
+		case <-l.wake:
+		case <-l.stop:
+			// Closed: no new requests can be queued; write what is left.
+			for l.writeQueued() {
+			}
+			return
+		}
+		for l.writeQueued() {
+		}
+	}
+}
+
+// writeQueued writes everything queued as one group. It reports whether
+// there was anything to write.
+func (l *Log) writeQueued() bool {
+	l.mu.Lock()
+	group := l.queue
+	l.queue = l.spare[:0]
+	l.mu.Unlock()
+	if len(group) == 0 {
+		l.spare = group
+		return false
+	}
+	l.writeGroup(group)
+	clear(group)
+	l.spare = group[:0]
+	return true
+}
+
+// writeGroup writes group, rolling to a new segment where the active one is
+// full: one vectored write and one sync per segment touched.
+func (l *Log) writeGroup(group []*request) {
+	for len(group) > 0 {
+		l.mu.Lock()
+		seg := l.segs[len(l.segs)-1]
+		failed := l.failed
+		l.mu.Unlock()
+		if failed != nil {
+			l.fail(group, failed)
+			return
+		}
+		// Take the requests that fit in the active segment (at least one
+		// when it is empty).
+		n, bytes := 0, int64(0)
+		for n < len(group) && (seg.size+bytes == 0 || seg.size+bytes+group[n].n <= l.segBytes) {
+			bytes += group[n].n
+			n++
+		}
+		if n == 0 {
+			if err := l.roll(seg); err != nil {
+				l.fail(group, err)
+				return
+			}
+			continue
+		}
+		if err := l.flush(seg, group[:n], bytes); err != nil {
+			l.fail(group, err)
+			return
+		}
+		group = group[n:]
+	}
+}
+
+// roll syncs the full active segment and starts the next one.
+func (l *Log) roll(seg *segment) error {
+	if !l.fsync {
+		// In mode fsync every group is synced already.
+		if err := seg.f.Sync(); err != nil {
+			return l.setFailed(fmt.Errorf("sync segment %s: %w", segName(seg.base), err))
+		}
+	}
+	if err := l.newSegment(seg.base + pipeline.Position(seg.size)); err != nil {
+		return l.setFailed(err)
+	}
+	return nil
+}
+
+// flush writes reqs at the end of seg, syncs it (mode fsync), then
+// publishes the new head and answers the requests.
+func (l *Log) flush(seg *segment, reqs []*request, bytes int64) error {
+	if want := seg.base + pipeline.Position(seg.size); reqs[0].pos != want {
+		return l.setFailed(fmt.Errorf("internal error: group at %d, segment ends at %d", reqs[0].pos, want))
+	}
+	l.iov = l.iov[:0]
+	nrec := 0
+	for _, r := range reqs {
+		l.iov = append(l.iov, *r.buf)
+		nrec += r.nrec
+	}
+	_, err := seg.f.WritevAt(l.iov, seg.size)
+	clear(l.iov)
+	if err != nil {
+		l.m.writeErrors.Inc()
+		// Cut the partial write off; if that fails too, give up on the log.
+		if terr := seg.f.Truncate(seg.size); terr != nil {
+			return l.setFailed(fmt.Errorf("write segment %s: %w (truncate: %v)", segName(seg.base), err, terr))
+		}
+		l.log.Error("disk buffer: write failed", "segment", segName(seg.base), "err", err)
+		return fmt.Errorf("write segment %s: %w", segName(seg.base), err)
+	}
+	if l.fsync {
+		start := time.Now()
+		err := seg.f.Sync()
+		l.m.fsyncSeconds.Observe(time.Since(start).Seconds())
+		l.m.fsyncs.Inc()
+		if err != nil {
+			l.m.writeErrors.Inc()
+			// After a failed fsync the kernel may have dropped the dirty
+			// pages: nothing written since the last good sync can be
+			// trusted until the log is reopened and recovered.
+			return l.setFailed(fmt.Errorf("sync segment %s: %w", segName(seg.base), err))
+		}
+	}
+	seg.size += bytes
+	l.m.groupRecords.Observe(float64(nrec))
+	l.m.groupBytes.Observe(float64(bytes))
+	l.m.appendedRecords.Add(float64(nrec))
+	l.m.appendedBytes.Add(float64(bytes))
+
+	l.mu.Lock()
+	l.head = seg.base + pipeline.Position(seg.size)
+	l.pending -= bytes
+	close(l.freed)
+	l.freed = make(chan struct{})
+	backlog := l.head - l.committed
+	l.mu.Unlock()
+	l.m.backlogBytes.Set(float64(backlog))
+	for _, r := range reqs {
+		r.done <- nil
+	}
+	select {
+	case l.notify <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (l *Log) setFailed(err error) error {
+	l.mu.Lock()
+	if l.failed == nil {
+		l.failed = fmt.Errorf("disk buffer failed, reopen required: %w", err)
+	}
+	l.mu.Unlock()
+	l.log.Error("disk buffer: unrecoverable write error; appends fail until reopened", "err", err)
+	return err
+}
+
+// fail answers group and everything queued after it with err: their
+// positions follow the failed write, so they are all given back.
+func (l *Log) fail(group []*request, err error) {
+	l.mu.Lock()
+	queued := l.queue
+	l.queue = nil
+	var n int64
+	for _, r := range group {
+		n += r.n
+	}
+	for _, r := range queued {
+		n += r.n
+	}
+	l.pending -= n
+	l.tail = l.head
+	close(l.freed)
+	l.freed = make(chan struct{})
+	l.mu.Unlock()
+	if errors.Is(err, pipeline.ErrClosed) {
+		err = pipeline.ErrClosed
+	}
+	for _, r := range group {
+		r.done <- err
+	}
+	for _, r := range queued {
+		r.done <- err
+	}
+}
