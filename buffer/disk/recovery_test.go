@@ -1,0 +1,340 @@
+package disk_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	iofs "io/fs"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluice-dev/sluice/buffer/disk"
+	"github.com/sluice-dev/sluice/buffer/disk/vfs"
+	"github.com/sluice-dev/sluice/pipeline"
+)
+
+type env struct {
+	t   *testing.T
+	fs  *vfs.Mem
+	reg *prometheus.Registry
+	m   *disk.Metrics
+	seg int64
+}
+
+func newEnv(t *testing.T, seg int64) *env {
+	reg := prometheus.NewRegistry()
+	return &env{t: t, fs: vfs.NewMem(), reg: reg, m: disk.NewMetrics(reg), seg: seg}
+}
+
+func (e *env) open() *disk.Log {
+	e.t.Helper()
+	l, err := disk.Open(disk.Options{Dir: "/s", FS: e.fs, Stream: "s", SegmentBytes: e.seg, Metrics: e.m, Logger: testLogger()})
+	if err != nil {
+		e.t.Fatalf("Open: %v", err)
+	}
+	return l
+}
+
+func (e *env) segments() []string {
+	var segs []string
+	for name := range e.fs.Files() {
+		if strings.HasSuffix(name, ".seg") {
+			segs = append(segs, name)
+		}
+	}
+	sort.Strings(segs)
+	return segs
+}
+
+func appendN(t *testing.T, l *disk.Log, prefix string, n, size int) []pipeline.Record {
+	t.Helper()
+	recs := make([]pipeline.Record, n)
+	for i := range recs {
+		recs[i].Data = append([]byte(fmt.Sprintf("%s-%03d-", prefix, i)), bytes.Repeat([]byte{'x'}, size)...)
+	}
+	if err := l.Append(context.Background(), recs); err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	return recs
+}
+
+func readIDs(t *testing.T, l *disk.Log) ([]string, pipeline.Position) {
+	t.Helper()
+	var ids []string
+	from := l.State().Committed
+	for {
+		recs, next, err := l.Read(context.Background(), from, 0, 0, 0)
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		for _, r := range recs {
+			ids = append(ids, string(r.Data[:strings.IndexByte(string(r.Data), 'x')]))
+		}
+		if next == from {
+			return ids, next
+		}
+		from = next
+	}
+}
+
+func TestTornTailTruncated(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	l := e.open()
+	appendN(t, l, "a", 10, 50)
+	head := l.State().Head
+	l.Close()
+	segs := e.segments()
+	last := segs[len(segs)-1]
+	for i, damage := range []func([]byte) []byte{
+		func(b []byte) []byte { return append(b, 0x20, 0, 0, 0, 1, 2) },                 // torn header
+		func(b []byte) []byte { return append(b, b[:40]...) },                           // torn frame (length says more)
+		func(b []byte) []byte { return append(b, make([]byte, 4096)...) },               // zero fill
+		func(b []byte) []byte { c := append(b, b[:67]...); c[len(c)-1] ^= 1; return c }, // bad CRC
+	} {
+		if err := e.fs.Damage(last, damage); err != nil {
+			t.Fatal(err)
+		}
+		l = e.open()
+		if s := l.State(); s.Head != head {
+			t.Fatalf("damage %d: head %d after recovery, want %d", i, s.Head, head)
+		}
+		if got := counterValue(t, e.reg, "sluice_buffer_corrupt_truncations_total"); got != float64(i+1) {
+			t.Fatalf("damage %d: truncations counter %v", i, got)
+		}
+		ids, _ := readIDs(t, l)
+		if len(ids) != 10 || ids[9] != "a-009-" {
+			t.Fatalf("damage %d: read %v", i, ids)
+		}
+		l.Close()
+	}
+	// The log goes on after the truncation point.
+	l = e.open()
+	appendN(t, l, "b", 3, 10)
+	ids, _ := readIDs(t, l)
+	if len(ids) != 13 || ids[12] != "b-002-" {
+		t.Fatalf("after appending: %v", ids)
+	}
+	l.Close()
+	if got := counterValue(t, e.reg, "sluice_buffer_corrupt_truncations_total"); got != 4 {
+		t.Fatalf("clean reopen counted a truncation: %v", got)
+	}
+}
+
+func TestCorruptOlderSegmentSkipped(t *testing.T) {
+	e := newEnv(t, 1000)
+	l := e.open()
+	for i := 0; i < 6; i++ {
+		appendN(t, l, fmt.Sprintf("s%d", i), 4, 200) // ~900 bytes: one segment each
+	}
+	l.Close()
+	segs := e.segments()
+	if len(segs) < 6 {
+		t.Fatalf("want >= 6 segments, have %v", segs)
+	}
+	// Flip a byte in the data of the second record of the second segment.
+	if err := e.fs.Damage(segs[1], func(b []byte) []byte { b[230+30] ^= 0xff; return b }); err != nil {
+		t.Fatal(err)
+	}
+	l = e.open()
+	defer l.Close()
+	ids, end := readIDs(t, l)
+	if end != l.State().Head {
+		t.Fatalf("reading stopped at %d, head %d", end, l.State().Head)
+	}
+	want := []string{"s0-000-", "s0-001-", "s0-002-", "s0-003-", "s1-000-"}
+	for i := 2; i < 6; i++ {
+		for j := 0; j < 4; j++ {
+			want = append(want, fmt.Sprintf("s%d-%03d-", i, j))
+		}
+	}
+	if strings.Join(ids, ",") != strings.Join(want, ",") {
+		t.Fatalf("read %v\nwant %v", ids, want)
+	}
+	if got := counterValue(t, e.reg, "sluice_buffer_corrupt_skips_total"); got != 1 {
+		t.Fatalf("skips counter %v", got)
+	}
+	if got := counterValue(t, e.reg, "sluice_buffer_corrupt_truncations_total"); got != 0 {
+		t.Fatalf("truncations counter %v", got)
+	}
+}
+
+func TestCommitDeletesSegmentsAndPositionsPersist(t *testing.T) {
+	e := newEnv(t, 1000)
+	l := e.open()
+	for i := 0; i < 5; i++ {
+		appendN(t, l, "c", 4, 200)
+	}
+	if n := len(e.segments()); n != 5 {
+		t.Fatalf("%d segments", n)
+	}
+	head := l.State().Head
+	if err := l.Commit(context.Background(), head); err != nil {
+		t.Fatal(err)
+	}
+	if segs := e.segments(); len(segs) != 1 {
+		t.Fatalf("after committing everything: %v", segs)
+	}
+	l.Close()
+	l = e.open()
+	defer l.Close()
+	if s := l.State(); s.Head != head || s.Committed != head {
+		t.Fatalf("after reopen: %+v, want head %d", s, head)
+	}
+	recs := appendN(t, l, "d", 1, 1)
+	if p := idPos(t, recs[0].ID); p != head {
+		t.Fatalf("new record at %d, want %d", p, head)
+	}
+	if segs := e.segments(); len(segs) != 1 {
+		t.Fatalf("segments %v: want only the active one", segs)
+	}
+}
+
+// slowFS delays every Sync, as a disk does.
+type slowFS struct {
+	vfs.FS
+	delay time.Duration
+}
+
+type slowFile struct {
+	vfs.File
+	delay time.Duration
+}
+
+func (s slowFS) OpenFile(name string, flag int, perm iofs.FileMode) (vfs.File, error) {
+	f, err := s.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return slowFile{f, s.delay}, nil
+}
+
+func (f slowFile) Sync() error { time.Sleep(f.delay); return f.File.Sync() }
+
+func TestGroupCommit(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	l, err := disk.Open(disk.Options{Dir: "/g", FS: slowFS{vfs.NewMem(), 2 * time.Millisecond}, Metrics: disk.NewMetrics(reg), Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const writers, calls = 8, 10
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := 0; c < calls; c++ {
+				if err := l.Append(context.Background(), []pipeline.Record{{Data: []byte("x")}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	fsyncs := counterValue(t, reg, "sluice_buffer_fsyncs_total")
+	if fsyncs == 0 || fsyncs > writers*calls/2 {
+		t.Fatalf("%v fsyncs for %d appends: no group commit", fsyncs, writers*calls)
+	}
+	if got := counterValue(t, reg, "sluice_buffer_appended_records_total"); got != writers*calls {
+		t.Fatalf("appended records counter %v", got)
+	}
+}
+
+func TestCloseAnswersPendingAppends(t *testing.T) {
+	fs := vfs.NewMem()
+	open := func() *disk.Log {
+		l, err := disk.Open(disk.Options{Dir: "/c", FS: slowFS{fs, time.Millisecond}, Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	l := open()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := 0; ; c++ {
+				recs := []pipeline.Record{{Data: []byte(fmt.Sprintf("%d-%d", w, c))}}
+				err := l.Append(context.Background(), recs)
+				if errors.Is(err, pipeline.ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				acked[string(recs[0].Data)] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(5 * time.Second):
+		t.Fatal("appenders still blocked after Close")
+	}
+	l = open()
+	defer l.Close()
+	recs, _, err := l.Read(context.Background(), 0, 0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, r := range recs {
+		got[string(r.Data)] = true
+	}
+	if len(acked) == 0 {
+		t.Fatal("nothing acknowledged before Close")
+	}
+	for k := range acked {
+		if !got[k] {
+			t.Fatalf("acknowledged record %q missing after Close and reopen", k)
+		}
+	}
+}
+
+func TestPendingBytesBounded(t *testing.T) {
+	// With MaxPendingBytes smaller than two appends, a second appender waits
+	// for the first group and gives up when its context ends.
+	fs := slowFS{vfs.NewMem(), 50 * time.Millisecond}
+	l, err := disk.Open(disk.Options{Dir: "/p", FS: fs, MaxPendingBytes: 1500, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	big := func() []pipeline.Record { return []pipeline.Record{{Data: make([]byte, 1000)}} }
+	first := make(chan error, 1)
+	go func() { first <- l.Append(context.Background(), big()) }()
+	time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	if err := l.Append(ctx, big()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second append over the pending bound: %v, want deadline exceeded", err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), big()); err != nil {
+		t.Fatalf("append after the writer caught up: %v", err)
+	}
+	if s := l.State(); s.Bytes != 2*(1000+17) {
+		t.Fatalf("state %+v: want two records", s)
+	}
+}
