@@ -1,0 +1,856 @@
+package firehoseapi
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/sluice-dev/sluice/pipeline"
+)
+
+// The PutRecord/PutRecordBatch request decoder.
+//
+// It accepts exactly the documents encoding/json accepts when unmarshalling
+// into
+//
+//	struct{ DeliveryStreamName string; Records []struct{ Data []byte } } // PutRecordBatch
+//	struct{ DeliveryStreamName string; Record struct{ Data []byte } }    // PutRecord
+//
+// and produces the same values, including encoding/json's less obvious
+// rules: keys match case-insensitively (with Unicode simple folding), a
+// duplicated key is decoded again into the same value (so a repeated
+// "Records" array decodes into the elements of the previous one, and a
+// record object without "Data" keeps the previous Data), null leaves strings
+// and structs untouched and sets slices to nil, a top-level null is a no-op,
+// nesting deeper than 10000 is rejected, and Data is decoded with
+// base64.StdEncoding (which ignores \r and \n). decode_fuzz_test.go checks
+// this against encoding/json.
+//
+// It does not use reflection and does not allocate on the common path: Data
+// is base64-decoded straight into an arena owned by the request state, and
+// the stream name aliases the request body.
+
+// maxNestingDepth is encoding/json's limit on nested arrays and objects.
+const maxNestingDepth = 10000
+
+// syntaxError is a request body that is not acceptable JSON for the
+// operation (syntax, type mismatch or invalid base64). It becomes a
+// SerializationException.
+type syntaxError struct {
+	Offset int
+	Msg    string
+}
+
+func (e *syntaxError) Error() string { return fmt.Sprintf("%s at offset %d", e.Msg, e.Offset) }
+
+// putRequest is the decoded body of a PutRecord or PutRecordBatch call.
+// It is reused (pooled) between requests; its slices alias the request body
+// and the arena, so they are valid until the next decode.
+type putRequest struct {
+	// name is DeliveryStreamName (nil when absent or null).
+	name    []byte
+	hasName bool
+	nameBuf []byte
+
+	// recs holds the decoded records: for PutRecordBatch recs[:n] are the
+	// records of the last "Records" array; recs[n:] are elements of an
+	// earlier, longer duplicate "Records" array that encoding/json would
+	// reuse. For PutRecord recs[0] is the record.
+	recs []pipeline.Record
+	n    int
+	// count is the number of elements of the last "Records" array,
+	// including those past maxBatchRecords that are validated but not kept.
+	count      int
+	hasRecords bool // "Records" present and not null (PutRecordBatch)
+	hasRecord  bool // "Record" present as an object (PutRecord)
+
+	arena []byte // Data storage; cap fixed for one decode
+	off   int
+	// scratch holds an unescaped Data string before base64 decoding.
+	scratch []byte
+	// stack tracks open containers while skipping unknown values.
+	stack []byte
+}
+
+// reset prepares r to decode a body of bodyLen bytes.
+func (r *putRequest) reset(bodyLen int) {
+	r.name, r.hasName = nil, false
+	r.n, r.count = 0, 0
+	r.hasRecords, r.hasRecord = false, false
+	clear(r.recs)
+	r.recs = r.recs[:0]
+	// Every Data string is a disjoint span of the body, and base64 yields at
+	// most 3 bytes per 4 characters, so the arena never needs to grow.
+	need := bodyLen/4*3 + 4
+	if cap(r.arena) < need {
+		r.arena = make([]byte, need)
+	}
+	r.arena = r.arena[:cap(r.arena)]
+	r.off = 0
+}
+
+// records returns the decoded PutRecordBatch records.
+func (r *putRequest) records() []pipeline.Record { return r.recs[:r.n] }
+
+type parser struct {
+	b     []byte
+	i     int
+	depth int
+	req   *putRequest
+}
+
+func (p *parser) errorf(format string, args ...any) error {
+	return &syntaxError{Offset: p.i, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (p *parser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// errEOF is returned when the input ends inside a value.
+func (p *parser) errEOF() error {
+	return &syntaxError{Offset: len(p.b), Msg: "unexpected end of JSON input"}
+}
+
+func (p *parser) expect(c byte) error {
+	if p.i >= len(p.b) {
+		return p.errEOF()
+	}
+	if p.b[p.i] != c {
+		return p.errorf("invalid character %q, expected %q", p.b[p.i], c)
+	}
+	p.i++
+	return nil
+}
+
+func (p *parser) push() error {
+	p.depth++
+	if p.depth > maxNestingDepth {
+		return p.errorf("exceeded max depth")
+	}
+	return nil
+}
+
+// decodePutRequest decodes body into r. batch selects the PutRecordBatch
+// shape (Records) instead of the PutRecord one (Record).
+func decodePutRequest(r *putRequest, body []byte, batch bool) error {
+	r.reset(len(body))
+	p := parser{b: body, req: r}
+	p.ws()
+	if p.i >= len(body) {
+		return p.errEOF()
+	}
+	var err error
+	switch body[p.i] {
+	case '{':
+		err = p.topObject(batch)
+	case 'n':
+		err = p.literal("null") // a top-level null leaves everything zero
+	default:
+		if err = p.skipValue(); err == nil {
+			err = p.errorf("cannot unmarshal %s into the request object", kindOf(body[0]))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	p.ws()
+	if p.i != len(body) {
+		return p.errorf("invalid character %q after top-level value", body[p.i])
+	}
+	return nil
+}
+
+func kindOf(c byte) string {
+	switch c {
+	case '"':
+		return "string"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	default:
+		return "number"
+	}
+}
+
+type field int
+
+const (
+	fieldUnknown field = iota
+	fieldName
+	fieldRecords
+	fieldRecord
+	fieldData
+)
+
+// Upper-case (folded) field names, as encoding/json's foldName produces.
+var (
+	foldedName    = []byte("DELIVERYSTREAMNAME")
+	foldedRecords = []byte("RECORDS")
+	foldedRecord  = []byte("RECORD")
+	foldedData    = []byte("DATA")
+)
+
+// topObject decodes the request object. The parser is at '{'.
+func (p *parser) topObject(batch bool) error {
+	return p.object(func(k []byte) (bool, error) {
+		switch matchField(k) {
+		case fieldName:
+			return true, p.nameValue()
+		case fieldRecords:
+			if batch {
+				return true, p.recordsValue()
+			}
+		case fieldRecord:
+			if !batch {
+				return true, p.recordValue()
+			}
+		}
+		return false, nil
+	})
+}
+
+// object parses an object at p.i, calling member for each key with the
+// parser positioned at the value. member returns handled=false to have the
+// value skipped.
+func (p *parser) object(member func(key []byte) (handled bool, err error)) error {
+	p.i++ // '{'
+	if err := p.push(); err != nil {
+		return err
+	}
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		p.depth--
+		return nil
+	}
+	for {
+		if p.i >= len(p.b) {
+			return p.errEOF()
+		}
+		if p.b[p.i] != '"' {
+			return p.errorf("invalid character %q looking for beginning of object key string", p.b[p.i])
+		}
+		key, _, err := p.stringValue()
+		if err != nil {
+			return err
+		}
+		p.ws()
+		if err := p.expect(':'); err != nil {
+			return err
+		}
+		p.ws()
+		if p.i >= len(p.b) {
+			return p.errEOF()
+		}
+		handled, err := member(key)
+		if err != nil {
+			return err
+		}
+		if !handled {
+			if err := p.skipValue(); err != nil {
+				return err
+			}
+		}
+		p.ws()
+		if p.i >= len(p.b) {
+			return p.errEOF()
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+			p.ws()
+		case '}':
+			p.i++
+			p.depth--
+			return nil
+		default:
+			return p.errorf("invalid character %q after object key:value pair", p.b[p.i])
+		}
+	}
+}
+
+// matchField maps a decoded key to a field the way encoding/json does:
+// exact match, else case-insensitive match under Unicode simple folding.
+func matchField(k []byte) field {
+	switch string(k) {
+	case "DeliveryStreamName":
+		return fieldName
+	case "Records":
+		return fieldRecords
+	case "Record":
+		return fieldRecord
+	case "Data":
+		return fieldData
+	}
+	if len(k) > 4*len(foldedName) { // every rune folds to at most 4 bytes... and at least 1
+		return fieldUnknown
+	}
+	var buf [80]byte
+	f := appendFoldedName(buf[:0], k)
+	switch {
+	case bytes.Equal(f, foldedName):
+		return fieldName
+	case bytes.Equal(f, foldedRecords):
+		return fieldRecords
+	case bytes.Equal(f, foldedRecord):
+		return fieldRecord
+	case bytes.Equal(f, foldedData):
+		return fieldData
+	}
+	return fieldUnknown
+}
+
+// appendFoldedName is encoding/json's key folding (fold.go).
+func appendFoldedName(out, in []byte) []byte {
+	for i := 0; i < len(in); {
+		if c := in[i]; c < utf8.RuneSelf {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(in[i:])
+		out = utf8.AppendRune(out, foldRune(r))
+		i += n
+	}
+	return out
+}
+
+// foldRune returns the smallest rune of r's simple-folding orbit.
+func foldRune(r rune) rune {
+	for {
+		r2 := unicode.SimpleFold(r)
+		if r2 <= r {
+			return r2
+		}
+		r = r2
+	}
+}
+
+// nameValue decodes DeliveryStreamName: a string, or null (no effect).
+func (p *parser) nameValue() error {
+	switch p.b[p.i] {
+	case '"':
+		s, copied, err := p.stringValue()
+		if err != nil {
+			return err
+		}
+		if copied { // s is in the scratch buffer, which Data reuses
+			p.req.nameBuf = append(p.req.nameBuf[:0], s...)
+			s = p.req.nameBuf
+		}
+		p.req.name, p.req.hasName = s, true
+		return nil
+	case 'n':
+		return p.literal("null")
+	default:
+		return p.typeError("DeliveryStreamName", "string")
+	}
+}
+
+func (p *parser) typeError(field, want string) error {
+	start := p.i
+	c := p.b[p.i]
+	if err := p.skipValue(); err != nil {
+		return err
+	}
+	return &syntaxError{Offset: start, Msg: fmt.Sprintf("cannot unmarshal %s into field %s of type %s", kindOf(c), field, want)}
+}
+
+// recordsValue decodes Records: an array of record objects, or null.
+func (p *parser) recordsValue() error {
+	r := p.req
+	switch p.b[p.i] {
+	case 'n':
+		if err := p.literal("null"); err != nil {
+			return err
+		}
+		clear(r.recs)
+		r.recs, r.n, r.count, r.hasRecords = r.recs[:0], 0, 0, false
+		return nil
+	case '[':
+	default:
+		return p.typeError("Records", "array")
+	}
+	p.i++
+	if err := p.push(); err != nil {
+		return err
+	}
+	r.hasRecords = true
+	count := 0
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		p.depth--
+	} else {
+		for {
+			if p.i >= len(p.b) {
+				return p.errEOF()
+			}
+			var rec *pipeline.Record
+			switch {
+			case count < len(r.recs):
+				rec = &r.recs[count] // encoding/json decodes into the old element
+			case count < maxBatchRecords:
+				r.recs = append(r.recs, pipeline.Record{})
+				rec = &r.recs[count]
+			default:
+				var discard pipeline.Record // validated, never kept
+				rec = &discard
+			}
+			if err := p.recordElement(rec, "Records"); err != nil {
+				return err
+			}
+			count++
+			p.ws()
+			if p.i >= len(p.b) {
+				return p.errEOF()
+			}
+			if p.b[p.i] == ',' {
+				p.i++
+				p.ws()
+				continue
+			}
+			if p.b[p.i] == ']' {
+				p.i++
+				p.depth--
+				break
+			}
+			return p.errorf("invalid character %q after array element", p.b[p.i])
+		}
+	}
+	r.count = count
+	r.n = min(count, maxBatchRecords)
+	if count == 0 {
+		// encoding/json replaces the slice with a new empty one.
+		clear(r.recs)
+		r.recs = r.recs[:0]
+	}
+	return nil
+}
+
+// recordValue decodes PutRecord's Record: an object, or null (no effect).
+func (p *parser) recordValue() error {
+	r := p.req
+	if len(r.recs) == 0 {
+		r.recs = append(r.recs, pipeline.Record{})
+	}
+	switch p.b[p.i] {
+	case '{':
+		r.hasRecord = true
+		return p.recordElement(&r.recs[0], "Record")
+	case 'n':
+		return p.literal("null")
+	default:
+		return p.typeError("Record", "object")
+	}
+}
+
+// recordElement decodes a record object (or null, no effect) into rec.
+func (p *parser) recordElement(rec *pipeline.Record, field string) error {
+	switch p.b[p.i] {
+	case 'n':
+		return p.literal("null")
+	case '{':
+	default:
+		return p.typeError(field, "object")
+	}
+	return p.object(func(k []byte) (bool, error) {
+		if matchField(k) != fieldData {
+			return false, nil
+		}
+		switch p.b[p.i] {
+		case 'n':
+			rec.Data = nil
+			return true, p.literal("null")
+		case '"':
+			d, err := p.dataValue()
+			if err != nil {
+				return true, err
+			}
+			rec.Data = d
+			return true, nil
+		default:
+			return true, p.typeError("Data", "[]uint8")
+		}
+	})
+}
+
+// dataValue base64-decodes the string at p.i into the arena.
+func (p *parser) dataValue() ([]byte, error) {
+	r := p.req
+	start := p.i
+	rest := p.b[p.i+1:]
+	q := bytes.IndexByte(rest, '"')
+	var src []byte
+	if q >= 0 && bytes.IndexByte(rest[:q], '\\') < 0 {
+		// Fast path: no escapes. Base64 accepts only its alphabet, '=' and
+		// \r \n; the latter are invalid raw inside a JSON string.
+		src = rest[:q]
+		p.i += q + 2
+		if bytes.IndexByte(src, '\n') >= 0 || bytes.IndexByte(src, '\r') >= 0 {
+			return nil, &syntaxError{Offset: start, Msg: "invalid control character in string literal"}
+		}
+	} else {
+		s, _, err := p.stringValue()
+		if err != nil {
+			return nil, err
+		}
+		src = s
+	}
+	end := r.off + base64.StdEncoding.DecodedLen(len(src))
+	if end > len(r.arena) {
+		return nil, errArenaFull // cannot happen: see reset
+	}
+	dst := r.arena[r.off:end]
+	n, err := base64.StdEncoding.Decode(dst, src)
+	if err != nil {
+		return nil, &syntaxError{Offset: start, Msg: fmt.Sprintf("invalid base64 in Data: %v", err)}
+	}
+	d := dst[:n:n]
+	r.off += n
+	return d, nil
+}
+
+// stringValue parses the string at p.i (which is '"') and returns its
+// unquoted bytes. The result aliases the body when the string has no escape
+// and is ASCII; otherwise it is unquoted exactly as encoding/json does into
+// the request's scratch buffer, and copied is true.
+func (p *parser) stringValue() (s []byte, copied bool, err error) {
+	start := p.i
+	i := p.i + 1
+	simple := true
+	for ; i < len(p.b); i++ {
+		c := p.b[i]
+		if c == '"' {
+			break
+		}
+		if c < 0x20 {
+			return nil, false, &syntaxError{Offset: i, Msg: "invalid control character in string literal"}
+		}
+		if c >= utf8.RuneSelf {
+			simple = false
+			continue
+		}
+		if c == '\\' {
+			simple = false
+			i++
+			if i >= len(p.b) {
+				return nil, false, p.errEOF()
+			}
+			switch p.b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				for j := 0; j < 4; j++ {
+					i++
+					if i >= len(p.b) {
+						return nil, false, p.errEOF()
+					}
+					if !isHex(p.b[i]) {
+						return nil, false, &syntaxError{Offset: i, Msg: "invalid character in \\u hexadecimal character escape"}
+					}
+				}
+			default:
+				return nil, false, &syntaxError{Offset: i, Msg: "invalid character in string escape code"}
+			}
+		}
+	}
+	if i >= len(p.b) {
+		return nil, false, p.errEOF()
+	}
+	p.i = i + 1
+	raw := p.b[start:p.i]
+	if simple {
+		return raw[1 : len(raw)-1], false, nil
+	}
+	s, err = p.unquote(raw)
+	return s, true, err
+}
+
+// unquote unquotes a valid JSON string token. Simple ASCII escapes are
+// handled here; anything else (\u escapes, non-ASCII bytes, which
+// encoding/json rewrites when they are invalid UTF-8) goes through
+// encoding/json itself, so the result is identical by construction.
+func (p *parser) unquote(raw []byte) ([]byte, error) {
+	r := p.req
+	out := r.scratch[:0]
+	for i := 1; i < len(raw)-1; i++ {
+		c := raw[i]
+		if c >= utf8.RuneSelf {
+			return p.unquoteSlow(raw)
+		}
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		switch raw[i] {
+		case '"', '\\', '/':
+			out = append(out, raw[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		default: // 'u'
+			return p.unquoteSlow(raw)
+		}
+	}
+	r.scratch = out
+	return out, nil
+}
+
+func (p *parser) unquoteSlow(raw []byte) ([]byte, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, &syntaxError{Offset: p.i, Msg: fmt.Sprintf("invalid string: %v", err)}
+	}
+	p.req.scratch = append(p.req.scratch[:0], s...)
+	return p.req.scratch, nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func (p *parser) literal(lit string) error {
+	if len(p.b)-p.i < len(lit) {
+		if bytes.HasPrefix([]byte(lit), p.b[p.i:]) {
+			return p.errEOF()
+		}
+		return p.errorf("invalid literal")
+	}
+	if string(p.b[p.i:p.i+len(lit)]) != lit {
+		return p.errorf("invalid literal")
+	}
+	p.i += len(lit)
+	return nil
+}
+
+func (p *parser) number() error {
+	b := p.b
+	i := p.i
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	if i >= len(b) {
+		return p.errEOF()
+	}
+	switch {
+	case b[i] == '0':
+		i++
+	case '1' <= b[i] && b[i] <= '9':
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	default:
+		return &syntaxError{Offset: i, Msg: "invalid character in numeric literal"}
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) {
+			return p.errEOF()
+		}
+		if !isDigit(b[i]) {
+			return &syntaxError{Offset: i, Msg: "invalid character after decimal point in numeric literal"}
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) {
+			return p.errEOF()
+		}
+		if !isDigit(b[i]) {
+			return &syntaxError{Offset: i, Msg: "invalid character in exponent of numeric literal"}
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	p.i = i
+	return nil
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// skipValue validates and skips one JSON value of any kind, without
+// recursion, honouring the nesting limit.
+func (p *parser) skipValue() error {
+	stack := p.req.stack[:0]
+	defer func() { p.req.stack = stack[:0] }()
+	base := p.depth
+	for {
+		// A value starts at p.i (whitespace already skipped).
+		if p.i >= len(p.b) {
+			return p.errEOF()
+		}
+		switch c := p.b[p.i]; {
+		case c == '{' || c == '[':
+			p.i++
+			if err := p.push(); err != nil {
+				return err
+			}
+			stack = append(stack, c)
+			p.ws()
+			if p.i >= len(p.b) {
+				return p.errEOF()
+			}
+			if (c == '{' && p.b[p.i] == '}') || (c == '[' && p.b[p.i] == ']') {
+				p.i++
+				p.depth--
+				stack = stack[:len(stack)-1]
+				break
+			}
+			if c == '{' {
+				if err := p.memberKey(); err != nil {
+					return err
+				}
+			}
+			continue
+		case c == '"':
+			if _, err := p.scanString(); err != nil {
+				return err
+			}
+		case c == 't':
+			if err := p.literal("true"); err != nil {
+				return err
+			}
+		case c == 'f':
+			if err := p.literal("false"); err != nil {
+				return err
+			}
+		case c == 'n':
+			if err := p.literal("null"); err != nil {
+				return err
+			}
+		case c == '-' || isDigit(c):
+			if err := p.number(); err != nil {
+				return err
+			}
+		default:
+			return p.errorf("invalid character %q looking for beginning of value", c)
+		}
+		// After a value: close containers or move to the next element.
+		for {
+			if p.depth == base {
+				return nil
+			}
+			p.ws()
+			if p.i >= len(p.b) {
+				return p.errEOF()
+			}
+			top := stack[len(stack)-1]
+			c := p.b[p.i]
+			if c == ',' {
+				p.i++
+				p.ws()
+				if top == '{' {
+					if err := p.memberKey(); err != nil {
+						return err
+					}
+				}
+				break
+			}
+			if (top == '{' && c == '}') || (top == '[' && c == ']') {
+				p.i++
+				p.depth--
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			return p.errorf("invalid character %q after %s element", c, containerName(top))
+		}
+	}
+}
+
+func containerName(c byte) string {
+	if c == '{' {
+		return "object"
+	}
+	return "array"
+}
+
+// memberKey parses `"key" :` and the whitespace after it.
+func (p *parser) memberKey() error {
+	if p.i >= len(p.b) {
+		return p.errEOF()
+	}
+	if p.b[p.i] != '"' {
+		return p.errorf("invalid character %q looking for beginning of object key string", p.b[p.i])
+	}
+	if _, err := p.scanString(); err != nil {
+		return err
+	}
+	p.ws()
+	if err := p.expect(':'); err != nil {
+		return err
+	}
+	p.ws()
+	return nil
+}
+
+// scanString validates and skips the string at p.i without unquoting it.
+func (p *parser) scanString() (int, error) {
+	start := p.i
+	i := p.i + 1
+	for ; i < len(p.b); i++ {
+		c := p.b[i]
+		if c == '"' {
+			p.i = i + 1
+			return start, nil
+		}
+		if c < 0x20 {
+			return 0, &syntaxError{Offset: i, Msg: "invalid control character in string literal"}
+		}
+		if c == '\\' {
+			i++
+			if i >= len(p.b) {
+				return 0, p.errEOF()
+			}
+			switch p.b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				for j := 0; j < 4; j++ {
+					i++
+					if i >= len(p.b) {
+						return 0, p.errEOF()
+					}
+					if !isHex(p.b[i]) {
+						return 0, &syntaxError{Offset: i, Msg: "invalid character in \\u hexadecimal character escape"}
+					}
+				}
+			default:
+				return 0, &syntaxError{Offset: i, Msg: "invalid character in string escape code"}
+			}
+		}
+	}
+	return 0, p.errEOF()
+}
+
+// errArenaFull would mean the arena sizing in reset is wrong.
+var errArenaFull = errors.New("firehoseapi: decode arena exhausted")

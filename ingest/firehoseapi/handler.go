@@ -1,0 +1,336 @@
+// Package firehoseapi serves the Amazon Data Firehose data-plane API (AWS
+// JSON 1.1: POST / with X-Amz-Target: Firehose_20150804.<Operation>), so that
+// unmodified AWS SDKs and the AWS CLI can put records into Sluice streams by
+// changing only their endpoint.
+//
+// PutRecord and PutRecordBatch are decoded by a small, strict, reflection-free
+// scanner (decode.go) that accepts exactly what encoding/json accepts, and
+// answered from pooled buffers. ListDeliveryStreams, DescribeDeliveryStream
+// and ListTagsForDeliveryStream are answered from the configuration.
+// Mutating control-plane calls are rejected with a non-retryable
+// InvalidArgumentException: streams are defined in the configuration file.
+//
+// Limits follow the real service: at most 500 records and 4 MiB (4,194,304
+// raw bytes) per PutRecordBatch, at most 1,024,000 raw bytes per record,
+// 0-byte records allowed. Request bodies are read up to MaxBodyBytes
+// (6 MiB, enough for 4 MiB of base64 plus JSON overhead); a larger body is
+// answered without being read with HTTP 400 InvalidArgumentException
+// ("Records size exceeds 4 MB limit" for PutRecordBatch, a body-size message
+// otherwise) and the connection is closed.
+//
+// SigV4 Authorization headers are accepted without verification, as are
+// unsigned requests.
+package firehoseapi
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/pipeline"
+)
+
+// Limits of the data-plane operations.
+const (
+	maxBatchRecords = 500
+	maxRecordBytes  = 1_024_000
+	maxBatchBytes   = 4 << 20
+	// MaxBodyBytes is the largest request body read: 4 MiB of data in
+	// base64 (5,592,408 bytes) plus JSON framing and whitespace.
+	MaxBodyBytes = 6 << 20
+	// maxControlBodyBytes bounds control-plane request bodies.
+	maxControlBodyBytes = 1 << 20
+)
+
+// Stream types.
+const (
+	TypeDirectPut             = "DirectPut"
+	TypeKinesisStreamAsSource = "KinesisStreamAsSource"
+)
+
+const targetPrefix = "Firehose_20150804."
+
+// StreamInfo describes one configured delivery stream, as the API reports it.
+type StreamInfo struct {
+	Name string
+	// Type is TypeDirectPut (default when empty) or TypeKinesisStreamAsSource.
+	Type string
+	// Created is reported as CreateTimestamp (default: handler creation).
+	Created time.Time
+	// VersionID is the configuration revision (default "1").
+	VersionID string
+	// Tags are listed ordered by key.
+	Tags map[string]string
+	// KinesisStreamARN and RoleARN describe a KinesisStreamAsSource source.
+	KinesisStreamARN string
+	Destination      DestinationInfo
+}
+
+// DestinationInfo is what DescribeDeliveryStream reports about a stream's
+// destination.
+type DestinationInfo struct {
+	// Kind is the destination implementation ("file", "s3", ...). Object
+	// stores ("file", "s3") are described as Extended S3 destinations.
+	Kind                     string
+	BufferingSizeMiB         int    // default 5
+	BufferingIntervalSeconds int    // 300 when both hints are zero
+	Compression              string // "UNCOMPRESSED" (default), "GZIP", ...
+	Prefix                   string
+	ErrorOutputPrefix        string
+	// BucketARN defaults to arn:aws:s3:::<stream name> for kinds without a
+	// bucket (file).
+	BucketARN string
+	// RoleARN defaults to arn:aws:iam::<account>:role/sluice.
+	RoleARN string
+}
+
+// Config configures a Handler.
+type Config struct {
+	Region    string // default "us-east-1"
+	AccountID string // default "000000000000"
+	Streams   []StreamInfo
+	// Appender stores accepted records durably (sets their IDs) or returns
+	// pipeline.ErrFull. It must not retain recs or their Data after
+	// returning: both are reused for the next request.
+	Appender pipeline.Appender
+	Logger   *slog.Logger // default: discard
+	// Metrics is shared by every handler of the process (NewMetrics). When
+	// nil, the handler uses unregistered metrics.
+	Metrics *Metrics
+	// MaxConcurrentPuts bounds the PutRecord/PutRecordBatch requests
+	// processed at once, and so the memory held by request buffers (up to
+	// about 11 MiB each for the largest bodies). Further requests wait.
+	// Default 8 × GOMAXPROCS.
+	MaxConcurrentPuts int
+}
+
+// Handler serves the Firehose API. It is safe for concurrent use.
+type Handler struct {
+	region, account string
+	app             pipeline.Appender
+	log             *slog.Logger
+	metrics         *Metrics
+	streams         map[string]*stream
+	names           []string // sorted
+	pool            sync.Pool
+	sem             chan struct{}
+}
+
+type stream struct {
+	info StreamInfo
+	arn  string
+	m    streamMetrics
+}
+
+// reqState is the pooled per-request memory of a put call.
+type reqState struct {
+	body []byte
+	req  putRequest
+	out  []byte
+}
+
+// NewHandler validates cfg and returns a handler.
+func NewHandler(cfg Config) (*Handler, error) {
+	if cfg.Appender == nil {
+		return nil, errors.New("firehoseapi: Config.Appender is required")
+	}
+	h := &Handler{
+		region:  cmp(cfg.Region, "us-east-1"),
+		account: cmp(cfg.AccountID, "000000000000"),
+		app:     cfg.Appender,
+		log:     cfg.Logger,
+		metrics: cfg.Metrics,
+		streams: make(map[string]*stream, len(cfg.Streams)),
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.metrics == nil {
+		m, err := NewMetrics(nil)
+		if err != nil {
+			return nil, err
+		}
+		h.metrics = m
+	}
+	if len(h.account) != 12 || strings.Trim(h.account, "0123456789") != "" {
+		return nil, fmt.Errorf("firehoseapi: account ID %q is not 12 digits", h.account)
+	}
+	now := time.Now()
+	for _, si := range cfg.Streams {
+		if !validStreamName(si.Name) || len(si.Name) > 64 {
+			return nil, fmt.Errorf("firehoseapi: stream name %q must be 1 to 64 characters of [a-zA-Z0-9_.-]", si.Name)
+		}
+		if _, dup := h.streams[si.Name]; dup {
+			return nil, fmt.Errorf("firehoseapi: stream %q defined twice", si.Name)
+		}
+		si.Type = cmp(si.Type, TypeDirectPut)
+		if si.Type != TypeDirectPut && si.Type != TypeKinesisStreamAsSource {
+			return nil, fmt.Errorf("firehoseapi: stream %q: type %q is not %s or %s", si.Name, si.Type, TypeDirectPut, TypeKinesisStreamAsSource)
+		}
+		if si.Created.IsZero() {
+			si.Created = now
+		}
+		si.VersionID = cmp(si.VersionID, "1")
+		h.streams[si.Name] = &stream{
+			info: si,
+			arn:  "arn:aws:firehose:" + h.region + ":" + h.account + ":deliverystream/" + si.Name,
+			m:    h.metrics.forStream(si.Name),
+		}
+		h.names = append(h.names, si.Name)
+	}
+	slices.Sort(h.names)
+	n := cfg.MaxConcurrentPuts
+	if n <= 0 {
+		n = 8 * runtime.GOMAXPROCS(0)
+	}
+	h.sem = make(chan struct{}, n)
+	h.pool.New = func() any { return &reqState{} }
+	return h, nil
+}
+
+func cmp(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Operation names used as the metrics' operation label.
+var operations = []string{
+	"PutRecord", "PutRecordBatch", "ListDeliveryStreams", "DescribeDeliveryStream",
+	"ListTagsForDeliveryStream", "CreateDeliveryStream", "DeleteDeliveryStream",
+	"UpdateDestination", "TagDeliveryStream", "UntagDeliveryStream",
+	"StartDeliveryStreamEncryption", "StopDeliveryStreamEncryption",
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	hdr := w.Header()
+	hdr.Set("X-Amzn-RequestId", newRequestID())
+	hdr.Set("Content-Type", "application/x-amz-json-1.1")
+
+	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), targetPrefix)
+	label := op
+	if !slices.Contains(operations, op) || len(op) == len(r.Header.Get("X-Amz-Target")) {
+		label = "Unknown"
+	}
+	var status int
+	switch {
+	case r.Method != http.MethodPost || label == "Unknown":
+		status = h.writeError(w, newError(http.StatusBadRequest, errUnknownOperation,
+			"Unknown operation: expected POST with X-Amz-Target: "+targetPrefix+"<Operation>"))
+	case op == "PutRecordBatch":
+		status = h.handlePut(w, r, true)
+	case op == "PutRecord":
+		status = h.handlePut(w, r, false)
+	case op == "ListDeliveryStreams":
+		status = h.handleControl(w, r, h.listDeliveryStreams)
+	case op == "DescribeDeliveryStream":
+		status = h.handleControl(w, r, h.describeDeliveryStream)
+	case op == "ListTagsForDeliveryStream":
+		status = h.handleControl(w, r, h.listTags)
+	default:
+		status = h.writeError(w, newError(http.StatusBadRequest, errInvalidArgument, fmt.Sprintf(msgStaticStreams, op)))
+	}
+	h.metrics.apiRequests.WithLabelValues(label, strconv.Itoa(status)).Inc()
+	h.metrics.apiDuration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+}
+
+// newRequestID returns a random (version 4) UUID.
+func newRequestID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:]) // crypto/rand.Read never fails
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var b [36]byte
+	j := 0
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b[j] = '-'
+			j++
+		}
+		b[j], b[j+1] = hexDigits[c>>4], hexDigits[c&0xf]
+		j += 2
+	}
+	return string(b[:])
+}
+
+// writeError writes e and returns its status.
+func (h *Handler) writeError(w http.ResponseWriter, e *apiError) int {
+	var buf [256]byte
+	h.writeBody(w, e.Status, appendErrorBody(buf[:0], e))
+	return e.Status
+}
+
+func (h *Handler) writeBody(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if _, err := w.Write(body); err != nil {
+		h.log.Debug("writing response", "err", err)
+	}
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody reads the whole request body into buf (reused), refusing bodies
+// over limit without reading them.
+func readBody(r *http.Request, buf []byte, limit int) ([]byte, error) {
+	if r.ContentLength > int64(limit) {
+		return buf[:0], errBodyTooLarge
+	}
+	if r.ContentLength >= 0 {
+		n := int(r.ContentLength)
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return buf[:0], fmt.Errorf("reading request body: %w", err)
+		}
+		return buf, nil
+	}
+	// Unknown length (chunked): read up to limit+1 bytes.
+	buf = buf[:0]
+	if cap(buf) < 64<<10 {
+		buf = make([]byte, 0, 64<<10)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(cap(buf), limit+1-len(buf)))
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return buf[:0], errBodyTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf[:0], fmt.Errorf("reading request body: %w", err)
+		}
+	}
+}
+
+// acquire waits for a put slot.
+func (h *Handler) acquire(ctx context.Context) error {
+	select {
+	case h.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for a request slot: %w", ctx.Err())
+	}
+}
+
+func (h *Handler) release() { <-h.sem }

@@ -1,0 +1,191 @@
+package firehoseapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/sluice-dev/sluice/pipeline"
+)
+
+// handlePut serves PutRecord (batch=false) and PutRecordBatch.
+func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, batch bool) int {
+	if err := h.acquire(r.Context()); err != nil {
+		return h.writeError(w, newError(http.StatusServiceUnavailable, errServiceUnavailable, msgSlowDown))
+	}
+	defer h.release()
+	st := h.pool.Get().(*reqState)
+	defer h.pool.Put(st)
+
+	body, err := readBody(r, st.body, MaxBodyBytes)
+	st.body = body[:0]
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		msg := "Request body exceeds " + strconv.Itoa(MaxBodyBytes) + " bytes"
+		if batch {
+			msg = msgBatchTooLarge
+		}
+		w.Header().Set("Connection", "close")
+		return h.writeError(w, newError(http.StatusBadRequest, errInvalidArgument, msg))
+	case err != nil:
+		return h.writeError(w, newError(http.StatusBadRequest, errSerialization, err.Error()))
+	}
+	req := &st.req
+	if err := decodePutRequest(req, body, batch); err != nil {
+		return h.writeError(w, newError(http.StatusBadRequest, errSerialization, err.Error()))
+	}
+	if batch {
+		return h.putRecordBatch(w, r, st)
+	}
+	return h.putRecord(w, r, st)
+}
+
+// nameOK reports whether the decoded stream name is present and valid.
+func nameOK(req *putRequest) bool {
+	n := req.name
+	if !req.hasName || len(n) < 1 || len(n) > 64 {
+		return false
+	}
+	for _, c := range n {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// lookup finds the target stream of a put and checks it accepts puts.
+func (h *Handler) lookup(name []byte) (*stream, *apiError) {
+	s := h.streams[string(name)]
+	if s == nil {
+		return nil, notFound(string(name), h.account)
+	}
+	if s.info.Type == TypeKinesisStreamAsSource {
+		return nil, newError(http.StatusBadRequest, errInvalidArgument, msgKinesisSource)
+	}
+	return s, nil
+}
+
+func (h *Handler) putRecordBatch(w http.ResponseWriter, r *http.Request, st *reqState) int {
+	req := &st.req
+	recs := req.records()
+
+	// Model validation first, all violations in one message (Coral style).
+	var v validation
+	if !nameOK(req) {
+		v.checkStreamName(string(req.name), req.hasName, "deliveryStreamName")
+	}
+	switch {
+	case !req.hasRecords:
+		v.add("null", "records", "Member must not be null")
+	case req.count == 0:
+		v.add("'[]'", "records", "Member must have length greater than or equal to 1")
+	case req.count > maxBatchRecords:
+		v.add("'[...]'", "records", "Member must have length less than or equal to 500")
+	}
+	total := 0
+	for i := range recs {
+		d := recs[i].Data
+		switch {
+		case d == nil:
+			v.add("null", "records."+strconv.Itoa(i+1)+".member.data", "Member must not be null")
+		case len(d) > maxRecordBytes:
+			v.add(byteBufferValue(len(d)), "records."+strconv.Itoa(i+1)+".member.data",
+				"Member must have length less than or equal to 1024000")
+		}
+		total += len(d)
+	}
+	if e := v.err(); e != nil {
+		return h.writeError(w, e)
+	}
+	s, e := h.lookup(req.name)
+	if e != nil {
+		return h.writeError(w, e)
+	}
+	if total > maxBatchBytes {
+		return h.writeError(w, newError(http.StatusBadRequest, errInvalidArgument, msgBatchTooLarge))
+	}
+
+	err := h.app.Append(r.Context(), s.info.Name, recs)
+	out := append(st.out[:0], `{"Encrypted":false,"FailedPutCount":`...)
+	switch {
+	case err == nil:
+		s.m.bytes.Add(float64(total))
+		s.m.records.Add(float64(len(recs)))
+		s.m.requests.Inc()
+		out = append(out, `0,"RequestResponses":[`...)
+		for i := range recs {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, `{"RecordId":`...)
+			out = appendJSONString(out, recs[i].ID)
+			out = append(out, '}')
+		}
+	default:
+		entry := `{"ErrorCode":"ServiceUnavailableException","ErrorMessage":"Slow down."}`
+		if errors.Is(err, pipeline.ErrFull) {
+			s.m.throttled.Add(float64(len(recs)))
+			h.log.Debug("stream buffer full, batch throttled", "stream", s.info.Name, "records", len(recs))
+		} else {
+			entry = `{"ErrorCode":"InternalFailure","ErrorMessage":"` + msgInternal + `"}`
+			h.log.Error("appending batch", "stream", s.info.Name, "records", len(recs), "err", err)
+		}
+		out = strconv.AppendInt(out, int64(len(recs)), 10)
+		out = append(out, `,"RequestResponses":[`...)
+		for i := range recs {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, entry...)
+		}
+	}
+	out = append(out, "]}"...)
+	st.out = out[:0]
+	h.writeBody(w, http.StatusOK, out)
+	return http.StatusOK
+}
+
+func (h *Handler) putRecord(w http.ResponseWriter, r *http.Request, st *reqState) int {
+	req := &st.req
+	var v validation
+	if !nameOK(req) {
+		v.checkStreamName(string(req.name), req.hasName, "deliveryStreamName")
+	}
+	var recs []pipeline.Record
+	switch {
+	case !req.hasRecord:
+		v.add("null", "record", "Member must not be null")
+	case req.recs[0].Data == nil:
+		v.add("null", "record.data", "Member must not be null")
+	case len(req.recs[0].Data) > maxRecordBytes:
+		v.add(byteBufferValue(len(req.recs[0].Data)), "record.data", "Member must have length less than or equal to 1024000")
+	default:
+		recs = req.recs[:1]
+	}
+	if e := v.err(); e != nil {
+		return h.writeError(w, e)
+	}
+	s, e := h.lookup(req.name)
+	if e != nil {
+		return h.writeError(w, e)
+	}
+	err := h.app.Append(r.Context(), s.info.Name, recs)
+	switch {
+	case errors.Is(err, pipeline.ErrFull):
+		s.m.throttled.Inc()
+		return h.writeError(w, newError(http.StatusServiceUnavailable, errServiceUnavailable, msgSlowDown))
+	case err != nil:
+		h.log.Error("appending record", "stream", s.info.Name, "err", err)
+		return h.writeError(w, newError(http.StatusInternalServerError, errInternalFailure, msgInternal))
+	}
+	s.m.bytes.Add(float64(len(recs[0].Data)))
+	s.m.records.Inc()
+	s.m.requests.Inc()
+	out := append(st.out[:0], `{"RecordId":`...)
+	out = appendJSONString(out, recs[0].ID)
+	out = append(out, `,"Encrypted":false}`...)
+	st.out = out[:0]
+	h.writeBody(w, http.StatusOK, out)
+	return http.StatusOK
+}
