@@ -82,12 +82,10 @@ func (l *Log) putBuf(bp *[]byte) {
 // missing arrival times of acknowledged records.
 func (l *Log) setIDs(recs []pipeline.Record, req *request, now int64) {
 	ids := make([]byte, 0, len(recs)*frame.IDLen)
-	buf := *req.buf
-	off := 0
-	for range recs {
-		ids = frame.AppendID(ids, l.logHex, req.pos+pipeline.Position(off))
-		n, _ := frame.Peek(buf[off:]) // encoded above: always valid
-		off += n
+	pos := req.pos
+	for i := range recs {
+		ids = frame.AppendID(ids, l.logHex, pos)
+		pos += pipeline.Position(frame.Size(&recs[i]))
 	}
 	s := string(ids)
 	t := time.Unix(0, now)
