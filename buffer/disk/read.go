@@ -26,13 +26,33 @@ import (
 // segment after a power loss in mode os) is logged and counted, and Read
 // skips to the next segment boundary: the records in between are lost.
 // Read then returns the records after it, or none with next > from when
-// nothing readable follows; the caller continues from next.
+// nothing readable follows. In that last case, when from is the committed
+// position, Read also commits next itself (the skipped bytes hold nothing
+// deliverable), so a reader that resumes from State().Committed does not
+// stall on the corrupt region.
 func (l *Log) Read(ctx context.Context, from pipeline.Position, maxBytes, maxRecords int, end pipeline.Position) ([]pipeline.Record, pipeline.Position, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, from, err
 	}
 	l.rmu.Lock()
-	defer l.rmu.Unlock()
+	recs, next, err := l.read(from, maxBytes, maxRecords, end)
+	l.rmu.Unlock()
+	if err == nil && len(recs) == 0 && next > from {
+		l.mu.Lock()
+		atCursor := from == l.committed
+		l.mu.Unlock()
+		if atCursor {
+			l.log.Warn("disk buffer: committing past a corrupt region at the cursor", "from", from, "to", next)
+			if cerr := l.Commit(ctx, next); cerr != nil {
+				return nil, from, fmt.Errorf("disk buffer %s: skip corrupt region: %w", l.stream, cerr)
+			}
+		}
+	}
+	return recs, next, err
+}
+
+// read does Read's work with l.rmu held.
+func (l *Log) read(from pipeline.Position, maxBytes, maxRecords int, end pipeline.Position) ([]pipeline.Record, pipeline.Position, error) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

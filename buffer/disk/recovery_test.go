@@ -338,3 +338,47 @@ func TestPendingBytesBounded(t *testing.T) {
 		t.Fatalf("state %+v: want two records", s)
 	}
 }
+
+func TestCorruptRegionAtCursorDoesNotStall(t *testing.T) {
+	e := newEnv(t, 1000)
+	l := e.open()
+	appendN(t, l, "a", 4, 200) // fills the first segment
+	appendN(t, l, "b", 2, 200) // second (active) segment
+	l.Close()
+	segs := e.segments()
+	if len(segs) != 2 {
+		t.Fatalf("segments %v", segs)
+	}
+	// Corrupt the first record of the first segment: everything in it is
+	// lost, the second segment is still delivered.
+	if err := e.fs.Damage(segs[0], func(b []byte) []byte { b[30] ^= 1; return b }); err != nil {
+		t.Fatal(err)
+	}
+	l = e.open()
+	defer l.Close()
+	ids, _ := readIDs(t, l)
+	if strings.Join(ids, ",") != "b-000-,b-001-" {
+		t.Fatalf("read %v", ids)
+	}
+	// Now corrupt the head of the active segment too, with the cursor there.
+	head := l.State().Head
+	if err := l.Commit(context.Background(), head); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, "c", 1, 10)
+	l.Close()
+	segs = e.segments()
+	last := segs[len(segs)-1]
+	l = e.open()
+	defer l.Close()
+	if err := e.fs.Damage(last, func(b []byte) []byte { b[len(b)-3] ^= 1; return b }); err != nil {
+		t.Fatal(err)
+	}
+	recs, next, err := l.Read(context.Background(), head, 0, 0, 0)
+	if err != nil || len(recs) != 0 || next != l.State().Head {
+		t.Fatalf("read over the corrupt record: %d records, next %d, head %d, %v", len(recs), next, l.State().Head, err)
+	}
+	if s := l.State(); s.Committed != s.Head {
+		t.Fatalf("the cursor did not move past the corrupt region: %+v", s)
+	}
+}
