@@ -449,10 +449,11 @@ func payloadBytes(recs []pipeline.Record) int {
 // backoff returns the delay before retry n (0-based): full jitter over an
 // exponential ceiling, and at least after (a server's Retry-After).
 func (r *Runner) backoff(n int, after time.Duration) time.Duration {
-	ceil := r.opts.BackoffMax
-	if n < 30 {
-		ceil = min(r.opts.BackoffMax, r.opts.BackoffBase<<n)
+	ceil := r.opts.BackoffBase
+	for i := 0; i < n && ceil < r.opts.BackoffMax; i++ {
+		ceil *= 2
 	}
+	ceil = min(ceil, r.opts.BackoffMax)
 	d := time.Duration(rand.Int64N(int64(ceil) + 1))
 	return max(d, after)
 }

@@ -627,3 +627,30 @@ func TestNewAndRunErrors(t *testing.T) {
 		t.Errorf("second Run for the same stream = %v, want errStreamRunning", err)
 	}
 }
+
+func TestBackoff(t *testing.T) {
+	e := newEnv(t, file.Options{})
+	o := e.opts()
+	o.BackoffBase, o.BackoffMax = time.Second, 60*time.Second
+	r, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 1, 3, 5, 6, 40, 1000} {
+		ceil := min(time.Second<<min(n, 10), 60*time.Second)
+		var maxSeen time.Duration
+		for range 200 {
+			d := r.backoff(n, 0)
+			if d < 0 || d > ceil {
+				t.Fatalf("backoff(%d) = %v, outside [0, %v]", n, d, ceil)
+			}
+			maxSeen = max(maxSeen, d)
+		}
+		if maxSeen < ceil/2 {
+			t.Errorf("backoff(%d): largest of 200 draws %v, want full jitter up to %v", n, maxSeen, ceil)
+		}
+	}
+	if d := r.backoff(0, 90*time.Second); d != 90*time.Second {
+		t.Errorf("backoff with Retry-After 90s = %v", d)
+	}
+}
