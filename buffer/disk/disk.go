@@ -193,7 +193,6 @@ func Open(opts Options) (*Log, error) {
 		return nil, fmt.Errorf("disk buffer %s: open %s: %w", opts.Stream, opts.Dir, err)
 	}
 	l.m.segments.Set(float64(len(l.segs)))
-	l.m.backlogBytes.Set(float64(l.head - l.committed))
 	go l.writer()
 	return l, nil
 }

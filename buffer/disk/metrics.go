@@ -18,7 +18,6 @@ type Metrics struct {
 	appendedBytes      *prometheus.CounterVec
 	full               *prometheus.CounterVec
 	writeErrors        *prometheus.CounterVec
-	backlogBytes       *prometheus.GaugeVec
 	segments           *prometheus.GaugeVec
 }
 
@@ -75,10 +74,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_buffer_write_errors_total",
 			Help: "Failed segment writes or syncs.",
 		}, lbl),
-		backlogBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_buffer_backlog_bytes",
-			Help: "Frame bytes of undelivered records (compared with the quota).",
-		}, lbl),
 		segments: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_buffer_segments",
 			Help: "Segment files held.",
@@ -87,7 +82,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.corruptTruncations, m.corruptSkips, m.corruptBytes, m.fsyncs,
 			m.fsyncSeconds, m.groupRecords, m.groupBytes, m.appendedRecords, m.appendedBytes,
-			m.full, m.writeErrors, m.backlogBytes, m.segments)
+			m.full, m.writeErrors, m.segments)
 	}
 	return m
 }
@@ -105,7 +100,6 @@ type streamMetrics struct {
 	appendedBytes      prometheus.Counter
 	full               prometheus.Counter
 	writeErrors        prometheus.Counter
-	backlogBytes       prometheus.Gauge
 	segments           prometheus.Gauge
 }
 
@@ -122,7 +116,6 @@ func (m *Metrics) forStream(stream string) *streamMetrics {
 		appendedBytes:      m.appendedBytes.WithLabelValues(stream),
 		full:               m.full.WithLabelValues(stream),
 		writeErrors:        m.writeErrors.WithLabelValues(stream),
-		backlogBytes:       m.backlogBytes.WithLabelValues(stream),
 		segments:           m.segments.WithLabelValues(stream),
 	}
 }

@@ -270,9 +270,7 @@ func (l *Log) Commit(ctx context.Context, upTo pipeline.Position) error {
 	l.mu.Lock()
 	l.committed = upTo
 	l.inflight = c.inflight
-	backlog := l.head - l.committed
 	l.mu.Unlock()
-	l.m.backlogBytes.Set(float64(backlog))
 	return l.reclaim(upTo)
 }
 

@@ -269,9 +269,7 @@ func (l *Log) flush(seg *segment, reqs []*request, bytes int64) error {
 	l.pending -= bytes
 	close(l.freed)
 	l.freed = make(chan struct{})
-	backlog := l.head - l.committed
 	l.mu.Unlock()
-	l.m.backlogBytes.Set(float64(backlog))
 	for _, r := range reqs {
 		r.done <- nil
 	}

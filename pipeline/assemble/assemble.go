@@ -54,7 +54,8 @@ type stream struct {
 func Check(cfg *config.Config) error {
 	var errs config.Errors
 	kinds := destinationKinds()
-	for _, s := range cfg.Streams {
+	for i := range cfg.Streams {
+		s := &cfg.Streams[i]
 		k, ok := kinds[s.Destination.Type]
 		if !ok {
 			errs = append(errs, s.Destination.Pos.Errorf("stream %q: unknown destination type %q (known: %s)", s.Name, s.Destination.Type, kindNames(kinds)))
@@ -111,13 +112,17 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		}
 	}()
 
-	m := newMetrics(reg)
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
 	deps := pipeline.Deps{Logger: log, Registry: reg, DataDir: dataDir}
 	kinds := destinationKinds()
 	var infos []firehoseapi.StreamInfo
 	bufs := map[string]buffer.Buffer{}
 	started := time.Now()
-	for _, sc := range cfg.Streams {
+	for i := range cfg.Streams {
+		sc := &cfg.Streams[i]
 		slog := log.With("stream", sc.Name)
 		s := &stream{name: sc.Name}
 		d.streams = append(d.streams, s)
@@ -136,9 +141,9 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 			Destination:     built.dest,
 			DestinationName: sc.Destination.Type,
 			DeadLetters:     built.deadLetters,
-			SizeBytes:       int(sc.Buffering.Size * (1 << 20)),
-			Interval:        time.Duration(sc.Buffering.Interval) * time.Second,
-			RetryDuration:   time.Duration(sc.Retry.Duration) * time.Second,
+			SizeBytes:       int(sc.Buffering.Bytes()),
+			Interval:        sc.Buffering.Age(),
+			RetryDuration:   sc.Retry.Budget(),
 			Logger:          slog.With("destination", sc.Destination.Type),
 			Metrics:         m.runner,
 		})
@@ -147,7 +152,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		}
 		info := built.info
 		info.Name, info.Type, info.Created, info.VersionID, info.Tags = sc.Name, sc.Type, started, "1", sc.Tags
-		info.Destination.BufferingSizeMiB = int(sc.Buffering.Size)
+		info.Destination.BufferingSizeMiB = sc.Buffering.Size
 		info.Destination.BufferingIntervalSeconds = sc.Buffering.Interval
 		infos = append(infos, info)
 		slog.Info("stream ready", "destination", sc.Destination.Type, "writes_to", built.where,

@@ -29,8 +29,16 @@ type metrics struct {
 	api    *firehoseapi.Metrics
 }
 
-func newMetrics(reg prometheus.Registerer) metrics {
-	return metrics{disk: disk.NewMetrics(reg), runner: runner.NewMetrics(reg), api: firehoseapi.NewMetrics(reg)}
+func newMetrics(reg prometheus.Registerer) (metrics, error) {
+	rm, err := runner.NewMetrics(reg)
+	if err != nil {
+		return metrics{}, fmt.Errorf("runner metrics: %w", err)
+	}
+	am, err := firehoseapi.NewMetrics(reg)
+	if err != nil {
+		return metrics{}, fmt.Errorf("api metrics: %w", err)
+	}
+	return metrics{disk: disk.NewMetrics(reg), runner: rm, api: am}, nil
 }
 
 // builtDestination is what a destination kind provisions for one stream.
@@ -65,11 +73,11 @@ func kindNames(m map[string]destinationKind) string {
 
 func decodeFile(c config.Component) (file.Options, error) {
 	opts := file.DefaultOptions()
-	if err := config.DecodeNode(c.Node, &opts); err != nil {
+	if err := c.Decode(&opts); err != nil {
 		return opts, err
 	}
 	if err := opts.Validate(); err != nil {
-		return opts, c.Pos.Errorf("destination file: %v", err)
+		return opts, c.Errorf("%v", err)
 	}
 	return opts, nil
 }
