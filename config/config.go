@@ -228,7 +228,9 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse is Load on data already read; name is used in error positions and
-// getenv looks environment variables up (os.LookupEnv in Load).
+// getenv looks environment variables up (os.LookupEnv in Load). With
+// Errors, the Config returned holds what could be decoded, for reporting
+// only.
 func Parse(name string, data []byte, getenv func(string) (string, bool)) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -255,7 +257,10 @@ func Parse(name string, data []byte, getenv func(string) (string, bool)) (*Confi
 	d.decodeStreams(w)
 	d.validate(&w.Config)
 	if err := d.errs.Err(); err != nil {
-		return nil, err
+		// What did decode is returned too, so that `sluice validate` can go
+		// on checking the components and report every error at once. It
+		// must not be run.
+		return &w.Config, err
 	}
 	return &w.Config, nil
 }

@@ -19,7 +19,7 @@ var allowed = []struct {
 	{"pipeline", nil},
 	{"config", nil},
 	{"buffer", []string{"pipeline"}},
-	{"buffer/...", []string{"pipeline", "buffer", "buffer/internal/..."}},
+	{"buffer/...", []string{"pipeline", "buffer", "buffer/internal/...", "buffer/disk/vfs"}},
 	{"ingest/...", []string{"pipeline", "ingest"}},
 	{"transform/...", []string{"pipeline", "transform"}},
 	{"destinations/...", []string{"pipeline", "destinations", "destinations/format/...", "destinations/internal/..."}},

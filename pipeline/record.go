@@ -44,7 +44,9 @@ type BatchID struct {
 }
 
 // String renders the identity in a fixed-width form usable in file names.
-func (id BatchID) String() string { return fmt.Sprintf("%016x-%016x", uint64(id.First), uint64(id.End)) }
+func (id BatchID) String() string {
+	return fmt.Sprintf("%016x-%016x", uint64(id.First), uint64(id.End))
+}
 
 // Batch is a group of records of one stream delivered together.
 type Batch struct {

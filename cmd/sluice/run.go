@@ -70,11 +70,22 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg, err := config.Load(*path)
-	if err == nil {
-		err = assemble.Check(cfg)
+	var all config.Errors
+	if err != nil && !errors.As(err, &all) {
+		fmt.Fprintf(stderr, "sluice validate: %v\n", err)
+		return 1
 	}
-	if err != nil {
-		printConfigErrors(stderr, err)
+	if cfg != nil {
+		// Components are checked even when the file has errors, so that
+		// every error is reported in one run.
+		var ce config.Errors
+		if errors.As(assemble.Check(cfg), &ce) {
+			all = append(all, ce...)
+		}
+	}
+	if len(all) > 0 {
+		all.Sort()
+		printConfigErrors(stderr, all)
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: configuration valid (%d streams)\n", *path, len(cfg.Streams))

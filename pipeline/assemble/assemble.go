@@ -35,6 +35,7 @@ type Options struct {
 // Daemon is a provisioned set of streams and listeners, ready to Run.
 type Daemon struct {
 	cfg     *config.Config
+	dataDir string
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	streams []*stream
@@ -104,7 +105,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		Name: "sluice_build_info", Help: "Always 1; the version label says which build runs.",
 		ConstLabels: prometheus.Labels{"version": opts.Version},
 	}, func() float64 { return 1 }))
-	d = &Daemon{cfg: cfg, log: log, reg: reg}
+	d = &Daemon{cfg: cfg, dataDir: dataDir, log: log, reg: reg}
 	defer func() {
 		if err != nil {
 			d.close(context.Background())
@@ -144,7 +145,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 			SizeBytes:       int(sc.Buffering.Bytes()),
 			Interval:        sc.Buffering.Age(),
 			RetryDuration:   sc.Retry.Budget(),
-			Logger:          slog.With("destination", sc.Destination.Type),
+			Logger:          log, // the runner adds stream and destination
 			Metrics:         m.runner,
 		})
 		if err != nil {
@@ -221,7 +222,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	srvErrs := make(chan error, len(d.servers))
 	for _, s := range d.servers {
 		s.serve(srvErrs)
-		d.log.Info("listening", "server", s.name, "addr", s.ln.Addr().String(), "data_dir", d.cfg.DataDir)
+		d.log.Info("listening", "server", s.name, "addr", s.ln.Addr().String(), "data_dir", d.dataDir)
 	}
 
 	var runErr error
