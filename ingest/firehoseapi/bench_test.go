@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -91,6 +92,47 @@ func BenchmarkPutRecordBatchHandler(b *testing.B) {
 			h.ServeHTTP(w, r)
 			if w.status != http.StatusOK {
 				b.Fatal(w.status)
+			}
+		}
+	})
+	reportRecords(b, 500)
+}
+
+// BenchmarkPutRecordBatchHTTP goes through a real loopback HTTP server and
+// client (keep-alive connections), as producers do.
+func BenchmarkPutRecordBatchHTTP(b *testing.B) {
+	h, err := NewHandler(Config{
+		Streams:  []StreamInfo{{Name: "alpha"}},
+		Appender: drainingAppender{buf: memory.New(memory.Options{MaxBytes: 1 << 30})},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	client := srv.Client()
+	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	body := benchBatch(500, 1024)
+	b.SetBytes(500 * 1024)
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, err := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			req.Header.Set("X-Amz-Target", "Firehose_20150804.PutRecordBatch")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+				b.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Fatal(resp.StatusCode)
 			}
 		}
 	})

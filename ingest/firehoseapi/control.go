@@ -60,8 +60,6 @@ func (v *validation) checkLimit(limit *int, lo, hi int) {
 	}
 }
 
-var streamTypes = []string{"DirectPut", "KinesisStreamAsSource", "MSKAsSource", "DatabaseAsSource"}
-
 func (h *Handler) listDeliveryStreams(body []byte) (any, *apiError) {
 	var in struct {
 		Limit                            *int
@@ -73,7 +71,7 @@ func (h *Handler) listDeliveryStreams(body []byte) (any, *apiError) {
 	}
 	var v validation
 	v.checkLimit(in.Limit, 1, 10000)
-	if in.DeliveryStreamType != nil && !slices.Contains(streamTypes, *in.DeliveryStreamType) {
+	if in.DeliveryStreamType != nil && !validStreamType(*in.DeliveryStreamType) {
 		v.add(quoteValue(*in.DeliveryStreamType), "deliveryStreamType",
 			"Member must satisfy enum value set: [DirectPut, KinesisStreamAsSource, MSKAsSource, DatabaseAsSource]")
 	}
@@ -166,4 +164,13 @@ func (h *Handler) listTags(body []byte) (any, *apiError) {
 		out.Tags = append(out.Tags, tag{Key: k, Value: s.info.Tags[k]})
 	}
 	return out, nil
+}
+
+// validStreamType reports whether t is a DeliveryStreamType of the model.
+func validStreamType(t string) bool {
+	switch t {
+	case "DirectPut", "KinesisStreamAsSource", "MSKAsSource", "DatabaseAsSource":
+		return true
+	}
+	return false
 }

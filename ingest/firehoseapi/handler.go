@@ -205,12 +205,17 @@ func cmp(s, def string) string {
 	return s
 }
 
-// Operation names used as the metrics' operation label.
-var operations = []string{
-	"PutRecord", "PutRecordBatch", "ListDeliveryStreams", "DescribeDeliveryStream",
-	"ListTagsForDeliveryStream", "CreateDeliveryStream", "DeleteDeliveryStream",
-	"UpdateDestination", "TagDeliveryStream", "UntagDeliveryStream",
-	"StartDeliveryStreamEncryption", "StopDeliveryStreamEncryption",
+// knownOperation reports whether op is an operation of the Firehose API
+// (and so a valid value of the metrics' operation label).
+func knownOperation(op string) bool {
+	switch op {
+	case "PutRecord", "PutRecordBatch", "ListDeliveryStreams", "DescribeDeliveryStream",
+		"ListTagsForDeliveryStream", "CreateDeliveryStream", "DeleteDeliveryStream",
+		"UpdateDestination", "TagDeliveryStream", "UntagDeliveryStream",
+		"StartDeliveryStreamEncryption", "StopDeliveryStreamEncryption":
+		return true
+	}
+	return false
 }
 
 // ServeHTTP implements http.Handler.
@@ -220,9 +225,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("X-Amzn-RequestId", newRequestID())
 	hdr.Set("Content-Type", "application/x-amz-json-1.1")
 
-	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), targetPrefix)
+	op, prefixed := strings.CutPrefix(r.Header.Get("X-Amz-Target"), targetPrefix)
 	label := op
-	if !slices.Contains(operations, op) || len(op) == len(r.Header.Get("X-Amz-Target")) {
+	if !prefixed || !knownOperation(op) {
 		label = "Unknown"
 	}
 	var status int
