@@ -23,14 +23,12 @@
 package firehoseapi
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,11 +105,12 @@ type Config struct {
 	// Metrics is shared by every handler of the process (NewMetrics). When
 	// nil, the handler uses unregistered metrics.
 	Metrics *Metrics
-	// MaxConcurrentPuts bounds the PutRecord/PutRecordBatch requests
-	// processed at once, and so the memory held by request buffers (up to
-	// about 11 MiB each for the largest bodies). Further requests wait.
-	// Default 8 × GOMAXPROCS.
-	MaxConcurrentPuts int
+	// MaxInFlightBytes bounds the request body bytes of the
+	// PutRecord/PutRecordBatch calls in progress (a call weighs its
+	// Content-Length, or MaxBodyBytes when unknown); the memory they hold is
+	// about 1.75 times that (body plus decoded data). Further calls wait.
+	// Default 64 MiB.
+	MaxInFlightBytes int64
 }
 
 // Handler serves the Firehose API. It is safe for concurrent use.
@@ -123,7 +122,7 @@ type Handler struct {
 	streams         map[string]*stream
 	names           []string // sorted
 	pool            sync.Pool
-	sem             chan struct{}
+	limiter         *byteLimiter
 }
 
 type stream struct {
@@ -189,11 +188,11 @@ func NewHandler(cfg Config) (*Handler, error) {
 		h.names = append(h.names, si.Name)
 	}
 	slices.Sort(h.names)
-	n := cfg.MaxConcurrentPuts
-	if n <= 0 {
-		n = 8 * runtime.GOMAXPROCS(0)
+	limit := cfg.MaxInFlightBytes
+	if limit <= 0 {
+		limit = 64 << 20
 	}
-	h.sem = make(chan struct{}, n)
+	h.limiter = newByteLimiter(limit)
 	h.pool.New = func() any { return &reqState{} }
 	return h, nil
 }
@@ -327,15 +326,3 @@ func readBody(r *http.Request, buf []byte, limit int) ([]byte, error) {
 		}
 	}
 }
-
-// acquire waits for a put slot.
-func (h *Handler) acquire(ctx context.Context) error {
-	select {
-	case h.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for a request slot: %w", ctx.Err())
-	}
-}
-
-func (h *Handler) release() { <-h.sem }

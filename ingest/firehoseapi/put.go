@@ -10,10 +10,14 @@ import (
 
 // handlePut serves PutRecord (batch=false) and PutRecordBatch.
 func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, batch bool) int {
-	if err := h.acquire(r.Context()); err != nil {
+	weight := r.ContentLength
+	if weight < 0 || weight > MaxBodyBytes {
+		weight = MaxBodyBytes
+	}
+	if err := h.limiter.acquire(r.Context(), weight); err != nil {
 		return h.writeError(w, newError(http.StatusServiceUnavailable, errServiceUnavailable, msgSlowDown))
 	}
-	defer h.release()
+	defer h.limiter.release(weight)
 	st := h.pool.Get().(*reqState)
 	defer h.pool.Put(st)
 
