@@ -110,15 +110,19 @@ func TestContract07PutRecordUnknownStream(t *testing.T) {
 func TestContract08PutRecordSizeLimit(t *testing.T) {
 	e := newEnv(t)
 	r := e.op(t, "PutRecord", putBody("alpha", bytes.Repeat([]byte{7}, 1_024_000)))
-	if r.status != 200 || r.body["RecordId"] == "" || r.body["RecordId"] == nil {
+	id, _ := r.body["RecordId"].(string)
+	if r.status != 200 || id == "" || r.body["Encrypted"] != false {
 		t.Fatalf("max record: %d %.200s", r.status, r.raw)
 	}
 	r = e.op(t, "PutRecord", putBody("alpha", bytes.Repeat([]byte{7}, 1_024_001)))
 	wantError(t, r, 400, errValidation,
 		"1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim=1024001 cap=1024001]' at 'record.data' failed to satisfy constraint: Member must have length less than or equal to 1024000")
 	got := e.stored(t, "alpha")
-	if len(got) != 1 || len(got[0].Data) != 1_024_000 || got[0].ID != r.header.Get("") && got[0].ID == "" {
-		t.Fatalf("stored %d records", len(got))
+	if len(got) != 1 {
+		t.Fatalf("stored %d records, want 1", len(got))
+	}
+	if len(got[0].Data) != 1_024_000 || got[0].ID != id {
+		t.Fatalf("stored %d bytes with id %q, acked %q", len(got[0].Data), got[0].ID, id)
 	}
 	wantError(t, e.op(t, "PutRecord", `{"DeliveryStreamName":"alpha"}`), 400, errValidation,
 		"Value null at 'record' failed to satisfy constraint: Member must not be null")

@@ -18,6 +18,21 @@
 // ("Records size exceeds 4 MB limit" for PutRecordBatch, a body-size message
 // otherwise) and the connection is closed.
 //
+// Throttling: when the Appender returns pipeline.ErrFull, PutRecordBatch
+// answers 200 with every entry {"ErrorCode":"ServiceUnavailableException",
+// "ErrorMessage":"Slow down."} and FailedPutCount, PutRecord answers 503
+// ServiceUnavailableException "Slow down."; other append errors become
+// per-entry InternalFailure / HTTP 500. A rejected call stores nothing.
+// Put calls in progress are bounded by Config.MaxInFlightBytes (request
+// bytes); further calls wait, so memory does not grow with client count.
+//
+// Metrics (NewMetrics): sluice_incoming_{bytes,records,put_requests}_total
+// and sluice_throttled_records_total by stream (Firehose's IncomingBytes,
+// IncomingRecords, IncomingPutRequests, ThrottledRecords: successful calls
+// only), sluice_api_requests_total{operation,code} (code is the HTTP
+// status; operation "Unknown" for anything not in the Firehose API) and
+// sluice_api_request_duration_seconds{operation}.
+//
 // SigV4 Authorization headers are accepted without verification, as are
 // unsigned requests.
 package firehoseapi
