@@ -27,7 +27,8 @@ type Buffer interface {
 	// when recs[i].Arrived is zero, sets it to the time of the append.
 	// Append is all or nothing: on error no record of recs is stored.
 	// It returns pipeline.ErrFull, without blocking, when the records do not
-	// fit in the quota.
+	// fit in the quota. It must not retain recs or their Data after
+	// returning: callers reuse both.
 	Append(ctx context.Context, recs []pipeline.Record) error
 
 	// Read returns the records stored from position from onwards, stopping

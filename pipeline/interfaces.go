@@ -5,6 +5,7 @@ import "context"
 // Appender takes records into a stream's buffer. It returns once the
 // records are durable (per the buffer's durability mode) and have been given
 // their IDs, or with ErrFull when the stream's buffer quota is exhausted.
+// It must not retain recs or their Data after returning: callers reuse both.
 type Appender interface {
 	Append(ctx context.Context, stream string, recs []Record) error
 }
