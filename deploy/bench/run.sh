@@ -40,12 +40,19 @@ YAML
 pid=$!; sleep 0.5; wait_up
 echo "== sluice (fsync, file destination)" >&2
 results+=("sluice $(load bench $pid | tee /dev/stderr | tr -d '\n ')")
+# Delivery must keep up, not just intake: the backlog left when the load
+# stops, and the records delivered by then.
+metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 ~ "^"m"[{]" {s+=$2} END {printf "%.0f", s}'; }
+end_backlog=$(metric sluice_buffer_backlog_bytes)
+end_delivered=$(metric sluice_delivery_records_total)
+end_incoming=$(metric sluice_incoming_records_total)
 kill -TERM $pid; wait $pid || true
 rm -rf "$work/data"
 
-# Stopped destination: its directory sits under a regular file, so every
-# delivery fails (ENOTDIR) and is retried while the backlog grows on disk.
-touch "$work/blocker"
+# Stopped destination: once the daemon runs, its output directory is
+# replaced by a regular file, so every delivery (and dead-letter write)
+# fails with ENOTDIR and is retried while the backlog grows on disk.
+mkdir -p "$work/dest"
 cat > "$work/stopped.yaml" <<YAML
 listen: 127.0.0.1:$port
 log: {level: error}
@@ -54,10 +61,11 @@ shutdown_timeout: 1s
 streams:
   bench:
     buffering: {size: 5, interval: 1}
-    destination: {type: file, path: $work/blocker/out}
+    destination: {type: file, path: $work/dest/out}
 YAML
 "$work/sluice" run -c "$work/stopped.yaml" --data-dir "$work/data" &
 pid=$!; sleep 0.5; wait_up
+rm -rf "$work/dest"; touch "$work/dest"
 echo "== sluice, destination stopped, until a 1 GiB backlog" >&2
 # 1 GiB of 1 KiB records at ~100+ MiB/s: run until the backlog metric passes 1 GiB.
 "$work/sluice" load --endpoint "http://127.0.0.1:$port" --stream bench --concurrency 8 --duration 60s --warmup 0s --pid $pid --json > "$work/stopped.json" &
@@ -83,5 +91,6 @@ for r in "${results[@]}"; do
   [ "$name" = refserver-fsync ] && ceiling=$(get records_per_sec)
   [ "$name" = sluice ] && sl=$(get records_per_sec)
 done
+echo "sluice at the end of its load: $end_incoming records in, $end_delivered delivered, backlog $(awk "BEGIN{printf \"%.1f\", $end_backlog/1048576}") MiB"
 echo "sluice / durability ceiling: $(awk "BEGIN{printf \"%.2f\", $sl/$ceiling}")"
 echo "stopped destination: backlog $(awk "BEGIN{printf \"%.2f\", $backlog/1073741824}") GiB, peak RSS ${rss} MiB"

@@ -106,10 +106,10 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		ConstLabels: prometheus.Labels{"version": opts.Version},
 	}, func() float64 { return 1 }))
 	d = &Daemon{cfg: cfg, dataDir: dataDir, log: log, reg: reg}
+	partial := d // the named result is nil by the time an error return runs
 	defer func() {
 		if err != nil {
-			d.close(context.Background())
-			d = nil
+			partial.close(context.Background())
 		}
 	}()
 
