@@ -49,6 +49,7 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	size := fs.Int("record-size", 1024, "bytes per record")
 	dur := fs.Duration("duration", 20*time.Second, "how long to send")
 	warmup := fs.Duration("warmup", 2*time.Second, "sending time excluded from the results")
+	rate := fs.Int("rate", 0, "target records/s over all callers (0: as fast as the server answers)")
 	pid := fs.Int("pid", 0, "server process id whose peak RSS (VmHWM) is reported")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -60,7 +61,7 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	res, err := runLoad(ctx, loadSpec{
 		Endpoint: *endpoint, Stream: *stream, Concurrency: *conc, RecordsPerCall: *perCall,
-		RecordSize: *size, Duration: *dur, Warmup: *warmup, PID: *pid,
+		RecordSize: *size, Duration: *dur, Warmup: *warmup, PID: *pid, Rate: *rate,
 	})
 	if err != nil {
 		return exitCode(fmt.Errorf("load: %w", err), stderr)
@@ -94,6 +95,7 @@ type loadSpec struct {
 	Duration       time.Duration
 	Warmup         time.Duration
 	PID            int
+	Rate           int // records/s; 0 = unlimited
 }
 
 // putRecordBatchBody builds one request body. Records carry the caller and
@@ -147,6 +149,27 @@ func runLoad(ctx context.Context, s loadSpec) (loadResult, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, s.Warmup+s.Duration)
 	defer cancel()
+	// With a target rate, callers take a token per call from a ticker.
+	var tokens chan struct{}
+	if s.Rate > 0 {
+		tokens = make(chan struct{}, s.Concurrency)
+		every := time.Duration(float64(time.Second) * float64(s.RecordsPerCall) / float64(s.Rate))
+		go func() {
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					select {
+					case tokens <- struct{}{}:
+					default: // callers are behind: the server is the limit
+					}
+				}
+			}
+		}()
+	}
 	measureFrom := time.Now().Add(s.Warmup)
 	var (
 		requests, failedReq, acked, failedRec atomic.Int64
@@ -161,6 +184,13 @@ func runLoad(ctx context.Context, s loadSpec) (loadResult, error) {
 			defer wg.Done()
 			local := make([]time.Duration, 0, 1<<14)
 			for i := 0; ctx.Err() == nil; i++ {
+				if tokens != nil {
+					select {
+					case <-tokens:
+					case <-ctx.Done():
+						continue
+					}
+				}
 				start := time.Now()
 				ok, failed, err := putOnce(ctx, client, s.Endpoint, bodies[c][i%bodiesPerCaller])
 				if ctx.Err() != nil {

@@ -16,7 +16,7 @@ go build -o "$work/sluice" ./cmd/sluice
 go build -o "$work/refserver" ./deploy/bench/refserver
 port=4599
 load() { "$work/sluice" load --endpoint "http://127.0.0.1:$port" --stream "$1" --concurrency 8 \
-  --records 500 --record-size 1024 --duration "${secs}s" --warmup 2s --pid "$2" --json; }
+  --records 500 --record-size 1024 --duration "${secs}s" --warmup 2s --pid "$2" --json ${3:+--rate $3}; }
 wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" -X POST -d '{}' && return 0; sleep 0.1; done; return 1; }
 results=()
 for mode in discard stdjson fsync; do
@@ -46,6 +46,19 @@ metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 ~ "^"m"[
 end_backlog=$(metric sluice_buffer_backlog_bytes)
 end_delivered=$(metric sluice_delivery_records_total)
 end_incoming=$(metric sluice_incoming_records_total)
+kill -TERM $pid; wait $pid || true
+rm -rf "$work/data"
+
+# Sustained: a fixed offered rate that delivery must keep up with (the
+# backlog at the end stays within a few batches).
+rate=${SUSTAIN_RATE:-200000}
+"$work/sluice" run -c "$work/sluice.yaml" --data-dir "$work/data" &
+pid=$!; sleep 0.5; wait_up
+echo "== sluice at an offered $rate records/s" >&2
+results+=("sluice@$rate $(load bench $pid $rate | tee /dev/stderr | tr -d '\n ')")
+sus_backlog=$(metric sluice_buffer_backlog_bytes)
+sus_delivered=$(metric sluice_delivery_records_total)
+sus_incoming=$(metric sluice_incoming_records_total)
 kill -TERM $pid; wait $pid || true
 rm -rf "$work/data"
 
@@ -82,15 +95,16 @@ kill -TERM $pid; wait $pid || true
 
 echo
 echo "PutRecordBatch 500 x 1 KiB, concurrency 8, ${secs}s per run, $(nproc) cores"
-printf '%-20s %12s %9s %9s %9s %9s\n' server records/s MiB/s p50_ms p99_ms rss_MiB
+printf '%-22s %12s %9s %9s %9s %9s\n' server records/s MiB/s p50_ms p99_ms rss_MiB
 ceiling=""
 for r in "${results[@]}"; do
   name=${r%% *}; js=${r#* }
   get() { echo "$js" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
-  printf '%-20s %12.0f %9.1f %9.2f %9.2f %9.1f\n' "$name" "$(get records_per_sec)" "$(get mib_per_sec)" "$(get p50_ms)" "$(get p99_ms)" "$(get peak_rss_mib)"
+  printf '%-22s %12.0f %9.1f %9.2f %9.2f %9.1f\n' "$name" "$(get records_per_sec)" "$(get mib_per_sec)" "$(get p50_ms)" "$(get p99_ms)" "$(get peak_rss_mib)"
   [ "$name" = refserver-fsync ] && ceiling=$(get records_per_sec)
   [ "$name" = sluice ] && sl=$(get records_per_sec)
 done
 echo "sluice at the end of its load: $end_incoming records in, $end_delivered delivered, backlog $(awk "BEGIN{printf \"%.1f\", $end_backlog/1048576}") MiB"
+echo "sluice at an offered $rate/s: $sus_incoming records in, $sus_delivered delivered, backlog $(awk "BEGIN{printf \"%.1f\", $sus_backlog/1048576}") MiB at the end"
 echo "sluice / durability ceiling: $(awk "BEGIN{printf \"%.2f\", $sl/$ceiling}")"
 echo "stopped destination: backlog $(awk "BEGIN{printf \"%.2f\", $backlog/1073741824}") GiB, peak RSS ${rss} MiB"
