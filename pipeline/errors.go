@@ -71,3 +71,24 @@ func RetryAfter(err error) time.Duration {
 	}
 	return 0
 }
+
+// CodedError is an error with a Firehose-style error code (e.g.
+// "DataFormatConversion.MissingRequiredField") and the error output type its
+// records are dead-lettered under (e.g. "format-conversion-failed"). The
+// runner reads both through the ErrorCode and ErrorOutputType methods.
+// Unless wrapped in a RetryableError it is permanent.
+type CodedError struct {
+	Code       string
+	OutputType string
+	Err        error
+}
+
+func (e *CodedError) Error() string {
+	if e.Code == "" {
+		return e.Err.Error()
+	}
+	return e.Code + ": " + e.Err.Error()
+}
+func (e *CodedError) Unwrap() error           { return e.Err }
+func (e *CodedError) ErrorCode() string       { return e.Code }
+func (e *CodedError) ErrorOutputType() string { return e.OutputType }

@@ -256,6 +256,10 @@ func deadLetter(rec pipeline.Record, attempts int, err error, defaultCode, outTy
 	if errors.As(err, &c) && c.ErrorCode() != "" {
 		code = c.ErrorCode()
 	}
+	var ot OutputTyper
+	if errors.As(err, &ot) && ot.ErrorOutputType() != "" {
+		outType = ot.ErrorOutputType()
+	}
 	msg := "unknown error"
 	if err != nil {
 		msg = err.Error()

@@ -126,8 +126,10 @@ type Coder interface {
 	ErrorCode() string
 }
 
-// OutputTyper is implemented by processors whose failed records go to a
-// specific error output type (default "processing-failed").
+// OutputTyper is implemented by processors, and by errors (see
+// pipeline.CodedError), whose failed records go to a specific error output
+// type. An error's own type wins over its processor's; the defaults are
+// "processing-failed" for processors and "delivery-failed" for delivery.
 type OutputTyper interface {
 	ErrorOutputType() string
 }
