@@ -20,3 +20,15 @@ if ! command -v aws >/dev/null 2>&1; then
   fi
 fi
 aws --version >&2
+
+# Node.js peers: s3rver (an independent S3 server) and DuckDB (an
+# independent Parquet reader), pinned in deploy/testpeers/package.json.
+if ! command -v node >/dev/null 2>&1; then
+  echo "installing Node.js" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -d deploy/testpeers/node_modules/s3rver ] || [ ! -d deploy/testpeers/node_modules/@duckdb/node-api ]; then
+  echo "installing the Node.js test peers" >&2
+  (cd deploy/testpeers && npm install --no-audit --no-fund --silent)
+fi
+node deploy/testpeers/duckdb-query.mjs "SELECT 'duckdb ok' AS check" >&2

@@ -1,0 +1,125 @@
+// Package testpeers starts the real third-party programs the test suite
+// runs against: s3rver (an independent S3 server) and DuckDB (an
+// independent Parquet reader), both installed from npm into this folder by
+// deploy/install-test-deps.sh (`make tools`). A missing peer fails the
+// test loudly; it never skips.
+package testpeers
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Dir is this folder (where node_modules lives).
+func Dir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(file)
+}
+
+func need(t testing.TB, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("test peer missing: %s (run `make tools` or deploy/install-test-deps.sh): %v", path, err)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatalf("node is required for the test peers (run deploy/install-test-deps.sh): %v", err)
+	}
+}
+
+// S3rver credentials: s3rver accepts exactly these.
+const (
+	S3rverAccessKey = "S3RVER"
+	S3rverSecretKey = "S3RVER"
+)
+
+// StartS3rver runs s3rver on a free loopback port, storing into a fresh
+// directory, with the given buckets created. It is stopped at the end of
+// the test. It returns the endpoint URL and the storage directory.
+func StartS3rver(t testing.TB, buckets ...string) (endpoint, dir string) {
+	t.Helper()
+	bin := filepath.Join(Dir(), "node_modules", "s3rver", "bin", "s3rver.js")
+	need(t, bin)
+	dir = t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	args := []string{bin, "-d", dir, "-a", "127.0.0.1", "-p", fmt.Sprint(port), "--silent"}
+	for _, b := range buckets {
+		args = append(args, "--configure-bucket", b)
+	}
+	cmd := exec.Command("node", args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting s3rver: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	endpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(endpoint + "/")
+		if err == nil {
+			resp.Body.Close()
+			return endpoint, dir
+		}
+		select {
+		case <-done:
+			t.Fatalf("s3rver exited at start-up:\n%s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("s3rver not answering on %s after 15s:\n%s", endpoint, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Result is a DuckDB query result: column names, DuckDB type names and the
+// rows as JSON values.
+type Result struct {
+	Names []string `json:"names"`
+	Types []string `json:"types"`
+	Rows  [][]any  `json:"rows"`
+}
+
+// DuckDB runs one SQL query (typically over read_parquet('file')) in DuckDB.
+func DuckDB(t testing.TB, sql string) Result {
+	t.Helper()
+	script := filepath.Join(Dir(), "duckdb-query.mjs")
+	need(t, filepath.Join(Dir(), "node_modules", "@duckdb", "node-api"))
+	cmd := exec.Command("node", script, sql)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("duckdb %q: %v\n%s", sql, err, stderr.String())
+	}
+	var r Result
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.UseNumber()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("duckdb output: %v\n%s", err, out)
+	}
+	return r
+}
+
+// Quote quotes a string for SQL.
+func Quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
