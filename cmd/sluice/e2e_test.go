@@ -233,3 +233,35 @@ func TestHealthAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestPutCommand sends the example clickstream with `sluice put` and checks
+// every line arrives once.
+func TestPutCommand(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := writeConfig(t, dir, addr, "clicks", 1, 1, "")
+	startDaemon(t, cfg, dir, addr)
+	src := "../../examples/data/clickstream.ndjson"
+	out, err := exec.Command(sluiceBin, "put", "--endpoint", "http://"+addr, "--stream", "clicks", "--batch", "64", "--file", src).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sluice put: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if !strings.Contains(string(out), fmt.Sprintf("%d records put", len(lines))) {
+		t.Fatalf("sluice put output: %s", out)
+	}
+	outDir := filepath.Join(dir, "out")
+	if !waitFor(5*time.Second, func() bool { return len(deliveredLines(t, outDir)) == len(lines) }) {
+		t.Fatalf("%d of %d lines delivered", len(deliveredLines(t, outDir)), len(lines))
+	}
+	got := deliveredLines(t, outDir)
+	for _, l := range lines {
+		if got[l] != 1 {
+			t.Fatalf("line delivered %d times: %s", got[l], l)
+		}
+	}
+}
