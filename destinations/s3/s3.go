@@ -1,0 +1,370 @@
+// Package s3 is the data-lake destination: it writes a stream's batches as
+// objects in an S3 bucket (AWS, or any S3-compatible server through
+// Options.Endpoint), with Amazon Data Firehose's object layout:
+//
+//	<evaluated prefix><stream>-1-<yyyy-MM-dd-HH-mm-ss>-<uuid><extension>
+//
+// A prefix without a timestamp expression gets yyyy/MM/dd/HH/ appended.
+// Times are the arrival time of the oldest record of the object, in
+// Options.CustomTimeZone (UTC by default). The uuid derives from the
+// stream, the partition and the batch identity (pipeline.BatchID), so a
+// redelivery after a crash overwrites the same key instead of adding a
+// duplicate object.
+//
+// # Streaming and memory
+//
+// A partition's records are encoded by its format.Format straight into an
+// upload (upload.go): an object that fits in one part (Options.PartSize) is
+// sent with one PutObject; a larger one becomes a multipart upload whose
+// parts are sent while encoding goes on, Options.UploadConcurrency at a
+// time. Memory per object is at most (UploadConcurrency+1) × PartSize
+// whatever its size; partitions of a batch are uploaded one after the
+// other. A failure (including a cancelled context) aborts the multipart
+// upload: nothing partial becomes visible.
+//
+// # Errors
+//
+// Records the format cannot encode are reported in a *pipeline.PartialError
+// (permanent; the runner dead-letters them) while the others are stored.
+// S3 errors are classified in errors.go: network errors, 5xx, 429 and
+// throttling are retryable (honouring Retry-After); a missing bucket,
+// denied access and bad credentials are permanent, with Firehose-style
+// codes (S3.NoSuchBucket, S3.AccessDenied...).
+//
+// The destination is also a pipeline.DeadLetterWriter (deadletter.go).
+package s3
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/sluice-dev/sluice/destinations/format"
+	"github.com/sluice-dev/sluice/pipeline"
+)
+
+// streamVersion is the <stream version> part of object names (Sluice
+// streams are configured from a file and stay at 1).
+const streamVersion = "1"
+
+// streamNameRE is Firehose's DeliveryStreamName pattern.
+var streamNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
+
+// Destination delivers batches to S3. It is safe for concurrent use.
+type Destination struct {
+	client      *s3.Client
+	transport   *http.Transport
+	bucket      string
+	stream      string
+	prefix      string
+	errPrefix   string
+	loc         *time.Location
+	format      format.Format
+	ext         string
+	meta        objectMeta
+	partSize    int
+	concurrency int
+	log         *slog.Logger
+	now         func() time.Time
+
+	bufs sync.Pool // *[]byte of cap partSize
+
+	mu       sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+// hooks are test seams: they never change behaviour in production.
+type hooks struct {
+	wrapTransport func(http.RoundTripper) http.RoundTripper
+	maxAttempts   int // SDK attempts per request; 0 means 3
+	env           envLookup
+}
+
+// New returns an S3 destination for stream. It validates opts and builds
+// the client; it does no I/O (a missing bucket shows on the first
+// delivery, as a permanent S3.NoSuchBucket error).
+func New(ctx context.Context, opts Options, stream string, deps pipeline.Deps) (*Destination, error) {
+	return newDestination(ctx, opts, stream, deps, hooks{})
+}
+
+func newDestination(_ context.Context, opts Options, stream string, deps pipeline.Deps, h hooks) (*Destination, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("s3 destination: %w", err)
+	}
+	if !streamNameRE.MatchString(stream) {
+		return nil, fmt.Errorf("s3 destination: invalid stream name %q", stream)
+	}
+	f, err := newFormat(opts)
+	if err != nil {
+		return nil, fmt.Errorf("s3 destination: %w", err)
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if h.env == nil {
+		h.env = os.LookupEnv
+	}
+	attempts := h.maxAttempts
+	if attempts == 0 {
+		attempts = retry.DefaultMaxAttempts
+	}
+	tr := newTransport(opts.UploadConcurrency)
+	var rt http.RoundTripper = tr
+	if h.wrapTransport != nil {
+		rt = h.wrapTransport(tr)
+	}
+	hc := &http.Client{Transport: rt}
+	cfg := aws.Config{
+		Region:      resolveRegion(opts, h.env),
+		Credentials: credentialsProvider(opts, h.env, hc),
+		HTTPClient:  hc,
+		Retryer: func() aws.Retryer {
+			// A few quick retries per request (a part is cheaper to resend
+			// than an object); the runner's retry budget does the rest.
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = attempts
+				o.MaxBackoff = 2 * time.Second
+				o.RateLimiter = ratelimit.None
+			})
+		},
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if opts.Endpoint != "" {
+			o.BaseEndpoint = aws.String(opts.Endpoint)
+		}
+		o.UsePathStyle = opts.ForcePathStyle
+	})
+	ext := f.Ext()
+	if opts.FileExtension != "" {
+		ext = opts.FileExtension
+	}
+	d := &Destination{
+		client:    client,
+		transport: tr,
+		bucket:    opts.Bucket,
+		stream:    stream,
+		prefix:    opts.Prefix,
+		errPrefix: opts.errorPrefix(),
+		loc:       opts.location(),
+		format:    f,
+		ext:       ext,
+		meta: objectMeta{
+			contentType:     f.ContentType(),
+			contentEncoding: f.ContentEncoding(),
+			sse:             types.ServerSideEncryption(opts.SSE.Type),
+			kmsKeyID:        opts.SSE.KMSKeyID,
+			storageClass:    types.StorageClass(opts.StorageClass),
+		},
+		partSize:    int(opts.PartSize),
+		concurrency: opts.UploadConcurrency,
+		log:         logger.With("stream", stream, "destination", "s3", "bucket", opts.Bucket),
+		now:         time.Now,
+	}
+	return d, nil
+}
+
+func newTransport(concurrency int) *http.Transport {
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   max(concurrency*2, 8),
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+		ResponseHeaderTimeout: 2 * time.Minute,
+	}
+}
+
+// begin registers a call in progress; it fails after Close.
+func (d *Destination) begin(op string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("s3 destination %s: %s: %w", d.stream, op, pipeline.ErrClosed)
+	}
+	d.inflight.Add(1)
+	return nil
+}
+
+// Deliver stores b: one object per partition of its records. An empty
+// batch stores nothing. Records the format cannot encode are returned in a
+// *pipeline.PartialError while the others are stored; S3 failures are
+// classified (see the package documentation). Deliver is idempotent for a
+// given b.ID.
+func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
+	if err := d.begin("deliver"); err != nil {
+		return err
+	}
+	defer d.inflight.Done()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("s3 destination %s: deliver: %w", d.stream, err)
+	}
+	if len(b.Records) == 0 {
+		return nil
+	}
+	if b.Stream != "" && b.Stream != d.stream {
+		return fmt.Errorf("s3 destination %s: batch of stream %q delivered to the wrong destination", d.stream, b.Stream)
+	}
+	parts, failed := d.split(b)
+	for _, p := range parts {
+		f, err := d.deliverPartition(ctx, b, p)
+		if err != nil {
+			return err
+		}
+		failed = append(failed, f...)
+	}
+	if len(failed) > 0 {
+		return &pipeline.PartialError{Failed: failed}
+	}
+	return nil
+}
+
+// partition is the records of a batch stored in one object.
+type partition struct {
+	key     string
+	records []int // indices into the batch
+	bytes   int   // sum of the records' sizes
+}
+
+// split groups the records of b by rendered prefix.
+func (d *Destination) split(b pipeline.Batch) ([]partition, []pipeline.RecordError) {
+	idx := make([]int, len(b.Records))
+	for i := range idx {
+		idx[i] = i
+	}
+	oldest := b.Oldest().In(d.loc)
+	key := d.prefix + oldest.Format("2006/01/02/15/") + d.objectName(oldest, "data", b.ID) + d.ext
+	return []partition{{key: key, records: idx, bytes: b.Bytes}}, nil
+}
+
+// ObjectKeys returns the keys Deliver stores b under.
+func (d *Destination) ObjectKeys(b pipeline.Batch) []string {
+	parts, _ := d.split(b)
+	keys := make([]string, len(parts))
+	for i, p := range parts {
+		keys[i] = p.key
+	}
+	return keys
+}
+
+// deliverPartition encodes p's records into one object. It returns the
+// records the format refused; an error fails the whole batch.
+func (d *Destination) deliverPartition(ctx context.Context, b pipeline.Batch, p partition) (failed []pipeline.RecordError, err error) {
+	up := d.newUpload(ctx, p.key, d.meta, p.bytes+len(p.records))
+	defer up.release()
+	defer func() {
+		if err != nil {
+			up.abort()
+		}
+	}()
+	ow, err := d.format.NewWriter(up)
+	if err != nil {
+		return nil, d.encodeError(up, p.key, err)
+	}
+	stored := 0
+	for n, i := range p.records {
+		if n%256 == 255 {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("s3 destination %s: deliver s3://%s/%s: %w", d.stream, d.bucket, p.key, err)
+			}
+		}
+		if err := ow.Write(&b.Records[i]); err != nil {
+			var ce *pipeline.CodedError
+			if errors.As(err, &ce) && up.err() == nil {
+				failed = append(failed, pipeline.RecordError{Index: i, Err: err})
+				continue
+			}
+			return nil, d.encodeError(up, p.key, err)
+		}
+		stored++
+	}
+	if err := ow.Close(); err != nil {
+		return nil, d.encodeError(up, p.key, err)
+	}
+	if stored == 0 {
+		up.abort()
+		return failed, nil // every record refused: no object
+	}
+	if err := up.finish(); err != nil {
+		return nil, err
+	}
+	return failed, nil
+}
+
+// encodeError reports a failure while encoding: the upload's own error
+// (already classified) if it failed, else the format's error (permanent).
+func (d *Destination) encodeError(up *upload, key string, err error) error {
+	if uerr := up.err(); uerr != nil {
+		return uerr
+	}
+	return &pipeline.CodedError{
+		Code: "S3.EncodingFailed",
+		Err:  fmt.Errorf("s3 destination %s: encode s3://%s/%s: %w", d.stream, d.bucket, key, err),
+	}
+}
+
+// Close stops the destination: later calls fail with pipeline.ErrClosed,
+// deliveries in progress are waited for (until ctx is done) and idle
+// connections are closed. It is idempotent.
+func (d *Destination) Close(ctx context.Context) error {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() { d.inflight.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("s3 destination %s: close: deliveries still in progress: %w", d.stream, ctx.Err())
+	}
+	d.transport.CloseIdleConnections()
+	return err
+}
+
+// objectName is <stream>-1-<yyyy-MM-dd-HH-mm-ss>-<uuid>.
+func (d *Destination) objectName(t time.Time, kind string, id pipeline.BatchID) string {
+	return d.stream + "-" + streamVersion + "-" + t.Format("2006-01-02-15-04-05") + "-" + batchUUID(d.stream, kind, id)
+}
+
+// batchUUID derives a UUID-shaped name (version 8, RFC 9562 "custom")
+// from the stream, the kind of object and the batch identity.
+func batchUUID(stream, kind string, id pipeline.BatchID) string {
+	h := sha256.Sum256([]byte("sluice/destinations/s3\x00" + stream + "\x00" + kind + "\x00" + id.String()))
+	u := h[:16]
+	u[6] = u[6]&0x0f | 0x80
+	u[8] = u[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], u[10:16])
+	return string(s[:])
+}
