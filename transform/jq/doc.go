@@ -26,7 +26,11 @@
 //
 // Each record's data is parsed as one JSON value (encoding/json; numbers
 // become float64, as jq 1.6 holds numbers as doubles; trailing whitespace
-// is allowed, a second value is not). The compiled query runs on it
+// is allowed, a second value is not). When every value of the query reads
+// the record only through constant top-level field paths (.customer_id,
+// .type.device, .ts | strftime("%Y"), "\(.a)-\(.b)"), the record is
+// validated whole but only those members are decoded (parse.go); otherwise
+// it is decoded whole. The compiled query runs on it
 // (github.com/itchyny/gojq) under the batch's context and a per-record time
 // budget. The query must yield exactly one object; each key's value must be
 // a string (used as is), a number (printed as jq prints it: 1565382027, 1.5,

@@ -27,6 +27,7 @@ const (
 type Processor struct {
 	code    *gojq.Code
 	keys    []partitionKey
+	fields  map[string]struct{} // nil: decode records whole
 	timeout time.Duration
 	metrics *Metrics
 }
@@ -44,7 +45,7 @@ func New(opts Options, deps pipeline.Deps) (*Processor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata_extraction: %w", err)
 	}
-	return &Processor{code: c.code, keys: c.keys, timeout: opts.RecordTimeout, metrics: m}, nil
+	return &Processor{code: c.code, keys: c.keys, fields: c.fields, timeout: opts.RecordTimeout, metrics: m}, nil
 }
 
 // Keys returns the partition key names the query extracts, in query order,
@@ -124,9 +125,9 @@ func (p *Processor) Process(ctx context.Context, b pipeline.Batch) (pipeline.Bat
 // extract parses data, runs the query and renders every partition key
 // value into vals (in p.keys order).
 func (p *Processor) extract(bud *budget, data []byte, vals []string) error {
-	var doc any
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return nonJSONError{err}
+	doc, err := decode(data, p.fields)
+	if err != nil {
+		return err
 	}
 	ctx := bud.start()
 	iter := p.code.RunWithContext(ctx, doc)

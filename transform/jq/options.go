@@ -68,6 +68,9 @@ type partitionKey struct {
 type compiled struct {
 	code *gojq.Code
 	keys []partitionKey // in query order
+	// fields are the top-level fields the query reads, or nil when it may
+	// read the record in other ways (see rootFields).
+	fields map[string]struct{}
 }
 
 func (o Options) compile() (compiled, error) {
@@ -143,7 +146,11 @@ func compileQuery(src string) (compiled, []error) {
 	if err != nil {
 		return compiled{}, []error{fmt.Errorf("compile %q: %w", src, err)}
 	}
-	return compiled{code: code, keys: keys}, nil
+	fields, ok := rootFields(obj.Object)
+	if !ok || len(q.FuncDefs) > 0 {
+		fields = nil
+	}
+	return compiled{code: code, keys: keys, fields: fields}, nil
 }
 
 // staticKey returns the name of an object key known before evaluation:
