@@ -55,6 +55,7 @@ type stream struct {
 func Check(cfg *config.Config) error {
 	var errs config.Errors
 	kinds := destinationKinds()
+	pkinds := processorKinds()
 	for i := range cfg.Streams {
 		s := &cfg.Streams[i]
 		k, ok := kinds[s.Destination.Type]
@@ -66,7 +67,14 @@ func Check(cfg *config.Config) error {
 			errs = appendErr(errs, s.Destination.Pos, err)
 		}
 		for _, p := range s.Processors {
-			errs = append(errs, p.Pos.Errorf("stream %q: processor type %q is not available in this version", s.Name, p.Type))
+			pk, ok := pkinds[p.Type]
+			if !ok {
+				errs = append(errs, p.Pos.Errorf("stream %q: unknown processor type %q (known: %s)", s.Name, p.Type, kindNames(pkinds)))
+				continue
+			}
+			if err := pk.check(p); err != nil {
+				errs = appendErr(errs, p.Pos, err)
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -136,7 +144,16 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 			return nil, fmt.Errorf("stream %s: destination %s: %w", sc.Name, sc.Destination.Type, err)
 		}
 		s.dest = built.dest
+		var procs []pipeline.Processor
+		for _, pc := range sc.Processors {
+			p, err := processorKinds()[pc.Type].build(pc, deps)
+			if err != nil {
+				return nil, fmt.Errorf("stream %s: processor %s: %w", sc.Name, pc.Type, err)
+			}
+			procs = append(procs, p)
+		}
 		s.runner, err = runner.New(runner.Options{
+			Processors:      procs,
 			Stream:          sc.Name,
 			Buffer:          s.buf,
 			Destination:     built.dest,

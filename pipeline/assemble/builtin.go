@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-dev/sluice/ingest/firehoseapi"
 	"github.com/sluice-dev/sluice/pipeline"
 	"github.com/sluice-dev/sluice/pipeline/runner"
+	"github.com/sluice-dev/sluice/transform/jq"
 )
 
 // This file lists every built-in component explicitly: no init()
@@ -27,6 +28,42 @@ type metrics struct {
 	disk   *disk.Metrics
 	runner *runner.Metrics
 	api    *firehoseapi.Metrics
+}
+
+// processorKind decodes, validates and provisions one processor type.
+type processorKind struct {
+	check func(c config.Component) error
+	build func(c config.Component, deps pipeline.Deps) (pipeline.Processor, error)
+}
+
+func processorKinds() map[string]processorKind {
+	return map[string]processorKind{
+		"metadata_extraction": {check: checkJQ, build: buildJQ},
+	}
+}
+
+func decodeJQ(c config.Component) (jq.Options, error) {
+	opts := jq.DefaultOptions()
+	if err := c.Decode(&opts); err != nil {
+		return opts, err
+	}
+	if err := opts.Validate(); err != nil {
+		return opts, c.Errorf("%v", err)
+	}
+	return opts, nil
+}
+
+func checkJQ(c config.Component) error {
+	_, err := decodeJQ(c)
+	return err
+}
+
+func buildJQ(c config.Component, deps pipeline.Deps) (pipeline.Processor, error) {
+	opts, err := decodeJQ(c)
+	if err != nil {
+		return nil, err
+	}
+	return jq.New(opts, deps)
 }
 
 func newMetrics(reg prometheus.Registerer) (metrics, error) {
@@ -62,7 +99,7 @@ func destinationKinds() map[string]destinationKind {
 	}
 }
 
-func kindNames(m map[string]destinationKind) string {
+func kindNames[K any](m map[string]K) string {
 	names := make([]string, 0, len(m))
 	for n := range m {
 		names = append(names, n)
