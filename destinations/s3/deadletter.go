@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/sluice-dev/sluice/destinations/format/prefix"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -83,7 +85,10 @@ func (d *Destination) WriteDeadLetters(ctx context.Context, id pipeline.BatchID,
 			}
 			size += 200 + len(dls[i].Message) + len(dls[i].Record.Data)*4/3
 		}
-		key := d.DeadLetterKey(stream, t, oldest, id)
+		key, err := d.DeadLetterKey(stream, t, oldest, id)
+		if err != nil {
+			return fmt.Errorf("s3 destination %s: write %d dead letters (%s): %w", d.stream, len(idx), t, err)
+		}
 		if err := d.writeDeadLetterObject(ctx, key, meta, size, dls, idx, ending); err != nil {
 			return err
 		}
@@ -92,12 +97,17 @@ func (d *Destination) WriteDeadLetters(ctx context.Context, id pipeline.BatchID,
 }
 
 // DeadLetterKey is the key of the dead letters of type outputType of
-// batch id whose oldest record arrived at oldest:
-// <error_output_prefix><output-type>/yyyy/MM/dd/HH/<stream>-1-<time>-<uuid>.
-func (d *Destination) DeadLetterKey(stream, outputType string, oldest time.Time, id pipeline.BatchID) string {
-	t := oldest.In(d.loc)
-	return d.errPrefix + outputType + "/" + t.Format("2006/01/02/15/") +
-		stream + "-" + streamVersion + "-" + t.Format("2006-01-02-15-04-05") + "-" + batchUUID(stream, "dead-letters/"+outputType, id)
+// batch id whose oldest record arrived at oldest: the evaluated
+// error_output_prefix (<error_output_prefix><output-type>/yyyy/MM/dd/HH/
+// when plain) and <stream>-1-<time>-<uuid>, without extension (dead
+// letters are uncompressed JSON lines).
+func (d *Destination) DeadLetterKey(stream, outputType string, oldest time.Time, id pipeline.BatchID) (string, error) {
+	seed := prefix.ObjectSeed(stream, "dead-letters/"+outputType, id, "")
+	dir, err := d.spec.ErrorKey(outputType, prefix.Values{Time: oldest, Seed: seed})
+	if err != nil {
+		return "", err
+	}
+	return dir + strings.TrimSuffix(d.spec.ObjectName(stream, oldest, prefix.ObjectUUID(seed)), d.spec.Ext()), nil
 }
 
 func (d *Destination) writeDeadLetterObject(ctx context.Context, key string, meta objectMeta, size int, dls []pipeline.DeadLetter, idx []int, ending int64) (err error) {

@@ -1,36 +1,51 @@
 package s3
 
 import (
-	"compress/gzip"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/sluice-dev/sluice/destinations/format"
-	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/destinations/format/compress"
+	"github.com/sluice-dev/sluice/destinations/format/jsonl"
+	"github.com/sluice-dev/sluice/destinations/format/parquet"
 )
 
 // FormatOptions selects the encoding of objects.
 type FormatOptions struct {
-	// Type is json (records as bytes, optionally newline-delimited, under
-	// the compression codec; the default) or parquet.
+	// Type is json (the default: records as bytes, concatenated or
+	// newline-delimited, under the compression codec; package
+	// format/jsonl) or parquet (record format conversion; package
+	// format/parquet).
 	Type string `yaml:"type"`
-	// Parquet holds the Parquet schema and options (format/parquet).
-	Parquet yaml.Node `yaml:"parquet"`
+	// Parquet is the Parquet schema and writer options, required with
+	// type parquet (see format/parquet.Config).
+	Parquet *parquet.Config `yaml:"parquet"`
 }
 
 func validateFormat(o Options) error {
 	var errs []error
+	codec, err := compress.Parse(o.Compression)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("compression: %w", err))
+	}
 	switch strings.ToLower(o.Format.Type) {
 	case "", FormatJSON:
-		if _, err := parseCompression(o.Compression); err != nil {
-			errs = append(errs, fmt.Errorf("compression: %w", err))
+		if o.Format.Parquet != nil {
+			errs = append(errs, errors.New("format.parquet: only with format.type parquet"))
 		}
 	case FormatParquet:
-		errs = append(errs, errors.New("format.type: parquet is not supported yet"))
+		if codec != nil && codec.Name() != compress.Uncompressed {
+			errs = append(errs, fmt.Errorf("compression: %s with format.type parquet: Parquet compresses its own pages (format.parquet.compression), the object compression must be UNCOMPRESSED", codec.Name()))
+		}
+		if o.AppendNewline {
+			errs = append(errs, errors.New("append_newline: only with format.type json"))
+		}
+		if o.Format.Parquet == nil {
+			errs = append(errs, errors.New("format.parquet: required with format.type parquet (the schema's columns)"))
+		} else if err := o.Format.Parquet.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("format.parquet: %w", err))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("format.type: %q is not one of %s, %s", o.Format.Type, FormatJSON, FormatParquet))
 	}
@@ -39,72 +54,27 @@ func validateFormat(o Options) error {
 
 // newFormat builds the object format of the options (validated).
 func newFormat(o Options) (format.Format, error) {
-	gz, err := parseCompression(o.Compression)
+	if strings.EqualFold(o.Format.Type, FormatParquet) {
+		return parquet.New(*o.Format.Parquet)
+	}
+	codec, err := compress.Parse(o.Compression)
 	if err != nil {
 		return nil, err
 	}
-	return concatFormat{gzip: gz, newline: o.AppendNewline}, nil
-}
-
-func parseCompression(s string) (gzipped bool, err error) {
-	switch strings.ToUpper(s) {
-	case "", "UNCOMPRESSED":
-		return false, nil
-	case "GZIP":
-		return true, nil
+	delim := ""
+	if o.AppendNewline {
+		delim = "\n"
 	}
-	return false, fmt.Errorf("%q is not one of UNCOMPRESSED, GZIP", s)
+	return jsonl.New(codec, delim), nil
 }
 
-// concatFormat writes the records' bytes one after the other.
-type concatFormat struct {
-	gzip    bool
-	newline bool
-}
-
-func (f concatFormat) Ext() string {
-	if f.gzip {
-		return ".gz"
+// defaultExt is the extension of data objects without file_extension.
+func defaultExt(o Options) string {
+	if strings.EqualFold(o.Format.Type, FormatParquet) {
+		return ".parquet"
+	}
+	if codec, err := compress.Parse(o.Compression); err == nil {
+		return codec.Ext()
 	}
 	return ""
-}
-func (f concatFormat) ContentType() string { return "application/octet-stream" }
-func (f concatFormat) ContentEncoding() string {
-	if f.gzip {
-		return "gzip"
-	}
-	return ""
-}
-
-func (f concatFormat) NewWriter(w io.Writer) (format.ObjectWriter, error) {
-	cw := &concatWriter{w: w, newline: f.newline}
-	if f.gzip {
-		cw.zw = gzip.NewWriter(w)
-		cw.w = cw.zw
-	}
-	return cw, nil
-}
-
-type concatWriter struct {
-	w       io.Writer
-	zw      *gzip.Writer
-	newline bool
-}
-
-func (c *concatWriter) Write(rec *pipeline.Record) error {
-	if _, err := c.w.Write(rec.Data); err != nil {
-		return err
-	}
-	if c.newline {
-		_, err := c.w.Write([]byte{'\n'})
-		return err
-	}
-	return nil
-}
-
-func (c *concatWriter) Close() error {
-	if c.zw != nil {
-		return c.zw.Close()
-	}
-	return nil
 }

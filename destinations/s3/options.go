@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
@@ -22,7 +21,6 @@ const (
 	MaxPartSize                = 5 << 30
 	DefaultUploadConcurrency   = 2
 	MaxUploadConcurrency       = 64
-	maxPrefixLen               = 1024
 )
 
 // Format types accepted in FormatOptions.Type.
@@ -63,14 +61,17 @@ type Options struct {
 	// StorageClass of the objects (STANDARD, STANDARD_IA, ...); empty is
 	// the bucket's default.
 	StorageClass string `yaml:"storage_class"`
-	// Prefix of data objects: plain text or Firehose expressions
-	// (!{timestamp:...}, !{partitionKeyFromQuery:...}). Without a
-	// timestamp expression, yyyy/MM/dd/HH/ is appended, as in Firehose.
+	// Prefix of data objects: literal text and Firehose expressions
+	// (package destinations/format/prefix: !{timestamp:...},
+	// !{firehose:random-string}, !{partitionKeyFromQuery:k},
+	// !{partitionKeyFromLambda:k}). Without a timestamp expression,
+	// yyyy/MM/dd/HH/ is appended directly, as in Firehose. Partition keys
+	// turn on dynamic partitioning.
 	Prefix string `yaml:"prefix"`
-	// ErrorOutputPrefix is where dead letters go. With
-	// !{firehose:error-output-type} the type is rendered there; a plain
-	// prefix gets <output-type>/yyyy/MM/dd/HH/ appended. Empty means
-	// DefaultErrorOutputPrefix.
+	// ErrorOutputPrefix is where dead letters go, in the same bucket. With
+	// expressions it must contain !{firehose:error-output-type}; a plain
+	// one gets <output-type>/yyyy/MM/dd/HH/ appended. A prefix with
+	// expressions requires one. Empty means DefaultErrorOutputPrefix.
 	ErrorOutputPrefix string `yaml:"error_output_prefix"`
 	// Compression is UNCOMPRESSED, GZIP, ZIP, Snappy, HADOOP_SNAPPY or
 	// ZSTD (case-insensitive).
@@ -120,10 +121,8 @@ func DefaultOptions() Options {
 }
 
 var (
-	bucketRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	regionRE    = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-	timeZoneRE  = regexp.MustCompile(`^[a-zA-Z/_+\-0-9]{1,50}$`)
-	extensionRE = regexp.MustCompile(`^\.[0-9a-z!\-_.*'()]{1,127}$`)
+	bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	regionRE = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 )
 
 // Validate reports every problem with the options at once.
@@ -166,16 +165,6 @@ func (o Options) Validate() error {
 	if err := validateFormat(o); err != nil {
 		errs = append(errs, err)
 	}
-	if o.CustomTimeZone != "" {
-		if !timeZoneRE.MatchString(o.CustomTimeZone) {
-			add("custom_time_zone: %q is not a time zone name", o.CustomTimeZone)
-		} else if _, err := time.LoadLocation(o.CustomTimeZone); err != nil {
-			add("custom_time_zone: %w", err)
-		}
-	}
-	if o.FileExtension != "" && !extensionRE.MatchString(o.FileExtension) {
-		add("file_extension: %q must be '.' followed by at most 127 of [0-9a-z!-_.*'()]", o.FileExtension)
-	}
 	if o.MaxActivePartitions < 1 {
 		add("max_active_partitions: %d, must be at least 1", o.MaxActivePartitions)
 	}
@@ -194,15 +183,4 @@ func (o Options) errorPrefix() string {
 		return DefaultErrorOutputPrefix
 	}
 	return o.ErrorOutputPrefix
-}
-
-func (o Options) location() *time.Location {
-	if o.CustomTimeZone == "" {
-		return time.UTC
-	}
-	loc, err := time.LoadLocation(o.CustomTimeZone)
-	if err != nil {
-		return time.UTC // Validate rejects it first
-	}
-	return loc
 }

@@ -4,12 +4,14 @@
 //
 //	<evaluated prefix><stream>-1-<yyyy-MM-dd-HH-mm-ss>-<uuid><extension>
 //
-// A prefix without a timestamp expression gets yyyy/MM/dd/HH/ appended.
-// Times are the arrival time of the oldest record of the object, in
-// Options.CustomTimeZone (UTC by default). The uuid derives from the
-// stream, the partition and the batch identity (pipeline.BatchID), so a
-// redelivery after a crash overwrites the same key instead of adding a
-// duplicate object.
+// Prefixes are Firehose's expression language (package
+// destinations/format/prefix); a prefix without a timestamp expression gets
+// yyyy/MM/dd/HH/ appended. Times are the arrival time of the oldest record
+// of the object, in Options.CustomTimeZone (UTC by default). With partition
+// keys in the prefix (dynamic partitioning) a batch is split into one
+// object per partition. The uuid derives from the stream, the partition
+// and the batch identity (pipeline.BatchID), so a redelivery after a crash
+// overwrites the same keys instead of adding duplicate objects.
 //
 // # Streaming and memory
 //
@@ -36,8 +38,6 @@ package s3
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,12 +55,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/sluice-dev/sluice/destinations/format"
+	"github.com/sluice-dev/sluice/destinations/format/prefix"
 	"github.com/sluice-dev/sluice/pipeline"
 )
-
-// streamVersion is the <stream version> part of object names (Sluice
-// streams are configured from a file and stay at 1).
-const streamVersion = "1"
 
 // streamNameRE is Firehose's DeliveryStreamName pattern.
 var streamNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
@@ -71,11 +68,10 @@ type Destination struct {
 	transport   *http.Transport
 	bucket      string
 	stream      string
-	prefix      string
-	errPrefix   string
-	loc         *time.Location
+	spec        *prefix.Spec
+	maxActive   int
+	partMetrics *prefix.Metrics
 	format      format.Format
-	ext         string
 	meta        objectMeta
 	partSize    int
 	concurrency int
@@ -151,20 +147,19 @@ func newDestination(_ context.Context, opts Options, stream string, deps pipelin
 		}
 		o.UsePathStyle = opts.ForcePathStyle
 	})
-	ext := f.Ext()
-	if opts.FileExtension != "" {
-		ext = opts.FileExtension
+	spec, err := opts.spec()
+	if err != nil {
+		return nil, fmt.Errorf("s3 destination: %w", err)
 	}
 	d := &Destination{
-		client:    client,
-		transport: tr,
-		bucket:    opts.Bucket,
-		stream:    stream,
-		prefix:    opts.Prefix,
-		errPrefix: opts.errorPrefix(),
-		loc:       opts.location(),
-		format:    f,
-		ext:       ext,
+		client:      client,
+		transport:   tr,
+		bucket:      opts.Bucket,
+		stream:      stream,
+		spec:        spec,
+		maxActive:   opts.MaxActivePartitions,
+		partMetrics: prefix.NewMetrics(deps.Registry),
+		format:      f,
 		meta: objectMeta{
 			contentType:     f.ContentType(),
 			contentEncoding: f.ContentEncoding(),
@@ -228,6 +223,7 @@ func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
 		return fmt.Errorf("s3 destination %s: batch of stream %q delivered to the wrong destination", d.stream, b.Stream)
 	}
 	parts, failed := d.split(b)
+	d.partMetrics.Observe(d.stream, parts, failed)
 	for _, p := range parts {
 		f, err := d.deliverPartition(ctx, b, p)
 		if err != nil {
@@ -241,22 +237,12 @@ func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
 	return nil
 }
 
-// partition is the records of a batch stored in one object.
-type partition struct {
-	key     string
-	records []int // indices into the batch
-	bytes   int   // sum of the records' sizes
-}
-
-// split groups the records of b by rendered prefix.
-func (d *Destination) split(b pipeline.Batch) ([]partition, []pipeline.RecordError) {
-	idx := make([]int, len(b.Records))
-	for i := range idx {
-		idx[i] = i
-	}
-	oldest := b.Oldest().In(d.loc)
-	key := d.prefix + oldest.Format("2006/01/02/15/") + d.objectName(oldest, "data", b.ID) + d.ext
-	return []partition{{key: key, records: idx, bytes: b.Bytes}}, nil
+// split groups the records of b by evaluated prefix (one partition
+// without dynamic partitioning). Records that cannot be placed (missing
+// partition key, beyond max_active_partitions) fail permanently.
+func (d *Destination) split(b pipeline.Batch) ([]prefix.Partition, []pipeline.RecordError) {
+	b.Stream = d.stream // object keys derive from it
+	return d.spec.Split(b, d.maxActive)
 }
 
 // ObjectKeys returns the keys Deliver stores b under.
@@ -264,15 +250,19 @@ func (d *Destination) ObjectKeys(b pipeline.Batch) []string {
 	parts, _ := d.split(b)
 	keys := make([]string, len(parts))
 	for i, p := range parts {
-		keys[i] = p.key
+		keys[i] = p.Key
 	}
 	return keys
 }
 
 // deliverPartition encodes p's records into one object. It returns the
 // records the format refused; an error fails the whole batch.
-func (d *Destination) deliverPartition(ctx context.Context, b pipeline.Batch, p partition) (failed []pipeline.RecordError, err error) {
-	up := d.newUpload(ctx, p.key, d.meta, p.bytes+len(p.records))
+func (d *Destination) deliverPartition(ctx context.Context, b pipeline.Batch, p prefix.Partition) (failed []pipeline.RecordError, err error) {
+	size := len(p.Records)
+	for _, i := range p.Records {
+		size += len(b.Records[i].Data)
+	}
+	up := d.newUpload(ctx, p.Key, d.meta, size)
 	defer up.release()
 	defer func() {
 		if err != nil {
@@ -281,13 +271,13 @@ func (d *Destination) deliverPartition(ctx context.Context, b pipeline.Batch, p 
 	}()
 	ow, err := d.format.NewWriter(up)
 	if err != nil {
-		return nil, d.encodeError(up, p.key, err)
+		return nil, d.encodeError(up, p.Key, err)
 	}
 	stored := 0
-	for n, i := range p.records {
+	for n, i := range p.Records {
 		if n%256 == 255 {
 			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("s3 destination %s: deliver s3://%s/%s: %w", d.stream, d.bucket, p.key, err)
+				return nil, fmt.Errorf("s3 destination %s: deliver s3://%s/%s: %w", d.stream, d.bucket, p.Key, err)
 			}
 		}
 		if err := ow.Write(&b.Records[i]); err != nil {
@@ -296,12 +286,12 @@ func (d *Destination) deliverPartition(ctx context.Context, b pipeline.Batch, p 
 				failed = append(failed, pipeline.RecordError{Index: i, Err: err})
 				continue
 			}
-			return nil, d.encodeError(up, p.key, err)
+			return nil, d.encodeError(up, p.Key, err)
 		}
 		stored++
 	}
 	if err := ow.Close(); err != nil {
-		return nil, d.encodeError(up, p.key, err)
+		return nil, d.encodeError(up, p.Key, err)
 	}
 	if stored == 0 {
 		up.abort()
@@ -342,29 +332,4 @@ func (d *Destination) Close(ctx context.Context) error {
 	}
 	d.transport.CloseIdleConnections()
 	return err
-}
-
-// objectName is <stream>-1-<yyyy-MM-dd-HH-mm-ss>-<uuid>.
-func (d *Destination) objectName(t time.Time, kind string, id pipeline.BatchID) string {
-	return d.stream + "-" + streamVersion + "-" + t.Format("2006-01-02-15-04-05") + "-" + batchUUID(d.stream, kind, id)
-}
-
-// batchUUID derives a UUID-shaped name (version 8, RFC 9562 "custom")
-// from the stream, the kind of object and the batch identity.
-func batchUUID(stream, kind string, id pipeline.BatchID) string {
-	h := sha256.Sum256([]byte("sluice/destinations/s3\x00" + stream + "\x00" + kind + "\x00" + id.String()))
-	u := h[:16]
-	u[6] = u[6]&0x0f | 0x80
-	u[8] = u[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], u[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], u[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], u[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], u[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], u[10:16])
-	return string(s[:])
 }
