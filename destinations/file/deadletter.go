@@ -8,7 +8,9 @@ import (
 	"io"
 	"regexp"
 	"slices"
+	"strings"
 
+	"github.com/sluice-dev/sluice/destinations/format/prefix"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -30,8 +32,9 @@ type errorRecord struct {
 }
 
 // WriteDeadLetters writes dls, grouped by output type, as one
-// newline-delimited JSON object per output type under
-// <error_output_prefix><output-type>/yyyy/MM/dd/HH/. Object names derive
+// newline-delimited JSON object per output type under the evaluated
+// error_output_prefix (<error_output_prefix><output-type>/yyyy/MM/dd/HH/
+// for a plain one). Object names derive
 // from stream, output type and id, so writing the dead letters of a batch
 // again replaces them. Dead-letter objects are never compressed.
 func (d *Destination) WriteDeadLetters(ctx context.Context, id pipeline.BatchID, stream string, dls []pipeline.DeadLetter) error {
@@ -68,9 +71,14 @@ func (d *Destination) WriteDeadLetters(ctx context.Context, id pipeline.BatchID,
 				oldest = a
 			}
 		}
-		oldest = oldest.UTC()
-		key := d.errPrefix + t + "/" + timePath(oldest) + objectName(stream, oldest, batchUUID(stream, "dead-letters/"+t, id))
-		err := d.writeObject(ctx, key, uncompressed, func(w io.Writer) error {
+		seed := prefix.ObjectSeed(stream, "dead-letters/"+t, id, "")
+		dir, err := d.spec.ErrorKey(t, prefix.Values{Time: oldest, Seed: seed})
+		if err != nil {
+			return fmt.Errorf("file destination %s: write %d dead letters (%s): %w", d.stream, len(idx), t, err)
+		}
+		// Dead-letter objects are never compressed: no data extension.
+		key := dir + strings.TrimSuffix(d.spec.ObjectName(stream, oldest, prefix.ObjectUUID(seed)), d.spec.Ext())
+		err = d.writeObject(ctx, key, uncompressed, func(w io.Writer) error {
 			enc := json.NewEncoder(w)
 			enc.SetEscapeHTML(false)
 			for _, i := range idx {

@@ -1,12 +1,18 @@
 // Package file is a destination that writes a stream's batches as objects in
 // a local directory, with Amazon Data Firehose's S3 object layout:
 //
-//	<prefix>yyyy/MM/dd/HH/<stream>-1-<yyyy-MM-dd-HH-mm-ss>-<uuid>[.gz]
+//	<evaluated prefix><stream>-1-<yyyy-MM-dd-HH-mm-ss>-<uuid><ext>
 //
-// The time path and the timestamp in the name are the UTC arrival time of
-// the oldest record of the batch. The uuid is derived from the stream name
-// and the batch identity (pipeline.BatchID), so redelivering a batch after a
-// crash overwrites the same object instead of creating a duplicate.
+// The prefix is Firehose's expression language (package
+// destinations/format/prefix); by default it is <prefix>yyyy/MM/dd/HH/. Times
+// are the arrival time of the oldest record of the object, in UTC or
+// custom_time_zone. With partition keys in the prefix (dynamic
+// partitioning) a batch is split into one object per partition, written one
+// after the other; records that cannot be placed are reported in a
+// *pipeline.PartialError and dead-lettered by the runner. The uuid is derived
+// from the stream name, the batch identity (pipeline.BatchID) and the
+// partition, so redelivering a batch after a crash overwrites the same
+// objects instead of creating duplicates.
 //
 // Objects are written atomically: a temporary file ".<object>.<random>.tmp"
 // in the object's directory is written through a buffered writer, fsynced,
@@ -15,15 +21,15 @@
 //
 // The destination is also a pipeline.DeadLetterWriter: dead letters are
 // written, as newline-delimited Firehose error-record JSON, under
-// <error_output_prefix><output-type>/yyyy/MM/dd/HH/.
+// the evaluated error_output_prefix (by default
+// <error_output_prefix><output-type>/yyyy/MM/dd/HH/).
 package file
 
 import (
 	"bufio"
+	"cmp"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -32,17 +38,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/sluice-dev/sluice/destinations/format/prefix"
 	"github.com/sluice-dev/sluice/pipeline"
 )
-
-// streamVersion is the <stream version> part of object names. Firehose
-// increments it on every configuration change; Sluice streams are
-// configured from a file and stay at 1.
-const streamVersion = "1"
 
 const writeBufferSize = 256 << 10
 
@@ -53,11 +56,12 @@ var streamNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
 type Destination struct {
 	root      string
 	stream    string
-	prefix    string
-	errPrefix string
+	spec      *prefix.Spec
+	maxActive int
 	comp      compression
 	newline   bool
 	log       *slog.Logger
+	metrics   *prefix.Metrics
 	now       func() time.Time
 
 	bufs sync.Pool // *bufio.Writer
@@ -84,6 +88,7 @@ func New(opts Options, stream string, deps pipeline.Deps) (*Destination, error) 
 		return nil, fmt.Errorf("file destination: invalid stream name %q", stream)
 	}
 	comp, _ := parseCompression(opts.Compression) // validated above
+	spec, _ := opts.spec()                        // validated above
 	logger := deps.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -91,11 +96,12 @@ func New(opts Options, stream string, deps pipeline.Deps) (*Destination, error) 
 	d := &Destination{
 		root:      filepath.Clean(opts.Path),
 		stream:    stream,
-		prefix:    opts.Prefix,
-		errPrefix: opts.errorPrefix(),
+		spec:      spec,
+		maxActive: opts.MaxActivePartitions,
 		comp:      comp,
 		newline:   opts.AppendNewline,
 		log:       logger.With("stream", stream, "destination", "file"),
+		metrics:   prefix.NewMetrics(deps.Registry),
 		now:       time.Now,
 		dirs:      make(map[string]struct{}),
 	}
@@ -108,10 +114,15 @@ func New(opts Options, stream string, deps pipeline.Deps) (*Destination, error) 
 	return d, nil
 }
 
-// Deliver writes b as one object. An empty batch writes nothing. Errors are
-// classified: a full disk or an I/O error is retryable (see
-// pipeline.RetryableError), a path that cannot be created is permanent.
-// Deliver is idempotent for a given b.ID: a redelivery replaces the object.
+// Deliver writes b as one object per partition (one object without
+// partition keys). An empty batch writes nothing. Errors are classified: a
+// full disk or an I/O error is retryable (see pipeline.RetryableError), a
+// path that cannot be created is permanent. Records that cannot be placed
+// (missing partition key, active-partition limit, a partition whose prefix
+// is not a valid path, a permanent write error of one partition among
+// several) are returned as a *pipeline.PartialError of permanent errors
+// while the other partitions are written. Deliver is idempotent for a
+// given b.ID: a redelivery replaces the same objects.
 func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
 	d.closeMu.RLock()
 	defer d.closeMu.RUnlock()
@@ -124,34 +135,76 @@ func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
 	if b.Stream != "" && b.Stream != d.stream {
 		return fmt.Errorf("file destination %s: batch of stream %q delivered to the wrong destination", d.stream, b.Stream)
 	}
-	key := d.ObjectKey(b)
-	return d.writeObject(ctx, key, d.comp, func(w io.Writer) error {
-		for i := range b.Records {
-			if i%256 == 255 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			if _, err := w.Write(b.Records[i].Data); err != nil {
+	b.Stream = d.stream
+	parts, failed := d.spec.Split(b, d.maxActive)
+	d.metrics.Observe(d.stream, parts, failed)
+	for i := range parts {
+		p := &parts[i]
+		if err := validateKeyPrefix(p.Prefix); err != nil {
+			failed = appendFailures(failed, p.Records, &pipeline.CodedError{
+				Code: "File.InvalidPath", OutputType: prefix.OutputPartitioningFailed,
+				Err: fmt.Errorf("partition prefix %q: %w", p.Prefix, err),
+			})
+			continue
+		}
+		err := d.writeObject(ctx, p.Key, d.comp, func(w io.Writer) error {
+			return d.writeRecords(ctx, w, b.Records, p.Records)
+		})
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil || pipeline.IsRetryable(err) || len(parts) == 1 && len(failed) == 0 {
+			// The whole batch is retried (objects already written are
+			// rewritten under the same keys) or fails as one.
+			return err
+		}
+		failed = appendFailures(failed, p.Records, err)
+	}
+	if len(failed) > 0 {
+		slices.SortStableFunc(failed, func(a, b pipeline.RecordError) int { return cmp.Compare(a.Index, b.Index) })
+		return &pipeline.PartialError{Failed: failed}
+	}
+	return nil
+}
+
+func (d *Destination) writeRecords(ctx context.Context, w io.Writer, recs []pipeline.Record, idx []int) error {
+	for n, i := range idx {
+		if n%256 == 255 {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if d.newline {
-				if _, err := w.Write(newline); err != nil {
-					return err
-				}
+		}
+		if _, err := w.Write(recs[i].Data); err != nil {
+			return err
+		}
+		if d.newline {
+			if _, err := w.Write(newline); err != nil {
+				return err
 			}
 		}
-		return nil
-	})
+	}
+	return nil
+}
+
+func appendFailures(failed []pipeline.RecordError, idx []int, err error) []pipeline.RecordError {
+	for _, i := range idx {
+		failed = append(failed, pipeline.RecordError{Index: i, Err: err})
+	}
+	return failed
 }
 
 var newline = []byte{'\n'}
 
-// ObjectKey returns the slash-separated key, relative to the output
-// directory, that Deliver writes b to.
-func (d *Destination) ObjectKey(b pipeline.Batch) string {
-	oldest := b.Oldest().UTC()
-	return d.prefix + timePath(oldest) + objectName(d.stream, oldest, batchUUID(d.stream, "data", b.ID)) + d.comp.ext()
+// ObjectKeys returns the slash-separated keys, relative to the output
+// directory, of the objects Deliver writes b to, one per partition.
+func (d *Destination) ObjectKeys(b pipeline.Batch) []string {
+	b.Stream = d.stream
+	parts, _ := d.spec.Split(b, d.maxActive)
+	keys := make([]string, len(parts))
+	for i := range parts {
+		keys[i] = parts[i].Key
+	}
+	return keys
 }
 
 // Close stops the destination: it waits for deliveries in progress and
@@ -161,32 +214,6 @@ func (d *Destination) Close(ctx context.Context) error {
 	defer d.closeMu.Unlock()
 	d.closed = true
 	return nil
-}
-
-func timePath(t time.Time) string { return t.Format("2006/01/02/15/") }
-
-func objectName(stream string, t time.Time, id string) string {
-	return stream + "-" + streamVersion + "-" + t.Format("2006-01-02-15-04-05") + "-" + id
-}
-
-// batchUUID derives a UUID-shaped name (version 8, RFC 9562 "custom")
-// from the stream, the kind of object and the batch identity.
-func batchUUID(stream, kind string, id pipeline.BatchID) string {
-	h := sha256.Sum256([]byte("sluice/destinations/file\x00" + stream + "\x00" + kind + "\x00" + id.String()))
-	u := h[:16]
-	u[6] = u[6]&0x0f | 0x80
-	u[8] = u[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], u[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], u[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], u[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], u[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], u[10:16])
-	return string(s[:])
 }
 
 // writeObject writes an object atomically: fill streams the content into a
@@ -326,8 +353,8 @@ func syncDir(dir string) error {
 // removeStaleTemps deletes the temporary files of this stream that a crash
 // left under the output directory. Other streams' files are left alone.
 func (d *Destination) removeStaleTemps() error {
-	re := regexp.MustCompile(`^\.` + regexp.QuoteMeta(d.stream) + `-` + streamVersion +
-		`-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(\.gz)?\.[0-9]+\.tmp$`)
+	re := regexp.MustCompile(`^\.` + regexp.QuoteMeta(d.stream) + `-` + prefix.StreamVersion +
+		`-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(\.[0-9a-z!\-_.*'()]+)?\.[0-9]+\.tmp$`)
 	removed := 0
 	err := filepath.WalkDir(d.root, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {

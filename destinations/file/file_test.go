@@ -149,8 +149,8 @@ func TestObjectKeyLayout(t *testing.T) {
 			if m[1] != tc.wantPrefix || m[2] != "2019/10/01/09/" || m[3] != "s1" || m[4] != "2019-10-01-09-20-18" || m[6] != tc.wantExt {
 				t.Errorf("key %q: prefix %q time path %q stream %q ts %q ext %q", key, m[1], m[2], m[3], m[4], m[6])
 			}
-			if key != d.ObjectKey(b) {
-				t.Errorf("stored under %q, ObjectKey says %q", key, d.ObjectKey(b))
+			if keys := d.ObjectKeys(b); len(keys) != 1 || key != keys[0] {
+				t.Errorf("stored under %q, ObjectKeys says %q", key, keys)
 			}
 			if string(data) != "ba" {
 				t.Errorf("content %q, want %q", data, "ba")
@@ -165,19 +165,20 @@ func TestObjectKeyIdentity(t *testing.T) {
 	mk := func(first, end pipeline.Position) pipeline.Batch {
 		return pipeline.Batch{Records: []pipeline.Record{{Arrived: at}}, ID: pipeline.BatchID{First: first, End: end}}
 	}
-	if k1, k2 := d.ObjectKey(mk(1, 2)), d.ObjectKey(mk(1, 2)); k1 != k2 {
+	key := func(b pipeline.Batch) string { return d.ObjectKeys(b)[0] }
+	if k1, k2 := key(mk(1, 2)), key(mk(1, 2)); k1 != k2 {
 		t.Error("same identity gave different keys")
 	}
 	seen := map[string]bool{}
 	for _, id := range [][2]pipeline.Position{{1, 2}, {1, 3}, {0, 2}, {2, 1}} {
-		k := d.ObjectKey(mk(id[0], id[1]))
+		k := key(mk(id[0], id[1]))
 		if seen[k] {
 			t.Errorf("identity %v collides: %s", id, k)
 		}
 		seen[k] = true
 	}
 	other := newDest(t, Options{Path: t.TempDir()}, "t")
-	if strings.TrimPrefix(other.ObjectKey(mk(1, 2)), "2020/01/02/03/t") == strings.TrimPrefix(d.ObjectKey(mk(1, 2)), "2020/01/02/03/s") {
+	if strings.TrimPrefix(other.ObjectKeys(mk(1, 2))[0], "2020/01/02/03/t") == strings.TrimPrefix(key(mk(1, 2)), "2020/01/02/03/s") {
 		t.Error("two streams derive the same uuid for the same identity")
 	}
 }
@@ -342,7 +343,12 @@ func TestValidate(t *testing.T) {
 		"compression":         {Path: "x", Compression: "ZIP"},
 		"prefix":              {Path: "x", Prefix: "/abs"},
 		"..":                  {Path: "x", Prefix: "a/../b"},
-		"!{":                  {Path: "x", Prefix: "!{timestamp:yyyy}"},
+		"!{bogus:x}":          {Path: "x", Prefix: "!{bogus:x}"},
+		"error-output-type":   {Path: "x", Prefix: "!{timestamp:yyyy}/"},
+		"custom_time_zone":    {Path: "x", CustomTimeZone: "Mars/Base"},
+		"file_extension":      {Path: "x", FileExtension: "gz"},
+		"max_active":          {Path: "x", MaxActivePartitions: -1},
+		`".." path elements`:  {Path: "x", Prefix: "a/!{timestamp:'..'}/", ErrorOutputPrefix: "e/!{firehose:error-output-type}/"},
 		"error_output_prefix": {Path: "x", ErrorOutputPrefix: ".hidden/"},
 		"must differ":         {Path: "x", Prefix: "same/", ErrorOutputPrefix: "same/"},
 	}

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/sluice-dev/sluice/destinations/format/prefix"
 )
 
 // Compression formats accepted in Options.Compression (case-insensitive).
@@ -23,9 +26,12 @@ type Options struct {
 	// relative path against the data directory; New requires an absolute
 	// path.
 	Path string `yaml:"path"`
-	// Prefix is prepended to every object key. As in Firehose, the time
-	// path yyyy/MM/dd/HH/ is appended to it directly, without a slash:
-	// prefix "logs" yields "logs2019/10/01/09/...". Default "".
+	// Prefix is Firehose's Prefix: literal text and !{...} expressions
+	// (package destinations/format/prefix). Without a timestamp expression
+	// the time path yyyy/MM/dd/HH/ is appended directly, without a slash:
+	// prefix "logs" yields "logs2019/10/01/09/...". Partition keys
+	// (!{partitionKeyFromQuery:k}, !{partitionKeyFromLambda:k}) turn on
+	// dynamic partitioning. Default "".
 	Prefix string `yaml:"prefix"`
 	// Compression is UNCOMPRESSED (default) or GZIP (objects get a ".gz"
 	// extension). Case-insensitive.
@@ -34,10 +40,23 @@ type Options struct {
 	// concatenates records byte for byte with no delimiter unless told
 	// otherwise, so the default is false.
 	AppendNewline bool `yaml:"append_newline"`
-	// ErrorOutputPrefix is where dead letters go:
-	// <error_output_prefix><output-type>/yyyy/MM/dd/HH/<object>.
-	// Empty means DefaultErrorOutputPrefix.
+	// ErrorOutputPrefix is Firehose's ErrorOutputPrefix: where dead letters
+	// go. A plain string gives <error_output_prefix><output-type>/yyyy/MM/dd/HH/;
+	// with expressions it must contain !{firehose:error-output-type}, and a
+	// Prefix with expressions requires such an ErrorOutputPrefix. Empty
+	// means DefaultErrorOutputPrefix.
 	ErrorOutputPrefix string `yaml:"error_output_prefix"`
+	// CustomTimeZone is the time zone of the time path, the timestamp
+	// expressions and the time in object names, e.g. "Asia/Tokyo".
+	// Default UTC.
+	CustomTimeZone string `yaml:"custom_time_zone"`
+	// FileExtension replaces the default extension of data objects ("" or
+	// ".gz"), e.g. ".json.gz". Firehose's pattern: \.[0-9a-z!\-_.*'()]+.
+	FileExtension string `yaml:"file_extension"`
+	// MaxActivePartitions bounds the distinct partitions of one batch under
+	// dynamic partitioning; records of further partitions are dead-lettered
+	// as activePartitionExceeded. 0 means 500, Firehose's default.
+	MaxActivePartitions int `yaml:"max_active_partitions"`
 }
 
 // DefaultOptions returns the defaults a configuration block is decoded onto.
@@ -56,14 +75,11 @@ func (o Options) Validate() error {
 	if _, err := parseCompression(o.Compression); err != nil {
 		errs = append(errs, err)
 	}
-	if err := validatePrefix(o.Prefix); err != nil {
-		errs = append(errs, fmt.Errorf("prefix: %w", err))
+	if o.MaxActivePartitions < 0 {
+		errs = append(errs, fmt.Errorf("max_active_partitions: %d is negative", o.MaxActivePartitions))
 	}
-	if err := validatePrefix(o.ErrorOutputPrefix); err != nil {
-		errs = append(errs, fmt.Errorf("error_output_prefix: %w", err))
-	}
-	if o.Prefix != "" && o.Prefix == o.errorPrefix() {
-		errs = append(errs, fmt.Errorf("error_output_prefix: must differ from prefix %q", o.Prefix))
+	if _, err := o.spec(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -73,6 +89,59 @@ func (o Options) errorPrefix() string {
 		return DefaultErrorOutputPrefix
 	}
 	return o.ErrorOutputPrefix
+}
+
+// spec parses the prefixes with the file destination's own rules on top
+// of Firehose's: keys must stay inside the output directory.
+func (o Options) spec() (*prefix.Spec, error) {
+	var errs []error
+	loc, err := prefix.LoadTimeZone(o.CustomTimeZone)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("custom_time_zone: %w", err))
+	}
+	comp, _ := parseCompression(o.Compression)
+	ext := o.FileExtension
+	if ext == "" {
+		ext = comp.ext()
+	}
+	errPrefix := o.errorPrefix()
+	usesKeys := strings.Contains(o.Prefix, "!{partitionKeyFrom")
+	spec, err := prefix.Parse(o.Prefix, errPrefix, prefix.Options{DynamicPartitioning: usesKeys, TimeZone: loc, FileExtension: ext})
+	if err != nil {
+		if o.ErrorOutputPrefix == "" && strings.Contains(o.Prefix, "!{") {
+			err = fmt.Errorf("%w (error_output_prefix defaults to %q; with expressions in prefix set one such as \"errors/!{firehose:error-output-type}/\")", err, DefaultErrorOutputPrefix)
+		}
+		errs = append(errs, fmt.Errorf("prefix, error_output_prefix, file_extension: %w", err))
+	} else {
+		// Evaluate both with sample values to catch what escapes the
+		// output directory (an absolute prefix, "..", hidden names).
+		v := prefix.Values{Time: time.Date(2019, 10, 1, 9, 20, 18, 0, time.UTC), Keys: sampleKeys(spec)}
+		if k, err := spec.Key(v); err == nil {
+			if err := validateKeyPrefix(k); err != nil {
+				errs = append(errs, fmt.Errorf("prefix: %q: %w", o.Prefix, err))
+			}
+		}
+		if k, err := spec.ErrorKey(DefaultOutputType, v); err == nil {
+			if err := validateKeyPrefix(k); err != nil {
+				errs = append(errs, fmt.Errorf("error_output_prefix: %q: %w", errPrefix, err))
+			}
+		}
+		if o.Prefix != "" && !strings.Contains(o.Prefix, "!{") && o.Prefix == errPrefix {
+			errs = append(errs, fmt.Errorf("error_output_prefix: must differ from prefix %q", o.Prefix))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return spec, nil
+}
+
+func sampleKeys(s *prefix.Spec) map[string]string {
+	m := map[string]string{}
+	for _, k := range s.PartitionKeys() {
+		m[k] = "k"
+	}
+	return m
 }
 
 func parseCompression(s string) (compression, error) {
@@ -100,31 +169,23 @@ func (c compression) ext() string {
 	return ""
 }
 
-// validatePrefix accepts a relative, slash-separated key prefix that stays
-// inside the output directory. Firehose expressions (!{...}) are not
-// supported yet.
-func validatePrefix(p string) error {
-	if p == "" {
-		return nil
-	}
+// validateKeyPrefix accepts an evaluated, relative, slash-separated key
+// prefix that stays inside the output directory.
+func validateKeyPrefix(p string) error {
 	switch {
-	case len(p) > 512:
-		return fmt.Errorf("%d characters, at most 512", len(p))
-	case strings.Contains(p, "!{"):
-		return fmt.Errorf("%q: expressions (!{...}) are not supported by the file destination", p)
 	case strings.HasPrefix(p, "/"):
-		return fmt.Errorf("%q: must be relative", p)
+		return errors.New("must be relative")
 	case strings.ContainsAny(p, "\\\x00"):
-		return fmt.Errorf("%q: backslash and NUL are not allowed", p)
+		return errors.New("backslash and NUL are not allowed")
 	}
 	for _, el := range strings.Split(p, "/") {
 		if el == "." || el == ".." {
-			return fmt.Errorf("%q: %q path elements are not allowed", p, el)
+			return fmt.Errorf("%q path elements are not allowed", el)
 		}
 	}
 	// Names starting with '.' would look like our temporary files.
 	if strings.HasPrefix(p, ".") || strings.Contains(p, "/.") {
-		return fmt.Errorf("%q: names must not start with '.'", p)
+		return errors.New("names must not start with '.'")
 	}
 	return nil
 }
