@@ -67,7 +67,7 @@ func (f *Format) ParquetSchema() *parquet.Schema { return f.schema }
 
 // NewWriter starts a Parquet file written to w.
 func (f *Format) NewWriter(w io.Writer) (format.ObjectWriter, error) {
-	pw := parquet.NewWriter(w, f.schema,
+	pw := parquet.NewGenericWriter[map[string]any](w, f.schema,
 		parquet.Compression(f.codec),
 		parquet.MaxRowsPerRowGroup(f.rows),
 		parquet.CreatedBy("sluice", "", ""),
@@ -77,7 +77,7 @@ func (f *Format) NewWriter(w io.Writer) (format.ObjectWriter, error) {
 
 type writer struct {
 	f       *Format
-	pw      *parquet.Writer
+	pw      *parquet.GenericWriter[map[string]any]
 	buckets [][]parquet.Value // values of the row being built, per leaf
 	rows    []parquet.Row     // rows of the record being converted
 	pending int64             // input bytes in the current row group
