@@ -32,13 +32,14 @@ type metrics struct {
 
 // processorKind decodes, validates and provisions one processor type.
 type processorKind struct {
-	check func(c config.Component) error
-	build func(c config.Component, deps pipeline.Deps) (pipeline.Processor, error)
+	options any // the zero options struct, for documentation checks
+	check   func(c config.Component) error
+	build   func(c config.Component, deps pipeline.Deps) (pipeline.Processor, error)
 }
 
 func processorKinds() map[string]processorKind {
 	return map[string]processorKind{
-		"metadata_extraction": {check: checkJQ, build: buildJQ},
+		"metadata_extraction": {options: jq.Options{}, check: checkJQ, build: buildJQ},
 	}
 }
 
@@ -89,13 +90,14 @@ type builtDestination struct {
 // destinationKind decodes, validates and provisions one destination type
 // (Caddy's decode → validate → provision; Close is the cleanup).
 type destinationKind struct {
-	check func(c config.Component) error
-	build func(s *config.Stream, deps pipeline.Deps) (builtDestination, error)
+	options any // the zero options struct, for documentation checks
+	check   func(c config.Component) error
+	build   func(s *config.Stream, deps pipeline.Deps) (builtDestination, error)
 }
 
 func destinationKinds() map[string]destinationKind {
 	return map[string]destinationKind{
-		"file": {check: checkFile, build: buildFile},
+		"file": {options: file.Options{}, check: checkFile, build: buildFile},
 	}
 }
 

@@ -1,0 +1,55 @@
+package assemble
+
+import (
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestDocsListEveryComponentKey keeps docs/configuration.md in step with
+// the components: every destination and processor type has a section
+// "destination type: NAME" / "processor type: NAME" whose table lists
+// exactly the top-level YAML keys of its options.
+func TestDocsListEveryComponentKey(t *testing.T) {
+	data, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string][]string{}
+	var heading string
+	row := regexp.MustCompile("^\\| `([a-z_]+)` \\|")
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "#") {
+			heading = strings.TrimSpace(strings.TrimLeft(line, "#"))
+			continue
+		}
+		if m := row.FindStringSubmatch(line); m != nil {
+			sections[heading] = append(sections[heading], m[1])
+		}
+	}
+	check := func(section string, options any) {
+		var want []string // "type" is documented once, for all components
+		typ := reflect.TypeOf(options)
+		for i := range typ.NumField() {
+			tag := strings.Split(typ.Field(i).Tag.Get("yaml"), ",")[0]
+			if tag != "" && tag != "-" {
+				want = append(want, tag)
+			}
+		}
+		got := sections[section]
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("docs/configuration.md section %q lists %v; the options have %v", section, got, want)
+		}
+	}
+	for name, k := range destinationKinds() {
+		check("destination type: "+name, k.options)
+	}
+	for name, k := range processorKinds() {
+		check("processor type: "+name, k.options)
+	}
+}
