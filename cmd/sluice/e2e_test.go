@@ -265,3 +265,17 @@ func TestPutCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaInfer checks `sluice schema infer` prints a schema with the
+// example clickstream's columns and types.
+func TestSchemaInfer(t *testing.T) {
+	out, err := exec.Command(sluiceBin, "schema", "infer", "--file", "../../examples/data/clickstream.ndjson").CombinedOutput()
+	if err != nil {
+		t.Fatalf("schema infer: %v\n%s", err, out)
+	}
+	for _, want := range []string{"name: ts\n    type: timestamp", "name: user_id\n    type: int64", "name: tags\n    type: list", "type: struct", "name: os"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("schema lacks %q:\n%s", want, out)
+		}
+	}
+}
