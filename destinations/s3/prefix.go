@@ -1,8 +1,10 @@
 package s3
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/sluice-dev/sluice/destinations/format/prefix"
 )
@@ -12,9 +14,10 @@ import (
 // prefix uses partition keys (!{partitionKeyFromQuery:k},
 // !{partitionKeyFromLambda:k}).
 func (o Options) spec() (*prefix.Spec, error) {
-	loc, err := prefix.LoadTimeZone(o.CustomTimeZone)
-	if err != nil {
-		return nil, fmt.Errorf("custom_time_zone: %w", err)
+	loc, tzErr := prefix.LoadTimeZone(o.CustomTimeZone)
+	if tzErr != nil {
+		tzErr = fmt.Errorf("custom_time_zone: %w", tzErr)
+		loc = time.UTC // to report the other problems too
 	}
 	ext := o.FileExtension
 	if ext == "" {
@@ -26,7 +29,10 @@ func (o Options) spec() (*prefix.Spec, error) {
 		if o.ErrorOutputPrefix == "" && strings.Contains(o.Prefix, "!{") {
 			err = fmt.Errorf("%w (error_output_prefix defaults to %q; with expressions in prefix set one such as \"errors/!{firehose:error-output-type}/\")", err, DefaultErrorOutputPrefix)
 		}
-		return nil, fmt.Errorf("prefix, error_output_prefix, file_extension: %w", err)
+		return nil, errors.Join(tzErr, fmt.Errorf("prefix, error_output_prefix, file_extension: %w", err))
+	}
+	if tzErr != nil {
+		return nil, tzErr
 	}
 	return spec, nil
 }

@@ -57,13 +57,18 @@ type upload struct {
 	failed error
 }
 
+// maxInitialBuffer is the largest first buffer of an upload; it doubles
+// from there up to a part.
+const maxInitialBuffer = 256 << 10
+
 // newUpload starts an upload to key. sizeHint is the expected size of
-// the object: a small object gets a buffer of about its size instead of a
-// whole part, grown to a part if the hint was short.
+// the object before compression: a small object gets a buffer of about its
+// size (at most maxInitialBuffer) instead of a whole part, doubled as
+// needed up to a part.
 func (d *Destination) newUpload(ctx context.Context, key string, meta objectMeta, sizeHint int) *upload {
 	uctx, stop := context.WithCancel(ctx)
 	var buf []byte
-	if n := sizeHint + sizeHint/8 + 4096; n < d.partSize {
+	if n := min(sizeHint+sizeHint/8+4096, maxInitialBuffer); n < d.partSize {
 		buf = make([]byte, 0, n)
 	} else {
 		buf = d.getBuf()
@@ -107,8 +112,15 @@ func (u *upload) Write(p []byte) (int, error) {
 		n += k
 		u.size += int64(k)
 		if len(u.buf) == cap(u.buf) && cap(u.buf) < u.d.partSize {
-			full := append(u.d.getBuf(), u.buf...)
-			u.buf = full
+			// Grow by doubling: compressed objects are much smaller than
+			// their records, so the buffer follows the output, not the hint.
+			var grown []byte
+			if n := 2 * cap(u.buf); n < u.d.partSize {
+				grown = make([]byte, 0, n)
+			} else {
+				grown = u.d.getBuf()
+			}
+			u.buf = append(grown, u.buf...)
 			continue
 		}
 		if len(u.buf) == cap(u.buf) {
@@ -154,7 +166,9 @@ func (u *upload) sendPart() error {
 			ChecksumAlgorithm:    types.ChecksumAlgorithmCrc32,
 		})
 		if err != nil {
-			return u.d.classify(u.ctx, "create multipart upload", u.key, err)
+			err = u.d.classify(u.ctx, "create multipart upload", u.key, err)
+			u.fail(err)
+			return err
 		}
 		u.uploadID = out.UploadId
 	}
