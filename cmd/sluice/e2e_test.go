@@ -160,8 +160,14 @@ func TestSDKEndToEnd(t *testing.T) {
 // TestValidateCommand checks that `sluice validate` reports every error with
 // its line and column and exits 1, and accepts the shipped examples.
 func TestValidateCommand(t *testing.T) {
-	for _, ex := range []string{"../../examples/quickstart.yaml"} {
-		out, err := exec.Command(sluiceBin, "validate", "-c", ex).CombinedOutput()
+	examples, _ := filepath.Glob("../../examples/*.yaml")
+	if len(examples) < 3 {
+		t.Fatalf("examples: %v", examples)
+	}
+	for _, ex := range examples {
+		cmd := exec.Command(sluiceBin, "validate", "-c", ex)
+		cmd.Env = append(os.Environ(), "S3_BUCKET=example-bucket")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("validate %s: %v\n%s", ex, err, out)
 		}

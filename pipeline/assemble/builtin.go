@@ -1,11 +1,13 @@
 package assemble
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/sluice-dev/sluice/buffer/memory"
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/destinations/file"
+	"github.com/sluice-dev/sluice/destinations/s3"
 	"github.com/sluice-dev/sluice/ingest/firehoseapi"
 	"github.com/sluice-dev/sluice/pipeline"
 	"github.com/sluice-dev/sluice/pipeline/runner"
@@ -98,6 +101,7 @@ type destinationKind struct {
 func destinationKinds() map[string]destinationKind {
 	return map[string]destinationKind{
 		"file": {options: file.Options{}, check: checkFile, build: buildFile},
+		"s3":   {options: s3.Options{}, check: checkS3, build: buildS3},
 	}
 }
 
@@ -147,6 +151,48 @@ func buildFile(s *config.Stream, deps pipeline.Deps) (builtDestination, error) {
 		BucketARN:         "arn:aws:s3:::" + strings.Trim(filepath.ToSlash(opts.Path), "/"),
 	}
 	return builtDestination{dest: dest, deadLetters: dest, info: info, where: opts.Path}, nil
+}
+
+func decodeS3(c config.Component) (s3.Options, error) {
+	opts := s3.DefaultOptions()
+	if err := c.Decode(&opts); err != nil {
+		return opts, err
+	}
+	if err := opts.Validate(); err != nil {
+		return opts, c.Errorf("%v", err)
+	}
+	return opts, nil
+}
+
+func checkS3(c config.Component) error {
+	_, err := decodeS3(c)
+	return err
+}
+
+func buildS3(s *config.Stream, deps pipeline.Deps) (builtDestination, error) {
+	opts, err := decodeS3(s.Destination)
+	if err != nil {
+		return builtDestination{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dest, err := s3.New(ctx, opts, s.Name, deps)
+	if err != nil {
+		return builtDestination{}, err
+	}
+	var info firehoseapi.StreamInfo
+	info.Destination = firehoseapi.DestinationInfo{
+		Kind:              "s3",
+		Compression:       opts.Compression,
+		Prefix:            opts.Prefix,
+		ErrorOutputPrefix: opts.ErrorOutputPrefix,
+		BucketARN:         "arn:aws:s3:::" + opts.Bucket,
+	}
+	where := "s3://" + opts.Bucket + "/" + opts.Prefix
+	if opts.Endpoint != "" {
+		where += " at " + opts.Endpoint
+	}
+	return builtDestination{dest: dest, deadLetters: dest, info: info, where: where}, nil
 }
 
 // openBuffer opens a stream's buffer under <data_dir>/buffer/<stream>.
