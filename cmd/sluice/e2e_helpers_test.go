@@ -85,7 +85,14 @@ func (l *lockedBuffer) String() string {
 // /healthz answers on addr.
 func startDaemon(t *testing.T, cfg, dataDir, addr string) *daemon {
 	t.Helper()
+	return startDaemonEnv(t, cfg, dataDir, addr, nil)
+}
+
+// startDaemonEnv is startDaemon with extra environment variables.
+func startDaemonEnv(t *testing.T, cfg, dataDir, addr string, env []string) *daemon {
+	t.Helper()
 	cmd := exec.Command(sluiceBin, "run", "-c", cfg, "--data-dir", dataDir)
+	cmd.Env = append(os.Environ(), env...)
 	d := &daemon{t: t, cmd: cmd, addr: addr, log: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = d.log, d.log
 	if err := cmd.Start(); err != nil {
