@@ -78,8 +78,6 @@ type Destination struct {
 	log         *slog.Logger
 	now         func() time.Time
 
-	bufs sync.Pool // *[]byte of cap partSize
-
 	mu       sync.Mutex
 	closed   bool
 	inflight sync.WaitGroup

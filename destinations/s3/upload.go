@@ -50,6 +50,7 @@ type upload struct {
 	nextPart int32
 
 	slots chan struct{} // one token per part in flight
+	free  chan []byte   // part buffers back from finished parts
 	wg    sync.WaitGroup
 
 	mu     sync.Mutex
@@ -71,7 +72,7 @@ func (d *Destination) newUpload(ctx context.Context, key string, meta objectMeta
 	if n := min(sizeHint+sizeHint/8+4096, maxInitialBuffer); n < d.partSize {
 		buf = make([]byte, 0, n)
 	} else {
-		buf = d.getBuf()
+		buf = make([]byte, 0, d.partSize)
 	}
 	return &upload{
 		d:     d,
@@ -81,22 +82,20 @@ func (d *Destination) newUpload(ctx context.Context, key string, meta objectMeta
 		meta:  meta,
 		buf:   buf,
 		slots: make(chan struct{}, d.concurrency),
+		free:  make(chan []byte, d.concurrency+1),
 	}
 }
 
-func (d *Destination) getBuf() []byte {
-	if p, ok := d.bufs.Get().(*[]byte); ok {
-		return (*p)[:0]
+// partBuf returns an empty part buffer: one a finished part gave back, or
+// a new one. Parts in flight hold at most concurrency buffers (sendPart
+// takes a slot first), so an upload allocates at most concurrency+1.
+func (u *upload) partBuf() []byte {
+	select {
+	case b := <-u.free:
+		return b[:0]
+	default:
+		return make([]byte, 0, u.d.partSize)
 	}
-	return make([]byte, 0, d.partSize)
-}
-
-func (d *Destination) putBuf(b []byte) {
-	if cap(b) != d.partSize {
-		return
-	}
-	b = b[:0]
-	d.bufs.Put(&b)
 }
 
 // Write buffers p and sends every full part.
@@ -118,7 +117,7 @@ func (u *upload) Write(p []byte) (int, error) {
 			if n := 2 * cap(u.buf); n < u.d.partSize {
 				grown = make([]byte, 0, n)
 			} else {
-				grown = u.d.getBuf()
+				grown = u.partBuf()
 			}
 			u.buf = append(grown, u.buf...)
 			continue
@@ -182,9 +181,15 @@ func (u *upload) sendPart() error {
 	}
 	u.nextPart++
 	num, body := u.nextPart, u.buf
-	u.buf = u.d.getBuf()
+	u.buf = u.partBuf()
 	u.wg.Go(func() {
-		defer func() { u.d.putBuf(body); <-u.slots }()
+		defer func() {
+			select {
+			case u.free <- body:
+			default:
+			}
+			<-u.slots
+		}()
 		out, err := u.d.client.UploadPart(u.ctx, &s3.UploadPartInput{
 			Bucket:            &u.d.bucket,
 			Key:               &u.key,
@@ -279,10 +284,9 @@ func (u *upload) abort() {
 	}
 }
 
-// release returns the part buffer. The upload must not be used afterwards.
+// release drops the buffers. The upload must not be used afterwards.
 func (u *upload) release() {
 	u.stop()
-	u.d.putBuf(u.buf)
 	u.buf = nil
 }
 
