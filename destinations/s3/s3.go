@@ -43,7 +43,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"regexp"
 	"sync"
 	"time"
@@ -51,6 +50,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -87,17 +89,16 @@ type Destination struct {
 type hooks struct {
 	wrapTransport func(http.RoundTripper) http.RoundTripper
 	maxAttempts   int // SDK attempts per request; 0 means 3
-	env           envLookup
 }
 
 // New returns an S3 destination for stream. It validates opts and builds
-// the client; it does no I/O (a missing bucket shows on the first
+// the client; it does no network I/O (a missing bucket shows on the first
 // delivery, as a permanent S3.NoSuchBucket error).
 func New(ctx context.Context, opts Options, stream string, deps pipeline.Deps) (*Destination, error) {
 	return newDestination(ctx, opts, stream, deps, hooks{})
 }
 
-func newDestination(_ context.Context, opts Options, stream string, deps pipeline.Deps, h hooks) (*Destination, error) {
+func newDestination(ctx context.Context, opts Options, stream string, deps pipeline.Deps, h hooks) (*Destination, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("s3 destination: %w", err)
 	}
@@ -112,9 +113,6 @@ func newDestination(_ context.Context, opts Options, stream string, deps pipelin
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if h.env == nil {
-		h.env = os.LookupEnv
-	}
 	attempts := h.maxAttempts
 	if attempts == 0 {
 		attempts = retry.DefaultMaxAttempts
@@ -125,11 +123,12 @@ func newDestination(_ context.Context, opts Options, stream string, deps pipelin
 		rt = h.wrapTransport(tr)
 	}
 	hc := &http.Client{Transport: rt}
-	cfg := aws.Config{
-		Region:      resolveRegion(opts, h.env),
-		Credentials: credentialsProvider(opts, h.env, hc),
-		HTTPClient:  hc,
-		Retryer: func() aws.Retryer {
+	// The standard AWS chain (environment, shared config and credentials
+	// files, SSO, web identity, container and EC2 instance roles) unless
+	// the options give static keys; it reads files only, credentials are
+	// fetched lazily on first use.
+	loaders := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithRetryer(func() aws.Retryer {
 			// A few quick retries per request (a part is cheaper to resend
 			// than an object); the runner's retry budget does the rest.
 			return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -137,8 +136,31 @@ func newDestination(_ context.Context, opts Options, stream string, deps pipelin
 				o.MaxBackoff = 2 * time.Second
 				o.RateLimiter = ratelimit.None
 			})
-		},
+		}),
 	}
+	if opts.Region != "" {
+		loaders = append(loaders, awsconfig.WithRegion(opts.Region))
+	}
+	if opts.AccessKeyID != "" {
+		loaders = append(loaders, awsconfig.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(opts.AccessKeyID, opts.SecretAccessKey, opts.SessionToken)))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, loaders...)
+	if err != nil {
+		return nil, fmt.Errorf("s3 destination: loading AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = DefaultRegion
+	}
+	// S3 calls use this destination's own transport (sized for its upload
+	// concurrency), with the TLS settings the chain loaded (AWS_CA_BUNDLE,
+	// ca_bundle in the shared config).
+	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		if t := bc.GetTransport(); t != nil && t.TLSClientConfig != nil {
+			tr.TLSClientConfig = t.TLSClientConfig.Clone()
+		}
+	}
+	cfg.HTTPClient = hc
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if opts.Endpoint != "" {
 			o.BaseEndpoint = aws.String(opts.Endpoint)

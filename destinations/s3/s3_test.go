@@ -85,9 +85,6 @@ func newTestDest(t testing.TB, opts Options, stream string, h hooks) *Destinatio
 	if h.maxAttempts == 0 {
 		h.maxAttempts = 1
 	}
-	if h.env == nil {
-		h.env = func(string) (string, bool) { return "", false }
-	}
 	d, err := newDestination(context.Background(), opts, stream, pipeline.Deps{}, h)
 	if err != nil {
 		t.Fatalf("New: %v", err)
