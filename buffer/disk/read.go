@@ -170,7 +170,9 @@ func (r *reader) fill(n int) error {
 		want = int(rest)
 	}
 	if cap(r.buf)-len(r.buf) < want {
-		nb := make([]byte, have, max(2*cap(r.buf), have+want))
+		// Grow by a quarter, not double: the buffer is kept for the next
+		// Read, so its capacity is what a batch costs in memory for good.
+		nb := make([]byte, have, max(cap(r.buf)+cap(r.buf)/4, have+want))
 		copy(nb, r.buf[r.r:])
 		r.buf, r.r = nb, 0
 	}

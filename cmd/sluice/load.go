@@ -49,10 +49,15 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	size := fs.Int("record-size", 1024, "bytes per record")
 	dur := fs.Duration("duration", 20*time.Second, "how long to send")
 	warmup := fs.Duration("warmup", 2*time.Second, "sending time excluded from the results")
+	payload := fs.String("payload", "text", "record content: text, or json (clickstream objects matching examples/s3-parquet.yaml)")
 	rate := fs.Int("rate", 0, "target records/s over all callers (0: as fast as the server answers)")
 	pid := fs.Int("pid", 0, "server process id whose peak RSS (VmHWM) is reported")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *payload != "text" && *payload != "json" {
+		fmt.Fprintln(stderr, "sluice load: --payload is text or json")
 		return 2
 	}
 	if *perCall < 1 || *perCall > 500 || *size < 0 || *conc < 1 || *dur <= 0 {
@@ -61,7 +66,7 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	res, err := runLoad(ctx, loadSpec{
 		Endpoint: *endpoint, Stream: *stream, Concurrency: *conc, RecordsPerCall: *perCall,
-		RecordSize: *size, Duration: *dur, Warmup: *warmup, PID: *pid, Rate: *rate,
+		RecordSize: *size, Duration: *dur, Warmup: *warmup, PID: *pid, Rate: *rate, JSON: *payload == "json",
 	})
 	if err != nil {
 		return exitCode(fmt.Errorf("load: %w", err), stderr)
@@ -96,11 +101,12 @@ type loadSpec struct {
 	Warmup         time.Duration
 	PID            int
 	Rate           int // records/s; 0 = unlimited
+	JSON           bool
 }
 
 // putRecordBatchBody builds one request body. Records carry the caller and
 // call number so a run's data is not one repeated block.
-func putRecordBatchBody(stream string, caller, call, n, size int) []byte {
+func putRecordBatchBody(stream string, caller, call, n, size int, asJSON bool) []byte {
 	var b bytes.Buffer
 	b.Grow(n * (size*4/3 + 16))
 	b.WriteString(`{"DeliveryStreamName":`)
@@ -109,11 +115,16 @@ func putRecordBatchBody(stream string, caller, call, n, size int) []byte {
 	b.WriteString(`,"Records":[`)
 	rec := make([]byte, size)
 	for i := range n {
-		head := fmt.Sprintf("c%d-r%d-i%d ", caller, call, i)
-		for j := range rec {
-			rec[j] = 'a' + byte((j+i)%26)
+		if asJSON {
+			rec = clickRecord(rec[:0], caller, call, i, size)
+		} else {
+			rec = rec[:size]
+			head := fmt.Sprintf("c%d-r%d-i%d ", caller, call, i)
+			for j := range rec {
+				rec[j] = 'a' + byte((j+i)%26)
+			}
+			copy(rec, head)
 		}
-		copy(rec, head)
 		if i > 0 {
 			b.WriteByte(',')
 		}
@@ -134,7 +145,7 @@ func runLoad(ctx context.Context, s loadSpec) (loadResult, error) {
 	bodies := make([][][]byte, s.Concurrency)
 	for c := range bodies {
 		for k := range bodiesPerCaller {
-			bodies[c] = append(bodies[c], putRecordBatchBody(s.Stream, c, k, s.RecordsPerCall, s.RecordSize))
+			bodies[c] = append(bodies[c], putRecordBatchBody(s.Stream, c, k, s.RecordsPerCall, s.RecordSize, s.JSON))
 		}
 	}
 	client := &http.Client{Transport: &http.Transport{
@@ -318,4 +329,18 @@ func sampleRSS(pid int) func() float64 {
 		read()
 		return float64(peak.Load()) / (1 << 20)
 	}
+}
+
+// clickRecord appends a clickstream JSON object (the shape of
+// examples/data/clickstream.ndjson) padded with a "note" field to about
+// size bytes.
+func clickRecord(dst []byte, caller, call, i, size int) []byte {
+	countries := [...]string{"US", "DE", "FR", "JP", "BR", "IN"}
+	n := caller*1_000_000 + call*1000 + i
+	dst = fmt.Appendf(dst, `{"event_id":"evt-%d-%d-%d","ts":"2026-11-25T09:%02d:%02d.%03dZ","user_id":%d,"country":"%s","amount":%d.%02d,"tags":["promo","mobile"],"device":{"os":"ios","version":"17.4"},"note":"`,
+		caller, call, i, (n/60)%60, n%60, n%1000, 1_000_000_000+n, countries[n%len(countries)], n%500, n%100)
+	for len(dst) < size-2 {
+		dst = append(dst, byte('a'+len(dst)%26))
+	}
+	return append(dst, `"}`...)
 }
