@@ -3,12 +3,15 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/deploy/testpeers"
 )
 
 // TestDynamicPartitioningFile: 10,000 records over 1,000 distinct keys go
@@ -16,15 +19,60 @@ import (
 // object holds only records of its key and the record total is preserved.
 // Records that are not JSON are dead-lettered, not dropped.
 func TestDynamicPartitioningFile(t *testing.T) {
+	testDynamicPartitioning(t, `
+      type: file
+      path: out`, func(dir string) map[string][]byte {
+		root := filepath.Join(dir, "out")
+		objs := map[string][]byte{}
+		for _, key := range objects(t, root) {
+			b, err := os.ReadFile(filepath.Join(root, key))
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs[key] = b
+		}
+		_ = filepath.WalkDir(filepath.Join(root, "errors"), func(p string, e fs.DirEntry, err error) error {
+			if err == nil && !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+				rel, _ := filepath.Rel(root, p)
+				objs[filepath.ToSlash(rel)], _ = os.ReadFile(p)
+			}
+			return nil
+		})
+		return objs
+	})
+}
+
+// TestDynamicPartitioningS3 is the same through the S3 destination on s3rver.
+func TestDynamicPartitioningS3(t *testing.T) {
+	const bucket = "sluice-parts"
+	endpoint, _ := testpeers.StartS3rver(t, bucket)
+	c := s3Client(endpoint)
+	testDynamicPartitioning(t, fmt.Sprintf(`
+      type: s3
+      bucket: %s
+      endpoint: %s
+      force_path_style: true
+      access_key_id: %s
+      secret_access_key: %s`, bucket, endpoint, testpeers.S3rverAccessKey, testpeers.S3rverSecretKey),
+		func(string) map[string][]byte {
+			objs, err := s3ObjectsErr(c, bucket, "")
+			if err != nil {
+				t.Logf("%v (polling again)", err)
+			}
+			return objs
+		})
+}
+
+// testDynamicPartitioning runs the daemon with a destination block (its
+// type and location) and reads every object back with objects.
+func testDynamicPartitioning(t *testing.T, dest string, objects func(dir string) map[string][]byte) {
 	d, dir := startWith(t, `streams:
   parts:
     buffering: {size: 1, interval: 1}
     processors:
       - type: metadata_extraction
         query: '{customer: .customer}'
-    destination:
-      type: file
-      path: out
+    destination:`+dest+`
       append_newline: true
       prefix: "customer=!{partitionKeyFromQuery:customer}/"
       error_output_prefix: "errors/!{firehose:error-output-type}/"
@@ -44,13 +92,11 @@ func TestDynamicPartitioningFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sluice put: %v\n%s", err, out)
 	}
-	root := filepath.Join(dir, "out")
 	count := func() (total int, bad []string, perKey map[string]int) {
 		perKey = map[string]int{}
-		for _, key := range objects(t, root) {
-			b, err := os.ReadFile(filepath.Join(root, key))
-			if err != nil {
-				t.Fatal(err)
+		for key, b := range objects(dir) {
+			if strings.HasPrefix(key, "errors/") {
+				continue
 			}
 			want, _, _ := strings.Cut(strings.TrimPrefix(key, "customer="), "/")
 			for _, line := range splitLines(b) {
@@ -77,11 +123,16 @@ func TestDynamicPartitioningFile(t *testing.T) {
 			t.Fatalf("key %s has %d records, want %d", k, c, n/keys)
 		}
 	}
-	dead := deliveredLines(t, filepath.Join(root, "errors", "metadata-extraction-failed"))
+	var dead []string
+	for key, b := range objects(dir) {
+		if strings.HasPrefix(key, "errors/metadata-extraction-failed/") {
+			dead = append(dead, splitLines(b)...)
+		}
+	}
 	if len(dead) != 1 {
 		t.Fatalf("dead letters: %v", dead)
 	}
-	for line := range dead {
+	for _, line := range dead {
 		var dl struct {
 			ErrorCode string `json:"errorCode"`
 			RawData   []byte `json:"rawData"`

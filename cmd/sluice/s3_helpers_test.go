@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -29,28 +30,38 @@ func s3Client(endpoint string) *s3.Client {
 // through the AWS SDK.
 func s3Objects(t *testing.T, c *s3.Client, bucket, prefix string) map[string][]byte {
 	t.Helper()
+	out, err := s3ObjectsErr(c, bucket, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// s3ObjectsErr is s3Objects returning the error, for polling while the
+// daemon still writes (s3rver can fail a listing that races a write).
+func s3ObjectsErr(c *s3.Client, bucket, prefix string) (map[string][]byte, error) {
 	ctx := context.Background()
 	out := map[string][]byte{}
 	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			t.Fatalf("listing s3://%s/%s: %v", bucket, prefix, err)
+			return nil, fmt.Errorf("listing s3://%s/%s: %w", bucket, prefix, err)
 		}
 		for _, o := range page.Contents {
 			obj, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
 			if err != nil {
-				t.Fatalf("get %s: %v", aws.ToString(o.Key), err)
+				return nil, fmt.Errorf("get %s: %w", aws.ToString(o.Key), err)
 			}
 			b, err := io.ReadAll(obj.Body)
 			obj.Body.Close()
 			if err != nil {
-				t.Fatalf("read %s: %v", aws.ToString(o.Key), err)
+				return nil, fmt.Errorf("read %s: %w", aws.ToString(o.Key), err)
 			}
 			out[aws.ToString(o.Key)] = b
 		}
 	}
-	return out
+	return out, nil
 }
 
 // saveObject writes an object's bytes to dir under its key's base name.

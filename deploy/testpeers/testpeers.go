@@ -56,7 +56,10 @@ func StartS3rver(t testing.TB, buckets ...string) (endpoint, dir string) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	args := []string{bin, "-d", dir, "-a", "127.0.0.1", "-p", fmt.Sprint(port), "--silent"}
+	// s3rver encrypts list continuation tokens with a cipher OpenSSL 3
+	// (Node 17+) only offers through its legacy provider: without it,
+	// listing more than one page of keys fails with HTTP 500.
+	args := []string{"--openssl-legacy-provider", bin, "-d", dir, "-a", "127.0.0.1", "-p", fmt.Sprint(port), "--silent"}
 	for _, b := range buckets {
 		args = append(args, "--configure-bucket", b)
 	}
