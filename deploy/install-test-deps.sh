@@ -21,6 +21,12 @@ if ! command -v aws >/dev/null 2>&1; then
 fi
 aws --version >&2
 
+# wabt's wat2wasm builds the hand-written WebAssembly test guests.
+if ! command -v wat2wasm >/dev/null 2>&1; then
+  echo "installing wabt" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wabt >/dev/null
+fi
+
 # Node.js peers: s3rver (an independent S3 server) and DuckDB (an
 # independent Parquet reader), pinned in deploy/testpeers/package.json.
 if ! command -v node >/dev/null 2>&1; then
