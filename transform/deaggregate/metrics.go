@@ -1,0 +1,64 @@
+package deaggregate
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the processor's Prometheus metrics, shared by every stream's
+// record_deaggregation processor in a process.
+type Metrics struct {
+	in          *prometheus.CounterVec // stream
+	out         *prometheus.CounterVec // stream
+	passthrough *prometheus.CounterVec // stream, reason
+}
+
+// NewMetrics creates the metrics and registers them on reg (nil: not
+// registered). It may be called more than once with the same registerer:
+// later calls reuse the collectors registered first.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		in: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_deaggregation_records_in_total",
+			Help: "Records given to the record_deaggregation processor.",
+		}, []string{"stream"}),
+		out: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_deaggregation_records_out_total",
+			Help: "Records (sub-records and records passed through) the record_deaggregation processor produced.",
+		}, []string{"stream"}),
+		passthrough: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_deaggregation_kpl_passthrough_total",
+			Help: "Records a KPL record_deaggregation processor passed through unchanged because they are not valid KPL aggregated records (reason: no_magic, bad_md5, invalid_protobuf).",
+		}, []string{"stream", "reason"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []**prometheus.CounterVec{&m.in, &m.out, &m.passthrough} {
+		if err := register(reg, c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// register registers *c on reg, or replaces *c by the collector registered
+// before it.
+func register(reg prometheus.Registerer, c **prometheus.CounterVec) error {
+	err := reg.Register(*c)
+	if err == nil {
+		return nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if !errors.As(err, &are) {
+		return fmt.Errorf("register deaggregation metrics: %w", err)
+	}
+	existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
+	if !ok {
+		return fmt.Errorf("register deaggregation metrics: %w (the existing collector is a %T)", err, are.ExistingCollector)
+	}
+	*c = existing
+	return nil
+}
