@@ -271,3 +271,8 @@ func (b *builder) records() []pipeline.Record {
 	}
 	return b.out
 }
+
+// SubRecordType is the configured type (TypeKPL, TypeJSON or
+// TypeDelimited): KPL de-aggregation runs before decompression, JSON and
+// DELIMITED after it (see package transform).
+func (p *Processor) SubRecordType() string { return p.s.typ }

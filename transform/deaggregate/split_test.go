@@ -175,6 +175,9 @@ func TestProcessDelimited(t *testing.T) {
 		}
 	}
 	p, _ := newProc(t, Options{SubRecordType: TypeDelimited, Delimiter: ",", MaxSubRecords: 3})
+	if p.SubRecordType() != TypeDelimited {
+		t.Errorf("SubRecordType = %q", p.SubRecordType())
+	}
 	_, failed, _ := p.Process(context.Background(), batchOf([]byte("1,2,3,4")))
 	if len(failed) != 1 {
 		t.Fatalf("failed = %v", failed)
