@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,6 +55,15 @@ func guestModule(tb testing.TB) string {
 		tb.Fatal(goGuest.err)
 	}
 	return goGuest.path
+}
+
+// sharedCache is a compilation cache directory shared by the tests, so
+// that the Go guest is compiled once per run (compiling it under -race
+// takes seconds).
+func sharedCache(tb testing.TB) string {
+	tb.Helper()
+	guestModule(tb)
+	return filepath.Join(goGuest.dir, "cache")
 }
 
 // watModule compiles WebAssembly text into dir with wat2wasm.
@@ -112,7 +120,7 @@ func newTestEnv(tb testing.TB, opts Options) *testEnv {
 	tb.Helper()
 	env := &testEnv{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
 	if opts.CacheDir == "" {
-		opts.CacheDir = "-"
+		opts.CacheDir = sharedCache(tb)
 	}
 	deps := pipeline.Deps{Logger: slog.New(slog.NewTextHandler(env.log, nil)), Registry: env.reg, DataDir: tb.TempDir()}
 	p, err := New(opts, deps)
@@ -233,5 +241,3 @@ func repeat(s string, n int) []string {
 	}
 	return out
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }

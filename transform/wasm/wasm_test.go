@@ -373,7 +373,7 @@ func TestRunModule(t *testing.T) {
 	recs := batch("a", "drop", "fail", "key:k=v", "missing").Records
 	recs[0].ID = ""
 	opts := testOptions(guestModule(t))
-	opts.CacheDir = "-"
+	opts.CacheDir = sharedCache(t)
 	res, err := RunModule(context.Background(), opts, pipeline.Deps{}, recs)
 	if err != nil {
 		t.Fatal(err)
