@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +48,7 @@ type stream struct {
 	name   string
 	buf    buffer.Buffer
 	dest   pipeline.Destination
+	procs  []pipeline.Processor
 	runner *runner.Runner
 }
 
@@ -66,6 +68,7 @@ func Check(cfg *config.Config) error {
 		if err := k.check(s.Destination); err != nil {
 			errs = appendErr(errs, s.Destination.Pos, err)
 		}
+		last := -1
 		for _, p := range s.Processors {
 			pk, ok := pkinds[p.Type]
 			if !ok {
@@ -74,6 +77,13 @@ func Check(cfg *config.Config) error {
 			}
 			if err := pk.check(p); err != nil {
 				errs = appendErr(errs, p.Pos, err)
+				continue
+			}
+			if r := pk.rank(p); r < last {
+				errs = append(errs, p.Pos.Errorf("stream %q: processor %s must come before %s: processors run in Firehose's order: %s",
+					s.Name, rankNames[r], rankNames[last], strings.Join(rankNames, ", ")))
+			} else {
+				last = r
 			}
 		}
 	}
@@ -144,16 +154,15 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 			return nil, fmt.Errorf("stream %s: destination %s: %w", sc.Name, sc.Destination.Type, err)
 		}
 		s.dest = built.dest
-		var procs []pipeline.Processor
 		for _, pc := range sc.Processors {
 			p, err := processorKinds()[pc.Type].build(pc, deps)
 			if err != nil {
 				return nil, fmt.Errorf("stream %s: processor %s: %w", sc.Name, pc.Type, err)
 			}
-			procs = append(procs, p)
+			s.procs = append(s.procs, p)
 		}
 		s.runner, err = runner.New(runner.Options{
-			Processors:      procs,
+			Processors:      s.procs,
 			Stream:          sc.Name,
 			Buffer:          s.buf,
 			Destination:     built.dest,
@@ -283,6 +292,13 @@ func (d *Daemon) close(ctx context.Context) {
 		_ = s.ln.Close()
 	}
 	for _, s := range d.streams {
+		for _, p := range s.procs {
+			if c, ok := p.(interface{ Close() error }); ok {
+				if err := c.Close(); err != nil {
+					d.log.Warn("closing processor", "stream", s.name, "err", err)
+				}
+			}
+		}
 		if s.dest != nil {
 			if err := s.dest.Close(ctx); err != nil {
 				d.log.Warn("closing destination", "stream", s.name, "err", err)

@@ -20,7 +20,11 @@ import (
 	"github.com/sluice-dev/sluice/ingest/firehoseapi"
 	"github.com/sluice-dev/sluice/pipeline"
 	"github.com/sluice-dev/sluice/pipeline/runner"
+	"github.com/sluice-dev/sluice/transform/deaggregate"
+	"github.com/sluice-dev/sluice/transform/decompress"
+	"github.com/sluice-dev/sluice/transform/delimiter"
 	"github.com/sluice-dev/sluice/transform/jq"
+	"github.com/sluice-dev/sluice/transform/wasm"
 )
 
 // This file lists every built-in component explicitly: no init()
@@ -34,40 +38,80 @@ type metrics struct {
 }
 
 // processorKind decodes, validates and provisions one processor type.
+// rank is the processor's place in Firehose's chain (package transform):
+// a stream's processors must be listed in that order.
 type processorKind struct {
 	options any // the zero options struct, for documentation checks
 	check   func(c config.Component) error
 	build   func(c config.Component, deps pipeline.Deps) (pipeline.Processor, error)
+	rank    func(c config.Component) int
 }
+
+// Chain ranks (package transform documents the order).
+const (
+	rankKPL = iota
+	rankDecompression
+	rankSplit
+	rankWasm
+	rankMetadata
+	rankDelimiter
+)
+
+// rankNames name the ranks in errors.
+var rankNames = []string{"record_deaggregation (KPL)", "decompression",
+	"record_deaggregation (JSON, DELIMITED)", "wasm", "metadata_extraction", "append_delimiter"}
 
 func processorKinds() map[string]processorKind {
 	return map[string]processorKind{
-		"metadata_extraction": {options: jq.Options{}, check: checkJQ, build: buildJQ},
+		"record_deaggregation": component(deaggregate.DefaultOptions, deaggregate.Options.Validate, deaggregate.New,
+			func(o deaggregate.Options) int {
+				if strings.EqualFold(o.SubRecordType, deaggregate.TypeKPL) {
+					return rankKPL
+				}
+				return rankSplit
+			}),
+		"decompression":       component(decompress.DefaultOptions, decompress.Options.Validate, decompress.New, fixed[decompress.Options](rankDecompression)),
+		"wasm":                component(wasm.DefaultOptions, wasm.Options.Validate, wasm.New, fixed[wasm.Options](rankWasm)),
+		"metadata_extraction": component(jq.DefaultOptions, jq.Options.Validate, jq.New, fixed[jq.Options](rankMetadata)),
+		"append_delimiter":    component(delimiter.DefaultOptions, delimiter.Options.Validate, delimiter.New, fixed[delimiter.Options](rankDelimiter)),
 	}
 }
 
-func decodeJQ(c config.Component) (jq.Options, error) {
-	opts := jq.DefaultOptions()
-	if err := c.Decode(&opts); err != nil {
-		return opts, err
-	}
-	if err := opts.Validate(); err != nil {
-		return opts, c.Errorf("%v", err)
-	}
-	return opts, nil
-}
+func fixed[O any](rank int) func(O) int { return func(O) int { return rank } }
 
-func checkJQ(c config.Component) error {
-	_, err := decodeJQ(c)
-	return err
-}
-
-func buildJQ(c config.Component, deps pipeline.Deps) (pipeline.Processor, error) {
-	opts, err := decodeJQ(c)
-	if err != nil {
-		return nil, err
+// component builds a processorKind from a processor package's usual
+// functions: decode onto the defaults, validate, provision.
+func component[O any, P pipeline.Processor](defaults func() O, validate func(O) error,
+	build func(O, pipeline.Deps) (P, error), rank func(O) int) processorKind {
+	decode := func(c config.Component) (O, error) {
+		opts := defaults()
+		if err := c.Decode(&opts); err != nil {
+			return opts, err
+		}
+		if err := validate(opts); err != nil {
+			return opts, c.Errorf("%v", err)
+		}
+		return opts, nil
 	}
-	return jq.New(opts, deps)
+	var zero O
+	return processorKind{
+		options: zero,
+		check: func(c config.Component) error {
+			_, err := decode(c)
+			return err
+		},
+		build: func(c config.Component, deps pipeline.Deps) (pipeline.Processor, error) {
+			opts, err := decode(c)
+			if err != nil {
+				return nil, err
+			}
+			return build(opts, deps)
+		},
+		rank: func(c config.Component) int {
+			opts, _ := decode(c)
+			return rank(opts)
+		},
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) (metrics, error) {

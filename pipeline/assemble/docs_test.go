@@ -20,7 +20,7 @@ func TestDocsListEveryComponentKey(t *testing.T) {
 	}
 	sections := map[string][]string{}
 	var heading string
-	row := regexp.MustCompile("^\\| `([a-z_]+)` \\|")
+	row := regexp.MustCompile("^\\| `([a-z0-9_]+)` \\|")
 	for _, line := range strings.Split(string(data), "\n") {
 		if strings.HasPrefix(line, "#") {
 			heading = strings.TrimSpace(strings.TrimLeft(line, "#"))

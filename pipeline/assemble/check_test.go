@@ -1,0 +1,67 @@
+package assemble
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sluice-dev/sluice/config"
+)
+
+func check(t *testing.T, yaml string) error {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return Check(cfg)
+}
+
+// TestCheckProcessorOrder: processors must be listed in Firehose's order;
+// the error names both processors and the order.
+func TestCheckProcessorOrder(t *testing.T) {
+	err := check(t, `streams:
+  s:
+    processors:
+      - type: append_delimiter
+      - type: metadata_extraction
+        query: '{k: .k}'
+    destination: {type: file, path: out}
+`)
+	if err == nil || !strings.Contains(err.Error(), "test.yaml:5:9") ||
+		!strings.Contains(err.Error(), "metadata_extraction must come before append_delimiter") {
+		t.Fatalf("want an order error at the second processor, got %v", err)
+	}
+	if err := check(t, `streams:
+  s:
+    processors:
+      - type: record_deaggregation
+        sub_record_type: KPL
+      - type: decompression
+      - type: record_deaggregation
+        sub_record_type: JSON
+      - type: metadata_extraction
+        query: '{k: .k}'
+      - type: append_delimiter
+    destination: {type: file, path: out, prefix: "k=!{partitionKeyFromQuery:k}/", error_output_prefix: "e/!{firehose:error-output-type}/"}
+`); err != nil {
+		t.Fatalf("a chain in Firehose's order: %v", err)
+	}
+}
+
+// TestCheckReportsEveryComponentError: unknown types and bad options of
+// several components come back together, with positions.
+func TestCheckReportsEveryComponentError(t *testing.T) {
+	err := check(t, `streams:
+  a:
+    processors:
+      - type: nosuch
+    destination: {type: file, path: out, compression: LZMA}
+  b:
+    destination: {type: s4}
+`)
+	for _, want := range []string{"test.yaml:4:9", `unknown processor type "nosuch"`, "LZMA", `unknown destination type "s4"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}
