@@ -25,7 +25,7 @@ var allowed = []struct {
 	{"destinations/...", []string{"pipeline", "destinations", "destinations/format/...", "destinations/internal/..."}},
 	{"pipeline/runner", []string{"pipeline", "buffer"}},
 	{"pipeline/assemble", []string{"pipeline/...", "config", "buffer/...", "ingest/...", "transform/...", "destinations/...", "buffer"}},
-	{"cmd/...", []string{"config", "pipeline/assemble", "destinations/format/parquet"}},
+	{"cmd/...", []string{"config", "pipeline", "pipeline/assemble", "destinations/format/parquet", "transform/wasm"}},
 	{"deploy/...", nil},
 }
 

@@ -3,6 +3,7 @@
 //
 //	sluice run      --config FILE [--data-dir DIR]   run the daemon
 //	sluice validate --config FILE                    check a config, print every error
+//	sluice transform test --module m.wasm < FILE    run a WASM transform on samples
 //	sluice schema infer < sample.ndjson              print a Parquet schema
 //	sluice put      --stream NAME < FILE             send newline-delimited records
 //	sluice load     [flags]                          load-test a running endpoint
@@ -27,6 +28,7 @@ const usage = `Usage: sluice <command> [flags]
 Commands:
   run       run the daemon:            sluice run -c FILE [--data-dir DIR]
   validate  check a configuration:     sluice validate -c FILE
+  transform test a WASM transform:   sluice transform test --module m.wasm < records.ndjson
   schema    infer a Parquet schema:    sluice schema infer < sample.ndjson
   put       send lines as records:     sluice put --stream NAME [--endpoint URL] < records.ndjson
   load      load-test an endpoint:     sluice load --stream NAME [--endpoint URL] ...
@@ -52,6 +54,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "transform":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return cmdTransform(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "schema":
 		return cmdSchema(args[1:], os.Stdin, stdout, stderr)
 	case "put":
