@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,8 +108,10 @@ func TestFilter(t *testing.T) {
 			}
 			var want []string
 			for _, id := range strings.Fields(c.kept) {
-				var i int
-				fmt.Sscanf(id, "r%d", &i)
+				i, err := strconv.Atoi(strings.TrimPrefix(id, "r"))
+				if err != nil {
+					t.Fatal(err)
+				}
 				want = append(want, id+"="+data[i])
 			}
 			if got := ids(recs); strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -170,7 +173,9 @@ func TestEnrich(t *testing.T) {
 }
 
 func TestWATUppercase(t *testing.T) {
-	in := []string{"hello, World 123!", "", "already UPPER", "{\"k\":\"vé\xff\"}", "z"}
+	// Letters at every position of an 8-byte word, the bytes around a-z
+	// (`, {, @, [), non-ASCII bytes.
+	in := []string{"hello, World 123!", "", "already UPPER", "{\"k\":\"vé\xff\"}", "z", "`az{@AZ[\xe1\xfa\xe0 abcdefghijklmnopqrstuvwxyz\x7f\x80"}
 	res := run(t, "wat-uppercase/uppercase.wat", nil, in...)
 	wantOK(t, res[0], "HELLO, WORLD 123!")
 	if res[1].Result != wasm.ResultDropped {
@@ -179,6 +184,7 @@ func TestWATUppercase(t *testing.T) {
 	wantOK(t, res[2], "ALREADY UPPER")
 	wantOK(t, res[3], "{\"K\":\"Vé\xff\"}")
 	wantOK(t, res[4], "Z")
+	wantOK(t, res[5], "`AZ{@AZ[\xe1\xfa\xe0 ABCDEFGHIJKLMNOPQRSTUVWXYZ\x7f\x80")
 	// Records with Kinesis metadata, on the processor's reused input region.
 	p := processor(t, "wat-uppercase/uppercase.wat", nil)
 	for round := range 3 {

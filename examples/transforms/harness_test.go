@@ -62,6 +62,9 @@ func module(tb testing.TB, name string) string {
 	dir := builds.dir
 	builds.Unlock()
 	b.once.Do(func() {
+		if b.err = readSources(name); b.err != nil {
+			return
+		}
 		b.path = filepath.Join(dir, filepath.Base(name)+".wasm")
 		var cmd *exec.Cmd
 		if strings.HasSuffix(name, ".wat") {
@@ -83,6 +86,28 @@ func module(tb testing.TB, name string) string {
 		tb.Fatal(b.err)
 	}
 	return b.path
+}
+
+// readSources reads the sources of example name and of the guest SDK, so
+// that go test's cache notices their changes (the build runs in a
+// subprocess, whose reads the cache does not see).
+func readSources(name string) error {
+	dir := name
+	if strings.HasSuffix(name, ".wat") {
+		dir = filepath.Dir(name)
+	}
+	for _, pattern := range []string{filepath.Join(dir, "*"), "../../transform/wasm/guest/*.go"} {
+		files, err := filepath.Glob(pattern)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			if _, err := os.ReadFile(f); err != nil {
+				return fmt.Errorf("read the sources of %s: %w", name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // options configures the wasm processor on example name.

@@ -56,7 +56,7 @@
   (func (export "sluice_transform") (param $ptr i32) (param $len i32) (result i64)
     (local $r i32) (local $w i32) (local $out i32) (local $count i32) (local $i i32)
     (local $id i32) (local $id_len i32) (local $data i32) (local $data_len i32)
-    (local $pairs i32) (local $j i32) (local $c i32)
+    (local $pairs i32) (local $j i32) (local $c i32) (local $x i64) (local $h i64)
     (local.set $out (i32.add (global.get $in_base) (global.get $in_cap)))
     ;; The header: "SLUI", version 1 (flags ignored).
     (if (i32.or
@@ -111,17 +111,40 @@
             (i32.store (local.get $w) (i32.const -1))
             (local.set $w (i32.add (local.get $w) (i32.const 4))))
           (else
-            ;; Ok: the data, a-z mapped to A-Z.
+            ;; Ok: the data, a-z mapped to A-Z, eight bytes at a time:
+            ;; with h = x & 0x7f.., a byte is a lower-case letter when
+            ;; h + 0x1f sets its top bit (h >= 'a'), h + 0x05 does not
+            ;; (h <= 'z') and x's top bit is clear (ASCII); no carry
+            ;; crosses bytes. Its 0x20 bit is then flipped.
             (i32.store (local.get $w) (local.get $data_len))
             (local.set $w (i32.add (local.get $w) (i32.const 4)))
             (local.set $j (i32.const 0))
-            (loop $bytes
-              (local.set $c (i32.load8_u (i32.add (local.get $data) (local.get $j))))
-              (if (i32.lt_u (i32.sub (local.get $c) (i32.const 0x61)) (i32.const 26))
-                (then (local.set $c (i32.sub (local.get $c) (i32.const 0x20)))))
-              (i32.store8 (i32.add (local.get $w) (local.get $j)) (local.get $c))
-              (local.set $j (i32.add (local.get $j) (i32.const 1)))
-              (br_if $bytes (i32.lt_u (local.get $j) (local.get $data_len))))
+            (block $words_done
+              (loop $words
+                (br_if $words_done (i32.lt_u (i32.sub (local.get $data_len) (local.get $j)) (i32.const 8)))
+                (local.set $x (i64.load (i32.add (local.get $data) (local.get $j))))
+                (local.set $h (i64.and (local.get $x) (i64.const 0x7f7f7f7f7f7f7f7f)))
+                (i64.store (i32.add (local.get $w) (local.get $j))
+                  (i64.xor (local.get $x)
+                    (i64.shr_u
+                      (i64.and
+                        (i64.and
+                          (i64.add (local.get $h) (i64.const 0x1f1f1f1f1f1f1f1f))
+                          (i64.xor (i64.add (local.get $h) (i64.const 0x0505050505050505)) (i64.const -1)))
+                        (i64.and (i64.xor (local.get $x) (i64.const -1)) (i64.const 0x8080808080808080)))
+                      (i64.const 2))))
+                (local.set $j (i32.add (local.get $j) (i32.const 8)))
+                (br $words)))
+            ;; The last bytes one at a time.
+            (block $bytes_done
+              (loop $bytes
+                (br_if $bytes_done (i32.ge_u (local.get $j) (local.get $data_len)))
+                (local.set $c (i32.load8_u (i32.add (local.get $data) (local.get $j))))
+                (if (i32.lt_u (i32.sub (local.get $c) (i32.const 0x61)) (i32.const 26))
+                  (then (local.set $c (i32.sub (local.get $c) (i32.const 0x20)))))
+                (i32.store8 (i32.add (local.get $w) (local.get $j)) (local.get $c))
+                (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                (br $bytes)))
             (local.set $w (i32.add (local.get $w) (local.get $data_len)))))
         ;; partition_keys: none; message: "".
         (i64.store (local.get $w) (i64.const 0))

@@ -102,7 +102,7 @@ func (t *transformer) run(in []byte) ([]byte, error) {
 	}
 	// in[8:12] are the flags: no bit is defined in version 1, unknown bits
 	// are ignored.
-	count := le.Uint32(in[12:])
+	st := loop{in: in, count: le.Uint32(in[12:])}
 	r := reader{b: in, off: headerSize}
 	t.inv = Invocation{
 		ID:                     r.str(),
@@ -110,40 +110,104 @@ func (t *transformer) run(in []byte) ([]byte, error) {
 		Region:                 r.str(),
 		SourceKinesisStreamARN: r.str(),
 	}
-	out := append(t.out[:0], outMagic...)
-	out = le.AppendUint32(out, ABIVersion)
-	out = le.AppendUint32(out, statusResults)
-	out = le.AppendUint32(out, count)
-	for i := uint32(0); i < count && r.err == nil; i++ {
-		id := r.bytes()
-		rec := Record{
-			ID:            unsafeString(id),
-			ArrivalMillis: r.i64(),
-			Data:          r.bytes(),
-			Invocation:    &t.inv,
-		}
-		rec.Meta = t.readMeta(&r)
-		if r.err != nil {
-			break
-		}
-		out = t.appendResult(out, id, t.call(rec))
-	}
 	if r.err != nil {
 		return nil, fmt.Errorf("input buffer: %w", r.err)
 	}
-	if r.off != len(in) {
-		return nil, fmt.Errorf("input buffer: %d trailing bytes after %d records", len(in)-r.off, count)
+	st.off = r.off
+	st.out = append(t.out[:0], outMagic...)
+	st.out = le.AppendUint32(st.out, ABIVersion)
+	st.out = le.AppendUint32(st.out, statusResults)
+	st.out = le.AppendUint32(st.out, st.count)
+	for t.records(&st) {
+		// A handler panicked: its record failed, go on with the next.
 	}
-	return out, nil
+	if st.err != nil {
+		return nil, fmt.Errorf("input buffer: %w", st.err)
+	}
+	if st.off != len(in) {
+		return nil, fmt.Errorf("input buffer: %d trailing bytes after %d records", len(in)-st.off, st.count)
+	}
+	return st.out, nil
 }
 
-// readMeta decodes a record's metadata map into the reused map, or returns
-// nil when it is empty.
+// loop is the state of the record loop of one call.
+type loop struct {
+	in    []byte
+	off   int    // the next record's offset
+	i     uint32 // the next record's index
+	count uint32
+	id    []byte // the current record's ID
+	out   []byte
+	err   error
+}
+
+// records decodes records, runs the handler and encodes its results until
+// the last record or a malformed one (st.err). It returns true when the
+// handler panicked: the record then has a ProcessingFailed result and the
+// caller calls records again for the next ones. (One deferred recover per
+// call rather than per record: function calls are expensive in Go's
+// WebAssembly code, so the per-record path is kept to the handler call.)
+func (t *transformer) records(st *loop) (panicked bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			st.out = t.appendResult(st.out, st.id, Fail(fmt.Sprint("panic: ", v)))
+			st.i++
+			panicked = true
+		}
+	}()
+	in := st.in
+	for ; st.i < st.count; st.i++ {
+		// record_id str, arrival_ms i64, data bytes, metadata map; each
+		// length is checked against what is left (no overflow: lengths
+		// are at most 2^32-1 and offsets at most len(in)).
+		off := st.off
+		if len(in)-off < 4 {
+			st.err = truncated(off, "record_id")
+			return false
+		}
+		n := int(le.Uint32(in[off:]))
+		off += 4
+		if len(in)-off < n+8+4 {
+			st.err = truncated(off, "record_id and arrival_ms")
+			return false
+		}
+		id := in[off : off+n : off+n]
+		off += n
+		arrival := int64(le.Uint64(in[off:]))
+		n = int(le.Uint32(in[off+8:]))
+		off += 12
+		if len(in)-off < n+4 {
+			st.err = truncated(off, "data")
+			return false
+		}
+		data := in[off : off+n : off+n]
+		off += n
+		var meta map[string]string
+		if le.Uint32(in[off:]) == 0 {
+			off += 4
+		} else {
+			r := reader{b: in, off: off}
+			meta = t.readMeta(&r)
+			if r.err != nil {
+				st.err = r.err
+				return false
+			}
+			off = r.off
+		}
+		st.off, st.id = off, id
+		res := t.handler(Record{ID: unsafeString(id), ArrivalMillis: arrival, Data: data, Meta: meta, Invocation: &t.inv})
+		st.out = t.appendResult(st.out, id, res)
+	}
+	return false
+}
+
+func truncated(off int, what string) error {
+	return fmt.Errorf("truncated at offset %d: %s", off, what)
+}
+
+// readMeta decodes a non-empty metadata map into the reused map.
 func (t *transformer) readMeta(r *reader) map[string]string {
 	n := r.u32()
-	if n == 0 || r.err != nil {
-		return nil
-	}
 	if t.meta == nil {
 		t.meta = make(map[string]string, n)
 	} else {
@@ -156,21 +220,18 @@ func (t *transformer) readMeta(r *reader) map[string]string {
 	return t.meta
 }
 
-// call runs the handler, turning a panic into a failed record.
-func (t *transformer) call(rec Record) (res Result) {
-	defer func() {
-		if v := recover(); v != nil {
-			res = Fail(fmt.Sprint("panic: ", v))
-		}
-	}()
-	return t.handler(rec)
-}
-
 // appendResult encodes one result (ABI.md §2.2). A result the host would
 // reject as a malformed buffer (unknown status, empty partition key) becomes
 // a ProcessingFailed result instead, so that one bad record does not fail
 // the whole call.
 func (t *transformer) appendResult(out, id []byte, res Result) []byte {
+	if res.Status == Ok && res.Keep && len(res.PartitionKeys) == 0 {
+		// The pass-through fast path: code, record_id, "unchanged", no
+		// keys, empty message.
+		out = append(out, byte(Ok))
+		out = appendBytes(out, id)
+		return append(out, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0)
+	}
 	status, msg := res.Status, res.Error
 	switch {
 	case status > ProcessingFailed:
@@ -260,16 +321,6 @@ func (r *reader) u32() uint32 {
 	}
 	v := le.Uint32(r.b[r.off:])
 	r.off += 4
-	return v
-}
-
-func (r *reader) i64() int64 {
-	if r.err != nil || len(r.b)-r.off < 8 {
-		r.fail("i64", 8)
-		return 0
-	}
-	v := int64(le.Uint64(r.b[r.off:]))
-	r.off += 8
 	return v
 }
 
