@@ -27,6 +27,7 @@ var allowed = []struct {
 	{"pipeline/assemble", []string{"pipeline/...", "config", "buffer/...", "ingest/...", "transform/...", "destinations/...", "buffer"}},
 	{"cmd/...", []string{"config", "pipeline", "pipeline/assemble", "destinations/format/parquet", "transform/wasm"}},
 	{"deploy/...", nil},
+	{"examples/...", []string{"transform/wasm/guest"}},
 }
 
 func match(pattern, p string) bool {
