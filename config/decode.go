@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"fmt"
 	"math"
 	"reflect"
@@ -153,6 +154,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.TypeFor[Size]():
 		d.decodeSize(n, v, path)
 		return
+	}
+	// A component's own scalar types (e.g. a size type of its own) decode
+	// through encoding.TextUnmarshaler, with positioned errors.
+	if n.Kind == yaml.ScalarNode && !isNull(n) && v.CanAddr() {
+		if tu, ok := v.Addr().Interface().(encoding.TextUnmarshaler); ok {
+			d.record(v, n)
+			if err := tu.UnmarshalText([]byte(n.Value)); err != nil {
+				d.errorf(n, path, "%v", err)
+			}
+			return
+		}
 	}
 	if isNull(n) {
 		switch v.Kind() {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"regexp"
@@ -226,4 +227,35 @@ func sameSet(a, b []string) bool {
 		}
 	}
 	return len(a) == len(b)
+}
+
+// hexByte is a component-defined scalar type decoded through
+// encoding.TextUnmarshaler.
+type hexByte byte
+
+func (h *hexByte) UnmarshalText(b []byte) error {
+	var v byte
+	if _, err := fmt.Sscanf(string(b), "0x%02x", &v); err != nil {
+		return fmt.Errorf("want 0xNN, got %q", b)
+	}
+	*h = hexByte(v)
+	return nil
+}
+
+func TestDecodeNodeTextUnmarshaler(t *testing.T) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte("a: 0x2a\nb: nope\n"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		A hexByte `yaml:"a"`
+		B hexByte `yaml:"b"`
+	}
+	err := DecodeNode(doc.Content[0], &out)
+	if out.A != 0x2a {
+		t.Errorf("a = %#x, want 0x2a", out.A)
+	}
+	if err == nil || !strings.Contains(err.Error(), "2:4") || !strings.Contains(err.Error(), `want 0xNN, got "nope"`) {
+		t.Errorf("want a positioned error for b, got %v", err)
+	}
 }
