@@ -302,3 +302,37 @@ func TestWasmFaultsEndInDeadLetters(t *testing.T) {
 		}
 	}
 }
+
+// TestTransformTestCommand runs `sluice transform test` on the mask-email
+// example: one JSON result per input record, in order.
+func TestTransformTestCommand(t *testing.T) {
+	mod := goGuest(t, "../../examples/transforms/mask-email")
+	cmd := exec.Command(sluiceBin, "transform", "test", "--module", mod)
+	cmd.Stdin = strings.NewReader(`{"email":"ann@example.org"}` + "\nnot json\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("transform test: %v\n%s", err, out)
+	}
+	lines := splitLines(out)
+	if len(lines) != 2 {
+		t.Fatalf("want 2 results, got %q", out)
+	}
+	var ok, failed struct {
+		RecordID  string `json:"recordId"`
+		Result    string `json:"result"`
+		Text      string `json:"text"`
+		ErrorCode string `json:"errorCode"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &ok); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &failed); err != nil {
+		t.Fatal(err)
+	}
+	if ok.Result != "Ok" || ok.RecordID != "1" || strings.Contains(ok.Text, "ann@") || !strings.Contains(ok.Text, "@example.org") {
+		t.Errorf("first result: %s", lines[0])
+	}
+	if failed.Result != "ProcessingFailed" || failed.ErrorCode != "Lambda.ProcessingFailedStatus" {
+		t.Errorf("second result: %s", lines[1])
+	}
+}
