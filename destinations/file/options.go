@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-dev/sluice/destinations/format"
 	"github.com/sluice-dev/sluice/destinations/format/prefix"
 )
 
@@ -121,7 +122,7 @@ func (o Options) spec() (*prefix.Spec, error) {
 				errs = append(errs, fmt.Errorf("prefix: %q: %w", o.Prefix, err))
 			}
 		}
-		if k, err := spec.ErrorKey(DefaultOutputType, v); err == nil {
+		if k, err := spec.ErrorKey(format.DefaultOutputType, v); err == nil {
 			if err := validateKeyPrefix(k); err != nil {
 				errs = append(errs, fmt.Errorf("error_output_prefix: %q: %w", errPrefix, err))
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/pipeline"
@@ -134,3 +135,18 @@ func (s *Spec) ObjectName(stream string, oldest time.Time, uuid string) string {
 
 // Ext returns the extension of object names.
 func (s *Spec) Ext() string { return s.ext }
+
+// DeadLetterKey is the key of the dead letters of type outputType of batch
+// id whose oldest record arrived at oldest: the evaluated error output
+// prefix (<error_output_prefix><output-type>/yyyy/MM/dd/HH/ when plain) and
+// <stream>-1-<time>-<uuid>, without extension (dead letters are
+// uncompressed JSON lines). It derives from the batch identity, so writing
+// a batch's dead letters again replaces them.
+func (s *Spec) DeadLetterKey(stream, outputType string, oldest time.Time, id pipeline.BatchID) (string, error) {
+	seed := ObjectSeed(stream, "dead-letters/"+outputType, id, "")
+	dir, err := s.ErrorKey(outputType, Values{Time: oldest, Seed: seed})
+	if err != nil {
+		return "", err
+	}
+	return dir + strings.TrimSuffix(s.ObjectName(stream, oldest, ObjectUUID(seed)), s.Ext()), nil
+}
