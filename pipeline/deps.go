@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,4 +16,27 @@ type Deps struct {
 	Registry prometheus.Registerer
 	// DataDir is the root directory for buffers and local outputs.
 	DataDir string
+}
+
+// Register registers c on reg and returns it, or returns the collector of
+// the same description registered before (so that every instance of a
+// component in a process shares one metric family). A nil reg registers
+// nothing. A conflicting collector of another type is an error.
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if reg == nil {
+		return c, nil
+	}
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if !errors.As(err, &are) {
+		return c, fmt.Errorf("register metrics: %w", err)
+	}
+	existing, ok := are.ExistingCollector.(C)
+	if !ok {
+		return c, fmt.Errorf("register metrics: %w (the existing collector is a %T)", err, are.ExistingCollector)
+	}
+	return existing, nil
 }

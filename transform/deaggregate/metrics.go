@@ -1,10 +1,11 @@
 package deaggregate
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // Metrics are the processor's Prometheus metrics, shared by every stream's
@@ -47,17 +48,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // register registers *c on reg, or replaces *c by the collector registered
 // before it.
 func register(reg prometheus.Registerer, c **prometheus.CounterVec) error {
-	err := reg.Register(*c)
-	if err == nil {
-		return nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if !errors.As(err, &are) {
-		return fmt.Errorf("register deaggregation metrics: %w", err)
-	}
-	existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-	if !ok {
-		return fmt.Errorf("register deaggregation metrics: %w (the existing collector is a %T)", err, are.ExistingCollector)
+	existing, err := pipeline.Register(reg, *c)
+	if err != nil {
+		return fmt.Errorf("deaggregation metrics: %w", err)
 	}
 	*c = existing
 	return nil

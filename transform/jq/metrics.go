@@ -1,10 +1,11 @@
 package jq
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // Metrics are the processor's Prometheus metrics, shared by every stream's
@@ -24,19 +25,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Help:    "Time spent extracting partition keys with the metadata_extraction jq query, per batch (Firehose JQProcessing.Duration).",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10), // 100µs … 26s
 	}, []string{"stream"})
-	if reg == nil {
-		return &Metrics{duration: h}, nil
-	}
-	if err := reg.Register(h); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return nil, fmt.Errorf("register jq metrics: %w", err)
-		}
-		existing, ok := are.ExistingCollector.(*prometheus.HistogramVec)
-		if !ok {
-			return nil, fmt.Errorf("register jq metrics: %w (the existing collector is a %T)", err, are.ExistingCollector)
-		}
-		h = existing
+	h, err := pipeline.Register(reg, h)
+	if err != nil {
+		return nil, fmt.Errorf("jq metrics: %w", err)
 	}
 	return &Metrics{duration: h}, nil
 }

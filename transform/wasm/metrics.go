@@ -1,10 +1,11 @@
 package wasm
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // Metrics are the processor's Prometheus metrics, shared by every stream's
@@ -91,16 +92,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return c, fmt.Errorf("register wasm metrics: %w", err)
-		}
-		existing, ok := are.ExistingCollector.(C)
-		if !ok {
-			return c, fmt.Errorf("register wasm metrics: %w (the existing collector is a %T)", err, are.ExistingCollector)
-		}
-		return existing, nil
+	c, err := pipeline.Register(reg, c)
+	if err != nil {
+		return c, fmt.Errorf("wasm metrics: %w", err)
 	}
 	return c, nil
 }

@@ -47,17 +47,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
+	c, err := pipeline.Register(reg, c)
+	if err != nil {
+		panic(fmt.Sprintf("prefix: %v", err)) // a programming error: two metric sets under one name
 	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	panic(fmt.Sprintf("prefix: register metrics: %v", err))
+	return c
 }
 
 // Observe records the outcome of one Split of a stream's batch.
