@@ -133,7 +133,7 @@ func (h *Handler) putRecordBatch(w http.ResponseWriter, r *http.Request, st *req
 			h.log.Debug("stream buffer full, batch throttled", "stream", s.info.Name, "records", len(recs))
 		} else {
 			entry = `{"ErrorCode":"InternalFailure","ErrorMessage":"` + msgInternal + `"}`
-			h.log.Error("appending batch", "stream", s.info.Name, "records", len(recs), "err", err)
+			h.logAppendError(r, "appending batch", s.info.Name, len(recs), err)
 		}
 		out = strconv.AppendInt(out, int64(len(recs)), 10)
 		out = append(out, `,"RequestResponses":[`...)
@@ -180,7 +180,7 @@ func (h *Handler) putRecord(w http.ResponseWriter, r *http.Request, st *reqState
 		s.m.throttled.Inc()
 		return h.writeError(w, newError(http.StatusServiceUnavailable, errServiceUnavailable, msgSlowDown))
 	case err != nil:
-		h.log.Error("appending record", "stream", s.info.Name, "err", err)
+		h.logAppendError(r, "appending record", s.info.Name, 1, err)
 		return h.writeError(w, newError(http.StatusInternalServerError, errInternalFailure, msgInternal))
 	}
 	s.m.bytes.Add(float64(len(recs[0].Data)))
@@ -192,4 +192,15 @@ func (h *Handler) putRecord(w http.ResponseWriter, r *http.Request, st *reqState
 	st.out = out[:0]
 	h.writeBody(w, http.StatusOK, out)
 	return http.StatusOK
+}
+
+// logAppendError logs a failed append: at debug level when the request's
+// own context ended (the client went away, or the server is shutting
+// down), as an error otherwise.
+func (h *Handler) logAppendError(r *http.Request, msg, stream string, n int, err error) {
+	if r.Context().Err() != nil {
+		h.log.Debug(msg+": request ended", "stream", stream, "records", n, "err", err)
+		return
+	}
+	h.log.Error(msg, "stream", stream, "records", n, "err", err)
 }
