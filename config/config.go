@@ -66,6 +66,11 @@ type Config struct {
 	Log       Log    `yaml:"log"`
 	// ShutdownTimeout bounds the drain at shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT): the
+	// garbage collector works harder as the heap nears it, instead of
+	// letting it reach twice the live data. Zero leaves the runtime's
+	// default (or the GOMEMLIMIT environment variable) alone.
+	MemoryLimit Size `yaml:"memory_limit"`
 	// Buffer is the buffer configuration every stream starts from.
 	Buffer Buffer `yaml:"buffer"`
 	// Streams are the delivery streams, in the order of the file.

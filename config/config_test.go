@@ -382,3 +382,14 @@ func TestDocsExamplesParse(t *testing.T) {
 		t.Errorf("parsed %d examples, want at least 3", parsed)
 	}
 }
+
+func TestMemoryLimit(t *testing.T) {
+	c, err := Parse("m.yaml", []byte("memory_limit: 256MiB\n"), testEnv)
+	if err != nil || c.MemoryLimit != 256*MiB {
+		t.Fatalf("memory_limit 256MiB: %v, %v", c.MemoryLimit, err)
+	}
+	_, err = Parse("m.yaml", []byte("memory_limit: 1MiB\n"), testEnv)
+	if err == nil || !strings.Contains(err.Error(), "m.yaml:1:15: memory_limit: must be at least 32MiB") {
+		t.Fatalf("memory_limit 1MiB: %v", err)
+	}
+}

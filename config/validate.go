@@ -160,6 +160,9 @@ func (d *decoder) validate(c *Config) {
 	if !oneOf(c.Log.Format, "text", "json") {
 		d.fail(&c.Log.Format, top, "log.format", "invalid format %q (want text or json)", c.Log.Format)
 	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < 32*MiB {
+		d.fail(&c.MemoryLimit, top, "memory_limit", "must be at least 32MiB (or 0 for none), got %s", c.MemoryLimit)
+	}
 	if c.ShutdownTimeout <= 0 {
 		d.fail(&c.ShutdownTimeout, top, "shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/sluice-dev/sluice/config"
@@ -41,6 +43,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.DataDir = *dataDir
 	}
 	logger := newLogger(cfg.Log, stderr)
+	if cfg.MemoryLimit > 0 {
+		if env := os.Getenv("GOMEMLIMIT"); env != "" {
+			logger.Info("memory_limit ignored: GOMEMLIMIT is set", "GOMEMLIMIT", env)
+		} else {
+			debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+			logger.Info("soft memory limit set", "memory_limit", cfg.MemoryLimit.String())
+		}
+	}
 	d, err := assemble.New(cfg, assemble.Options{Logger: logger, Version: version})
 	if err != nil {
 		var ce config.Errors

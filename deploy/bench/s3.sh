@@ -22,6 +22,7 @@ run() { # name, destination-yaml
 listen: 127.0.0.1:$port
 log: {level: warn}
 buffer: {max_bytes: 8GiB}
+memory_limit: 256MiB
 streams:
   bench:
     buffering: {size: 64, interval: 5}
