@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
-	"unsafe"
 
 	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/transform"
 )
 
 // Error codes and error output type of records this processor fails (see
@@ -96,7 +96,7 @@ func (p *Processor) Process(ctx context.Context, b pipeline.Batch) (pipeline.Bat
 				continue
 			}
 			out.drop(i)
-			ids = subRecordIDs(rec.ID, len(subs), ids[:0])
+			ids = transform.SubRecordIDs(rec.ID, len(subs), ids[:0])
 			for j := range subs {
 				out.add(kplSubRecord(rec, ids[j], j, &subs[j]))
 			}
@@ -128,7 +128,7 @@ func (p *Processor) Process(ctx context.Context, b pipeline.Batch) (pipeline.Bat
 			continue
 		}
 		out.drop(i)
-		ids = subRecordIDs(rec.ID, len(pieces), ids[:0])
+		ids = transform.SubRecordIDs(rec.ID, len(pieces), ids[:0])
 		for j, d := range pieces {
 			out.add(subRecord(rec, ids[j], d))
 		}
@@ -168,39 +168,6 @@ func recordError(i int, code string, err error) pipeline.RecordError {
 		OutputType: OutputProcessingFailed,
 		Err:        err,
 	}}
-}
-
-// subRecordIDs appends to dst the IDs of the n sub-records of the record
-// with ID parent: parent + "-" + index, stable since the record's ID is.
-// They share one allocation.
-func subRecordIDs(parent string, n int, dst []string) []string {
-	size := 0
-	for j := range n {
-		size += len(parent) + 1 + digits(j)
-	}
-	buf := make([]byte, 0, size)
-	for j := range n {
-		buf = append(buf, parent...)
-		buf = append(buf, '-')
-		buf = strconv.AppendInt(buf, int64(j), 10)
-	}
-	all := unsafe.String(unsafe.SliceData(buf), len(buf))
-	off := 0
-	for j := range n {
-		l := len(parent) + 1 + digits(j)
-		dst = append(dst, all[off:off+l])
-		off += l
-	}
-	return dst
-}
-
-// digits is the number of decimal digits of j >= 0.
-func digits(j int) int {
-	n := 1
-	for ; j >= 10; j /= 10 {
-		n++
-	}
-	return n
 }
 
 // subRecord is a sub-record of rec with ID id and data d. Keys and Meta

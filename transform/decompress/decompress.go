@@ -10,12 +10,11 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"strconv"
 	"sync"
-	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/transform"
 )
 
 // Error codes and error output types of records this processor fails (see
@@ -124,7 +123,7 @@ func (p *Processor) Process(ctx context.Context, b pipeline.Batch) (pipeline.Bat
 			control++
 			continue
 		}
-		ids = subRecordIDs(rec.ID, len(msgs), ids[:0])
+		ids = transform.SubRecordIDs(rec.ID, len(msgs), ids[:0])
 		for j, m := range msgs {
 			out = append(out, pipeline.Record{
 				ID:      ids[j],
@@ -270,37 +269,4 @@ func extractMessages(data []byte) ([][]byte, string, error) {
 		msgs[i] = arena[start:len(arena):len(arena)]
 	}
 	return msgs, MessageTypeData, nil
-}
-
-// subRecordIDs appends to dst the IDs of the n records extracted from the
-// record with ID parent: parent + "-" + index, stable since the record's
-// ID is. They share one allocation.
-func subRecordIDs(parent string, n int, dst []string) []string {
-	size := 0
-	for j := range n {
-		size += len(parent) + 1 + digits(j)
-	}
-	buf := make([]byte, 0, size)
-	for j := range n {
-		buf = append(buf, parent...)
-		buf = append(buf, '-')
-		buf = strconv.AppendInt(buf, int64(j), 10)
-	}
-	all := unsafe.String(unsafe.SliceData(buf), len(buf))
-	off := 0
-	for j := range n {
-		l := len(parent) + 1 + digits(j)
-		dst = append(dst, all[off:off+l])
-		off += l
-	}
-	return dst
-}
-
-// digits is the number of decimal digits of j >= 0.
-func digits(j int) int {
-	n := 1
-	for ; j >= 10; j /= 10 {
-		n++
-	}
-	return n
 }
