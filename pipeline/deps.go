@@ -40,3 +40,16 @@ func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	}
 	return existing, nil
 }
+
+// RegisterAll is Register for several collectors of one type: each *c is
+// registered, or replaced by the collector registered before it.
+func RegisterAll[C prometheus.Collector](reg prometheus.Registerer, cs ...*C) error {
+	for _, c := range cs {
+		existing, err := Register(reg, *c)
+		if err != nil {
+			return err
+		}
+		*c = existing
+	}
+	return nil
+}

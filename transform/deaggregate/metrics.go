@@ -34,24 +34,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Records a KPL record_deaggregation processor passed through unchanged because they are not valid KPL aggregated records (reason: no_magic, bad_md5, invalid_protobuf).",
 		}, []string{"stream", "reason"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []**prometheus.CounterVec{&m.in, &m.out, &m.passthrough} {
-		if err := register(reg, c); err != nil {
-			return nil, err
-		}
+	if err := pipeline.RegisterAll(reg, &m.in, &m.out, &m.passthrough); err != nil {
+		return nil, fmt.Errorf("deaggregation metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers *c on reg, or replaces *c by the collector registered
-// before it.
-func register(reg prometheus.Registerer, c **prometheus.CounterVec) error {
-	existing, err := pipeline.Register(reg, *c)
-	if err != nil {
-		return fmt.Errorf("deaggregation metrics: %w", err)
-	}
-	*c = existing
-	return nil
 }

@@ -34,24 +34,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "CloudWatch Logs CONTROL_MESSAGE payloads dropped by message extraction.",
 		}, []string{"stream"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []**prometheus.CounterVec{&m.in, &m.out, &m.control} {
-		if err := register(reg, c); err != nil {
-			return nil, err
-		}
+	if err := pipeline.RegisterAll(reg, &m.in, &m.out, &m.control); err != nil {
+		return nil, fmt.Errorf("decompression metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers *c on reg, or replaces *c by the collector registered
-// before it.
-func register(reg prometheus.Registerer, c **prometheus.CounterVec) error {
-	existing, err := pipeline.Register(reg, *c)
-	if err != nil {
-		return fmt.Errorf("decompression metrics: %w", err)
-	}
-	*c = existing
-	return nil
 }
