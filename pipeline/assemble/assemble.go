@@ -68,6 +68,7 @@ func Check(cfg *config.Config) error {
 		if err := k.check(s.Destination); err != nil {
 			errs = appendErr(errs, s.Destination.Pos, err)
 		}
+		errs = append(errs, checkPartitionKeys(s, pkinds)...)
 		last := -1
 		for _, p := range s.Processors {
 			pk, ok := pkinds[p.Type]

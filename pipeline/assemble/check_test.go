@@ -65,3 +65,34 @@ func TestCheckReportsEveryComponentError(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPartitionKeysHaveASource: a prefix's partition keys must be set
+// by the stream's processors, or every record would fail partitioning.
+func TestCheckPartitionKeysHaveASource(t *testing.T) {
+	err := check(t, `streams:
+  noquery:
+    destination: {type: file, path: a, prefix: "c=!{partitionKeyFromQuery:c}/", error_output_prefix: "e/!{firehose:error-output-type}/"}
+  wrongkey:
+    processors:
+      - {type: metadata_extraction, query: '{customer: .c}'}
+    destination: {type: file, path: b, prefix: "c=!{partitionKeyFromQuery:c}/", error_output_prefix: "e/!{firehose:error-output-type}/"}
+  nolambda:
+    destination: {type: file, path: c, prefix: "y=!{partitionKeyFromLambda:year}/", error_output_prefix: "e/!{firehose:error-output-type}/"}
+  fine:
+    processors:
+      - {type: metadata_extraction, query: '{c: .c}'}
+    destination: {type: file, path: d, prefix: "c=!{partitionKeyFromQuery:c}/", error_output_prefix: "e/!{firehose:error-output-type}/"}
+`)
+	for _, want := range []string{
+		`"noquery": prefix uses !{partitionKeyFromQuery:c} but the stream has no metadata_extraction processor`,
+		`"wrongkey": prefix uses !{partitionKeyFromQuery:c} but the metadata_extraction query sets only [customer]`,
+		`"nolambda": prefix uses !{partitionKeyFromLambda:year} but the stream has no wasm processor`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), `"fine"`) {
+		t.Errorf("a consistent stream was rejected: %v", err)
+	}
+}
