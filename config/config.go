@@ -97,6 +97,9 @@ type Buffer struct {
 	MaxBytes Size `yaml:"max_bytes"`
 	// SegmentBytes is the size of one segment file of a disk buffer.
 	SegmentBytes Size `yaml:"segment_bytes"`
+	// MinFreeBytes is the free space a disk buffer keeps on its
+	// filesystem: appends that would leave less are throttled. 0 disables.
+	MinFreeBytes Size `yaml:"min_free_bytes"`
 }
 
 // Stream is one delivery stream.

@@ -127,13 +127,13 @@ func TestGood(t *testing.T) {
 			AccountID:       "012345678901",
 			Log:             Log{Level: "debug", Format: "json"},
 			ShutdownTimeout: 90 * time.Second,
-			Buffer:          Buffer{Type: "disk", Durability: "os", MaxBytes: 2 * GiB, SegmentBytes: 16 * MiB},
+			Buffer:          Buffer{Type: "disk", Durability: "os", MaxBytes: 2 * GiB, SegmentBytes: 16 * MiB, MinFreeBytes: 64 * MiB},
 			Streams: []Stream{
 				{
 					Name: "orders", Pos: Pos{full, 16, 3}, Type: "DirectPut",
 					Buffering:   Buffering{Size: 64, Interval: 300},
 					Retry:       Retry{Duration: 0},
-					Buffer:      Buffer{Type: "disk", Durability: "os", MaxBytes: 100_000_000, SegmentBytes: 16 * MiB},
+					Buffer:      Buffer{Type: "disk", Durability: "os", MaxBytes: 100_000_000, SegmentBytes: 16 * MiB, MinFreeBytes: 64 * MiB},
 					Tags:        map[string]string{"team": "payments", "cost center": "42"},
 					Destination: comp(full, 28, 7, "file", "streams.orders.destination"),
 					Processors: []Component{
@@ -146,7 +146,7 @@ func TestGood(t *testing.T) {
 					Source:      comp(full, 38, 7, "kinesis", "streams.clicks.source"),
 					Buffering:   Buffering{Size: 5, Interval: 0},
 					Retry:       DefaultRetry,
-					Buffer:      Buffer{Type: "memory", Durability: "memory", MaxBytes: 2 * GiB, SegmentBytes: 16 * MiB},
+					Buffer:      Buffer{Type: "memory", Durability: "memory", MaxBytes: 2 * GiB, SegmentBytes: 16 * MiB, MinFreeBytes: 64 * MiB},
 					Destination: comp(full, 45, 7, "file", "streams.clicks.destination"),
 				},
 			},

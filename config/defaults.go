@@ -18,6 +18,7 @@ var DefaultBuffer = Buffer{
 	Durability:   DurabilityFsync,
 	MaxBytes:     1 * GiB,
 	SegmentBytes: 64 * MiB,
+	MinFreeBytes: 64 * MiB,
 }
 
 // DefaultBuffering is Firehose's default BufferingHints for S3: 5 MiB or

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-dev/sluice/buffer"
@@ -28,6 +29,7 @@ const (
 	DefaultMaxBytes        = 1 << 30
 	DefaultMaxPendingBytes = 32 << 20
 	DefaultReadChunkBytes  = 1 << 20
+	DefaultMinFreeBytes    = 64 << 20
 )
 
 // Options configure a stream's log.
@@ -51,6 +53,13 @@ type Options struct {
 	// ReadChunkBytes is the size of each ReadAt done by Read.
 	// Default DefaultReadChunkBytes.
 	ReadChunkBytes int
+	// MinFreeBytes is the space kept free on the buffer's filesystem:
+	// appends that would leave less are refused with pipeline.ErrFull
+	// (producers get "Slow down." and retry) instead of filling the disk,
+	// so that the cursor can still be written and segments reclaimed once
+	// delivery resumes. Default DefaultMinFreeBytes; negative disables the
+	// check. Filesystems that cannot tell their free space are not checked.
+	MinFreeBytes int64
 	// FS is the filesystem (default vfs.OS()).
 	FS vfs.FS
 	// Metrics, shared by every stream of the process (default: a set that
@@ -80,6 +89,9 @@ type Log struct {
 	maxPend  int64
 	chunk    int
 	fsync    bool
+	spacer   vfs.FreeSpacer // nil: free space is not checked
+	minFree  int64
+	free     atomic.Int64 // bytes free on the filesystem, as last measured
 	now      func() time.Time
 	log      *slog.Logger
 	m        *streamMetrics
@@ -171,6 +183,15 @@ func Open(opts Options) (*Log, error) {
 	if l.segBytes <= 0 {
 		l.segBytes = DefaultSegmentBytes
 	}
+	switch {
+	case opts.MinFreeBytes == 0:
+		l.minFree = DefaultMinFreeBytes
+	case opts.MinFreeBytes > 0:
+		l.minFree = opts.MinFreeBytes
+	}
+	if sp, ok := l.fs.(vfs.FreeSpacer); ok && l.minFree > 0 {
+		l.spacer = sp
+	}
 	if l.maxPend <= 0 {
 		l.maxPend = DefaultMaxPendingBytes
 	}
@@ -193,6 +214,7 @@ func Open(opts Options) (*Log, error) {
 		return nil, fmt.Errorf("disk buffer %s: open %s: %w", opts.Stream, opts.Dir, err)
 	}
 	l.m.segments.Set(float64(len(l.segs)))
+	l.measureFree()
 	go l.writer()
 	return l, nil
 }
@@ -437,3 +459,18 @@ func (l *Log) Close() error {
 
 // Notify returns the channel signalled after appends become readable.
 func (l *Log) Notify() <-chan struct{} { return l.notify }
+
+// measureFree records the free space of the buffer's filesystem, which
+// enqueue compares with MinFreeBytes. A failed measurement keeps the last
+// value (and is logged once per failure streak by the caller's context).
+func (l *Log) measureFree() {
+	if l.spacer == nil {
+		return
+	}
+	free, err := l.spacer.FreeBytes(l.dir)
+	if err != nil {
+		l.log.Warn("disk buffer: measuring free space", "err", err)
+		return
+	}
+	l.free.Store(free)
+}

@@ -17,6 +17,7 @@ type Metrics struct {
 	appendedRecords    *prometheus.CounterVec
 	appendedBytes      *prometheus.CounterVec
 	full               *prometheus.CounterVec
+	diskFull           *prometheus.CounterVec
 	writeErrors        *prometheus.CounterVec
 	segments           *prometheus.GaugeVec
 }
@@ -68,7 +69,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, lbl),
 		full: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_buffer_full_total",
-			Help: "Appends refused because the stream's quota was exhausted.",
+			Help: "Appends refused because the stream's quota was exhausted, or the disk's free space reserve reached.",
+		}, lbl),
+		diskFull: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_buffer_disk_full_total",
+			Help: "Appends refused because the filesystem's free space would fall below the buffer's min_free_bytes.",
 		}, lbl),
 		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_buffer_write_errors_total",
@@ -82,7 +87,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.corruptTruncations, m.corruptSkips, m.corruptBytes, m.fsyncs,
 			m.fsyncSeconds, m.groupRecords, m.groupBytes, m.appendedRecords, m.appendedBytes,
-			m.full, m.writeErrors, m.segments)
+			m.full, m.diskFull, m.writeErrors, m.segments)
 	}
 	return m
 }
@@ -99,6 +104,7 @@ type streamMetrics struct {
 	appendedRecords    prometheus.Counter
 	appendedBytes      prometheus.Counter
 	full               prometheus.Counter
+	diskFull           prometheus.Counter
 	writeErrors        prometheus.Counter
 	segments           prometheus.Gauge
 }
@@ -115,6 +121,7 @@ func (m *Metrics) forStream(stream string) *streamMetrics {
 		appendedRecords:    m.appendedRecords.WithLabelValues(stream),
 		appendedBytes:      m.appendedBytes.WithLabelValues(stream),
 		full:               m.full.WithLabelValues(stream),
+		diskFull:           m.diskFull.WithLabelValues(stream),
 		writeErrors:        m.writeErrors.WithLabelValues(stream),
 		segments:           m.segments.WithLabelValues(stream),
 	}

@@ -297,6 +297,9 @@ func (l *Log) reclaim(upTo pipeline.Position) error {
 			return fmt.Errorf("disk buffer %s: delete committed segment: %w", l.stream, err)
 		}
 	}
+	if len(dead) > 0 {
+		l.measureFree()
+	}
 	return nil
 }
 

@@ -114,6 +114,14 @@ func (l *Log) enqueue(ctx context.Context, req *request) error {
 			l.mu.Unlock()
 			l.m.full.Inc()
 			return pipeline.ErrFull
+		case l.spacer != nil && l.free.Load()-l.pending-req.n < l.minFree:
+			// The disk itself is (nearly) full: throttle rather than fill
+			// it, so that the cursor can still be written and segments
+			// reclaimed when delivery resumes.
+			l.mu.Unlock()
+			l.m.full.Inc()
+			l.m.diskFull.Inc()
+			return pipeline.ErrFull
 		}
 		if l.pending == 0 || l.pending+req.n <= l.maxPend {
 			break
@@ -259,6 +267,7 @@ func (l *Log) flush(seg *segment, reqs []*request, bytes int64) error {
 		}
 	}
 	seg.size += bytes
+	l.measureFree()
 	l.m.groupRecords.Observe(float64(nrec))
 	l.m.groupBytes.Observe(float64(bytes))
 	l.m.appendedRecords.Add(float64(nrec))

@@ -252,6 +252,7 @@ func openBuffer(s *config.Stream, dataDir string, log *slog.Logger, m metrics) (
 			Durability:   buffer.Durability(bc.Durability),
 			SegmentBytes: int64(bc.SegmentBytes),
 			MaxBytes:     int64(bc.MaxBytes),
+			MinFreeBytes: minFree(bc.MinFreeBytes),
 			Logger:       log,
 			Metrics:      m.disk,
 		})
@@ -267,4 +268,13 @@ func bufferDescription(s *config.Stream, dataDir string) string {
 		return "memory (lossy)"
 	}
 	return filepath.Join(dataDir, "buffer", s.Name) + " (" + s.Buffer.Durability + ")"
+}
+
+// minFree maps the config's min_free_bytes (0: no reserve) to
+// disk.Options.MinFreeBytes (negative: no reserve).
+func minFree(b config.Size) int64 {
+	if b == 0 {
+		return -1
+	}
+	return int64(b)
 }

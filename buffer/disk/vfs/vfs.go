@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 )
 
 // File is an open file. Offsets are explicit: there is no file position.
@@ -119,3 +120,20 @@ func writevFallback(f *os.File, bufs [][]byte, off int64) (int, error) {
 // ErrCrashed is returned by every operation of a Mem filesystem after its
 // simulated crash.
 var ErrCrashed = errors.New("vfs: simulated crash")
+
+// FreeSpacer is implemented by filesystems that can tell the space left
+// for new data (the OS filesystem does; the in-memory one does not, and
+// is then treated as unlimited).
+type FreeSpacer interface {
+	// FreeBytes returns the bytes available to an unprivileged writer in
+	// the filesystem holding dir.
+	FreeBytes(dir string) (int64, error)
+}
+
+func (osFS) FreeBytes(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return int64(st.Bavail) * st.Bsize, nil
+}
