@@ -285,3 +285,40 @@ func TestSchemaInfer(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminListener: with admin_listen set, /metrics, /healthz and
+// /readyz move there and the API listener serves only the Firehose API.
+func TestAdminListener(t *testing.T) {
+	dir := t.TempDir()
+	api, admin := freeAddr(t), freeAddr(t)
+	cfg := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: %s
+admin_listen: %s
+streams:
+  s:
+    destination: {type: file, path: out}
+`, api, admin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, cfg, dir, admin) // waits for /healthz on the admin address
+	c := &http.Client{Timeout: 5 * time.Second}
+	if _, err := putBatch(context.Background(), c, api, "s", [][]byte{[]byte("x")}); err != nil {
+		t.Fatalf("the API listener does not serve the API: %v", err)
+	}
+	resp, err := c.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := mustRead(t, resp)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `sluice_incoming_records_total{stream="s"} 1`) {
+		t.Fatalf("admin /metrics: HTTP %d\n%.300s", resp.StatusCode, body)
+	}
+	resp, err = c.Get("http://" + api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRead(t, resp)
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("the API listener still serves /metrics with admin_listen set")
+	}
+}
