@@ -16,6 +16,11 @@ type Deps struct {
 	Registry prometheus.Registerer
 	// DataDir is the root directory for buffers and local outputs.
 	DataDir string
+	// Region and AccountID are the deployment's identity (the
+	// configuration's region and account_id), used where a component shows
+	// ARNs.
+	Region    string
+	AccountID string
 }
 
 // Register registers c on reg and returns it, or returns the collector of

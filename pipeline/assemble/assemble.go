@@ -136,7 +136,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	deps := pipeline.Deps{Logger: log, Registry: reg, DataDir: dataDir}
+	deps := pipeline.Deps{Logger: log, Registry: reg, DataDir: dataDir, Region: cfg.Region, AccountID: cfg.AccountID}
 	kinds := destinationKinds()
 	var infos []firehoseapi.StreamInfo
 	bufs := map[string]buffer.Buffer{}

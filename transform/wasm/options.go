@@ -127,7 +127,8 @@ type Options struct {
 	// CacheDir holds compiled modules so that restarts do not recompile.
 	// Default <data_dir>/wasm-cache; "-" disables the disk cache.
 	CacheDir string `yaml:"cache_dir"`
-	// Region fills the delivery stream ARN given to the guest. Default
+	// Region fills the delivery stream ARN given to the guest. Default:
+	// the configuration's top-level region (pipeline.Deps.Region), else
 	// DefaultRegion.
 	Region string `yaml:"region"`
 }
@@ -143,7 +144,6 @@ func DefaultOptions() Options {
 		MemoryLimit:  DefaultMemoryLimit,
 		Instances:    runtime.GOMAXPROCS(0),
 		Retries:      &r,
-		Region:       DefaultRegion,
 	}
 }
 

@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -52,6 +53,7 @@ type Processor struct {
 	log      *slog.Logger
 	pool     chan *instance // nil entries: an instance to create
 	idPrefix string
+	account  string // for the delivery stream ARN
 	seq      atomic.Uint64
 	unknown  *lineLimiter // logs of results for unknown recordIds
 	failures *lineLimiter // logs of failed calls
@@ -68,6 +70,9 @@ var _ pipeline.Processor = (*Processor)(nil)
 // registers the metrics on deps.Registry (see NewMetrics). Further
 // instances are created on demand, up to opts.Instances.
 func New(opts Options, deps pipeline.Deps) (*Processor, error) {
+	if opts.Region == "" {
+		opts.Region = deps.Region
+	}
 	s, err := opts.resolve(deps.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("wasm: %w", err)
@@ -97,6 +102,7 @@ func New(opts Options, deps pipeline.Deps) (*Processor, error) {
 		e: e, s: s, m: m, log: log,
 		pool:     make(chan *instance, s.instances),
 		idPrefix: hex.EncodeToString(rnd[:]) + "-",
+		account:  cmp.Or(deps.AccountID, "000000000000"),
 		unknown:  newLineLimiter(1, 30*time.Second),
 		failures: newLineLimiter(10, 30*time.Second),
 	}
@@ -215,7 +221,7 @@ func (p *Processor) runChunk(ctx context.Context, stream string, recs []pipeline
 		}
 		h := callHeader{
 			invocationID: p.idPrefix + strconv.FormatUint(p.seq.Add(1), 10),
-			streamARN:    "arn:aws:firehose:" + p.s.region + ":000000000000:deliverystream/" + stream,
+			streamARN:    "arn:aws:firehose:" + p.s.region + ":" + p.account + ":deliverystream/" + stream,
 			region:       p.s.region,
 			sourceARN:    recs[0].Meta[MetaSourceKinesisStreamARN],
 		}
