@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -191,5 +192,30 @@ func TestValidate(t *testing.T) {
 	expr.ErrorOutputPrefix = "errors/!{firehose:error-output-type}/!{timestamp:yyyy}/"
 	if err := expr.Validate(); err != nil {
 		t.Errorf("valid expressions: %v", err)
+	}
+}
+
+// TestPartitionsToMissingBucket: with many partitions written concurrently,
+// the first real error (NoSuchBucket) is what Deliver returns, not the
+// cancellation it caused in the other partitions' uploads.
+func TestPartitionsToMissingBucket(t *testing.T) {
+	srv := startGofakes3(t, testBucket)
+	opts := srv.options()
+	opts.Bucket = "no-such-bucket"
+	opts.Prefix = "k=!{partitionKeyFromQuery:k}/"
+	opts.ErrorOutputPrefix = "errors/!{firehose:error-output-type}/"
+	opts.MaxConcurrentObjects = 8
+	d := newTestDest(t, opts, "parts", hooks{})
+	var recs [][]byte
+	for i := range 64 {
+		recs = append(recs, fmt.Appendf(nil, "r%d", i))
+	}
+	b := destinationtest.NewBatch("parts", 0, time.Now(), recs...)
+	for i := range b.Records {
+		b.Records[i].Keys = map[string]string{"partitionKeyFromQuery:k": fmt.Sprint(i % 32)}
+	}
+	err := d.Deliver(context.Background(), b)
+	if err == nil || pipeline.IsRetryable(err) || errorCode(err) != CodeNoSuchBucket {
+		t.Fatalf("want a permanent %s, got %v", CodeNoSuchBucket, err)
 	}
 }

@@ -21,6 +21,7 @@ const (
 	MaxPartSize                = 5 << 30
 	DefaultUploadConcurrency   = 2
 	MaxUploadConcurrency       = 64
+	DefaultConcurrentObjects   = 4
 )
 
 // Format types accepted in FormatOptions.Type.
@@ -97,6 +98,12 @@ type Options struct {
 	// once. Memory per object in flight is bounded by
 	// (UploadConcurrency+1) × PartSize.
 	UploadConcurrency int `yaml:"upload_concurrency"`
+	// MaxConcurrentObjects is the number of objects (partitions of a
+	// batch) written at once: with dynamic partitioning a batch becomes
+	// many small objects, and one round trip each in sequence would cap
+	// throughput at the store's latency. Memory in flight is bounded by
+	// MaxConcurrentObjects × (UploadConcurrency+1) × PartSize.
+	MaxConcurrentObjects int `yaml:"max_concurrent_objects"`
 }
 
 // SSEOptions is the server-side encryption of objects.
@@ -111,12 +118,13 @@ type SSEOptions struct {
 // DefaultOptions returns the defaults a configuration block is decoded onto.
 func DefaultOptions() Options {
 	return Options{
-		ErrorOutputPrefix:   DefaultErrorOutputPrefix,
-		Compression:         "UNCOMPRESSED",
-		Format:              FormatOptions{Type: FormatJSON},
-		MaxActivePartitions: DefaultMaxActivePartitions,
-		PartSize:            DefaultPartSize,
-		UploadConcurrency:   DefaultUploadConcurrency,
+		ErrorOutputPrefix:    DefaultErrorOutputPrefix,
+		Compression:          "UNCOMPRESSED",
+		Format:               FormatOptions{Type: FormatJSON},
+		MaxActivePartitions:  DefaultMaxActivePartitions,
+		PartSize:             DefaultPartSize,
+		UploadConcurrency:    DefaultUploadConcurrency,
+		MaxConcurrentObjects: DefaultConcurrentObjects,
 	}
 }
 
@@ -170,6 +178,9 @@ func (o Options) Validate() error {
 	}
 	if o.PartSize < MinPartSize || o.PartSize > MaxPartSize {
 		add("part_size: %d bytes, must be between %d (5 MiB) and %d (5 GiB)", o.PartSize, MinPartSize, int64(MaxPartSize))
+	}
+	if o.MaxConcurrentObjects < 1 || o.MaxConcurrentObjects > MaxUploadConcurrency {
+		add("max_concurrent_objects: %d, must be between 1 and %d", o.MaxConcurrentObjects, MaxUploadConcurrency)
 	}
 	if o.UploadConcurrency < 1 || o.UploadConcurrency > MaxUploadConcurrency {
 		add("upload_concurrency: %d, must be between 1 and %d", o.UploadConcurrency, MaxUploadConcurrency)

@@ -44,6 +44,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,6 +78,7 @@ type Destination struct {
 	meta        objectMeta
 	partSize    int
 	concurrency int
+	objects     int // partitions written at once
 	log         *slog.Logger
 	now         func() time.Time
 
@@ -189,6 +191,7 @@ func newDestination(ctx context.Context, opts Options, stream string, deps pipel
 		},
 		partSize:    int(opts.PartSize),
 		concurrency: opts.UploadConcurrency,
+		objects:     opts.MaxConcurrentObjects,
 		log:         logger.With("stream", stream, "destination", "s3", "bucket", opts.Bucket),
 		now:         time.Now,
 	}
@@ -244,17 +247,75 @@ func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
 	}
 	parts, failed := d.split(b)
 	d.partMetrics.Observe(d.stream, parts, failed)
-	for _, p := range parts {
-		f, err := d.deliverPartition(ctx, b, p)
-		if err != nil {
-			return err
-		}
-		failed = append(failed, f...)
+	refused, err := d.deliverPartitions(ctx, b, parts)
+	if err != nil {
+		return err
 	}
+	failed = append(failed, refused...)
 	if len(failed) > 0 {
+		slices.SortFunc(failed, func(a, b pipeline.RecordError) int { return a.Index - b.Index })
 		return &pipeline.PartialError{Failed: failed}
 	}
 	return nil
+}
+
+// deliverPartitions writes one object per partition, up to d.objects at
+// once. The first error cancels the others and is returned; the records
+// the format refused are collected.
+func (d *Destination) deliverPartitions(ctx context.Context, b pipeline.Batch, parts []prefix.Partition) ([]pipeline.RecordError, error) {
+	if len(parts) == 1 || d.objects <= 1 {
+		var refused []pipeline.RecordError
+		for _, p := range parts {
+			f, err := d.deliverPartition(ctx, b, p)
+			if err != nil {
+				return nil, err
+			}
+			refused = append(refused, f...)
+		}
+		return refused, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		refused  []pipeline.RecordError
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	slots := make(chan struct{}, d.objects)
+	for _, p := range parts {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			f, err := d.deliverPartition(ctx, b, p)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+					cancel()
+				}
+				return
+			}
+			refused = append(refused, f...)
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = fmt.Errorf("s3 destination %s: deliver: %w", d.stream, ctx.Err())
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return refused, nil
 }
 
 // split groups the records of b by evaluated prefix (one partition
