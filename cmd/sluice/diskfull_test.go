@@ -181,8 +181,8 @@ streams:
 	}
 }
 
-// putBatchCodes sends one PutRecordBatch and returns each entry's error
-// code ("" for success).
+// putBatchCodes sends one PutRecordBatch over raw HTTP and returns each
+// entry's error code ("" for a RecordId).
 func putBatchCodes(ctx context.Context, c *http.Client, addr, stream string, recs [][]byte) ([]string, error) {
 	type entry struct {
 		Data string `json:"Data"`
@@ -220,6 +220,9 @@ func putBatchCodes(ctx context.Context, c *http.Client, addr, stream string, rec
 	}
 	codes := make([]string, len(recs))
 	for i, r := range res.RequestResponses {
+		if r.ErrorCode == "" && r.RecordId == "" {
+			return nil, fmt.Errorf("entry %d has neither RecordId nor ErrorCode: %.200s", i, out)
+		}
 		codes[i] = r.ErrorCode
 	}
 	return codes, nil
