@@ -8,62 +8,28 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/deploy/testpeers"
 )
 
-// Guests are built from source during the test run: Go examples with the
+// guests are built from source during the test run: Go examples with the
 // standard toolchain (GOOS=wasip1), WAT with wabt's wat2wasm. No .wasm
-// file is committed.
-var (
-	guestMu    sync.Mutex
-	guestCache = map[string]string{}
-	guestDir   string
-)
+// file is committed. TestMain removes them.
+var guests = testpeers.NewGuests()
 
 // goGuest builds the Go guest package at dir (relative to this package)
 // once per test binary and returns the .wasm path.
 func goGuest(t *testing.T, dir string) string {
 	t.Helper()
-	guestMu.Lock()
-	defer guestMu.Unlock()
-	if p, ok := guestCache[dir]; ok {
-		return p
-	}
-	if guestDir == "" {
-		d, err := os.MkdirTemp("", "sluice-guests")
-		if err != nil {
-			t.Fatal(err)
-		}
-		guestDir = d // removed with the machine's temp files; small
-	}
-	out := filepath.Join(guestDir, strings.ReplaceAll(filepath.Clean(dir), string(filepath.Separator), "_")+".wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, dir)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building guest %s: %v\n%s", dir, err, b)
-	}
-	guestCache[dir] = out
-	return out
+	return guests.Go(t, dir, "../../transform/wasm/guest")
 }
 
 // watGuest assembles WebAssembly text with wat2wasm.
 func watGuest(t *testing.T, name, src string) string {
 	t.Helper()
-	bin, err := exec.LookPath("wat2wasm")
-	if err != nil {
-		t.Fatalf("wat2wasm (wabt) is required: run deploy/install-test-deps.sh: %v", err)
-	}
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, name+".wat"), filepath.Join(dir, name+".wasm")
-	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := exec.Command(bin, in, "-o", out).CombinedOutput(); err != nil {
-		t.Fatalf("wat2wasm: %v\n%s", err, b)
-	}
-	return out
+	return testpeers.WAT(t, name, src)
 }
 
 // loopGuest implements ABI v1 just enough to be loaded, and never returns

@@ -7,107 +7,34 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/deploy/testpeers"
 	"github.com/sluice-dev/sluice/pipeline"
 	"github.com/sluice-dev/sluice/transform/wasm"
 )
 
-// builds holds the modules compiled by this test binary, once each, in a
-// directory removed by TestMain.
-var builds = struct {
-	sync.Mutex
-	dir string
-	m   map[string]*build
-}{m: map[string]*build{}}
-
-type build struct {
-	once sync.Once
-	path string
-	err  error
-}
+// guests are the examples compiled by this test binary, once each.
+var guests = testpeers.NewGuests()
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if builds.dir != "" {
-		_ = os.RemoveAll(builds.dir)
-	}
+	guests.Remove()
 	os.Exit(code)
 }
 
 // module returns the path of example name compiled to WebAssembly: a Go
-// example with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared, a .wat
-// file with wat2wasm.
+// example with the standard toolchain (the guest SDK's sources are watched
+// too), a .wat file with wat2wasm.
 func module(tb testing.TB, name string) string {
 	tb.Helper()
-	builds.Lock()
-	if builds.dir == "" {
-		dir, err := os.MkdirTemp("", "sluice-example-transforms-")
-		if err != nil {
-			builds.Unlock()
-			tb.Fatal(err)
-		}
-		builds.dir = dir
-	}
-	b := builds.m[name]
-	if b == nil {
-		b = &build{}
-		builds.m[name] = b
-	}
-	dir := builds.dir
-	builds.Unlock()
-	b.once.Do(func() {
-		if b.err = readSources(name); b.err != nil {
-			return
-		}
-		b.path = filepath.Join(dir, filepath.Base(name)+".wasm")
-		var cmd *exec.Cmd
-		if strings.HasSuffix(name, ".wat") {
-			bin, err := exec.LookPath("wat2wasm")
-			if err != nil {
-				b.err = fmt.Errorf("wat2wasm (wabt) is required by these tests: apt-get install -y wabt: %w", err)
-				return
-			}
-			cmd = exec.Command(bin, "-o", b.path, name)
-		} else {
-			cmd = exec.Command("go", "build", "-buildmode=c-shared", "-o", b.path, "./"+name)
-			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("build %s: %w\n%s", name, err, out)
-		}
-	})
-	if b.err != nil {
-		tb.Fatal(b.err)
-	}
-	return b.path
-}
-
-// readSources reads the sources of example name and of the guest SDK, so
-// that go test's cache notices their changes (the build runs in a
-// subprocess, whose reads the cache does not see).
-func readSources(name string) error {
-	dir := name
 	if strings.HasSuffix(name, ".wat") {
-		dir = filepath.Dir(name)
+		return guests.WATFile(tb, name)
 	}
-	for _, pattern := range []string{filepath.Join(dir, "*"), "../../transform/wasm/guest/*.go"} {
-		files, err := filepath.Glob(pattern)
-		if err != nil {
-			return err
-		}
-		for _, f := range files {
-			if _, err := os.ReadFile(f); err != nil {
-				return fmt.Errorf("read the sources of %s: %w", name, err)
-			}
-		}
-	}
-	return nil
+	return guests.Go(tb, name, "../../transform/wasm/guest")
 }
 
 // options configures the wasm processor on example name.
@@ -119,7 +46,7 @@ func options(tb testing.TB, name string, env map[string]string) wasm.Options {
 	opts.Instances = 1
 	// Compiled code is cached next to the modules: each is compiled once
 	// per test binary run.
-	opts.CacheDir = filepath.Join(filepath.Dir(opts.Module), "cache")
+	opts.CacheDir = filepath.Join(guests.Dir(tb), "cache")
 	return opts
 }
 

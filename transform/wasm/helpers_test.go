@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -14,47 +13,25 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/sluice-dev/sluice/deploy/testpeers"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
-// guestBuild builds testdata/guest once per test binary run.
-type guestBuild struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
-var goGuest guestBuild
+// guests holds the Go test guest (testdata/guest), compiled once per test
+// binary run.
+var guests = testpeers.NewGuests()
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if goGuest.dir != "" {
-		_ = os.RemoveAll(goGuest.dir)
-	}
+	guests.Remove()
 	os.Exit(code)
 }
 
-// guestModule returns the path of the Go test guest (testdata/guest),
-// compiled for wasip1 as a reactor.
+// guestModule returns the path of the Go test guest, compiled for wasip1
+// as a reactor.
 func guestModule(tb testing.TB) string {
 	tb.Helper()
-	goGuest.once.Do(func() {
-		goGuest.dir, goGuest.err = os.MkdirTemp("", "sluice-wasm-guest-")
-		if goGuest.err != nil {
-			return
-		}
-		goGuest.path = filepath.Join(goGuest.dir, "guest.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", goGuest.path, "./testdata/guest")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			goGuest.err = fmt.Errorf("build the Go test guest: %w\n%s", err, out)
-		}
-	})
-	if goGuest.err != nil {
-		tb.Fatal(goGuest.err)
-	}
-	return goGuest.path
+	return guests.Go(tb, "testdata/guest")
 }
 
 // sharedCache is a compilation cache directory shared by the tests, so
@@ -63,25 +40,13 @@ func guestModule(tb testing.TB) string {
 func sharedCache(tb testing.TB) string {
 	tb.Helper()
 	guestModule(tb)
-	return filepath.Join(goGuest.dir, "cache")
+	return filepath.Join(guests.Dir(tb), "cache")
 }
 
-// watModule compiles WebAssembly text into dir with wat2wasm.
+// watModule compiles WebAssembly text with wat2wasm.
 func watModule(tb testing.TB, name, src string) string {
 	tb.Helper()
-	bin, err := exec.LookPath("wat2wasm")
-	if err != nil {
-		tb.Fatalf("wat2wasm (wabt) is required by these tests: apt-get install -y wabt: %v", err)
-	}
-	dir := tb.TempDir()
-	in, out := filepath.Join(dir, name+".wat"), filepath.Join(dir, name+".wasm")
-	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	if o, err := exec.Command(bin, "-o", out, in).CombinedOutput(); err != nil {
-		tb.Fatalf("wat2wasm %s: %v\n%s", name, err, o)
-	}
-	return out
+	return testpeers.WAT(tb, name, src)
 }
 
 // watABI is the common part of the WAT guests: memory, version, an

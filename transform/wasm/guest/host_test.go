@@ -7,70 +7,37 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/deploy/testpeers"
 	"github.com/sluice-dev/sluice/pipeline"
 	"github.com/sluice-dev/sluice/transform/wasm"
 	"github.com/sluice-dev/sluice/transform/wasm/guest"
 )
 
-// echoBuild is testdata/echo compiled once per test binary run.
-var echoBuild struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
+// guests holds testdata/echo, compiled once per test binary run.
+var guests = testpeers.NewGuests()
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if echoBuild.dir != "" {
-		_ = os.RemoveAll(echoBuild.dir)
-	}
+	guests.Remove()
 	os.Exit(code)
 }
 
-// echoModule returns the path of testdata/echo built as a wasip1 reactor.
+// echoModule returns the path of testdata/echo built as a wasip1 reactor
+// (the SDK's own sources are watched too).
 func echoModule(tb testing.TB) string {
 	tb.Helper()
-	echoBuild.once.Do(func() {
-		// Read the sources so that go test's cache notices their changes
-		// (the build runs in a subprocess).
-		for _, dir := range []string{".", "testdata/echo"} {
-			files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
-			for _, f := range files {
-				if _, err := os.ReadFile(f); err != nil {
-					echoBuild.err = err
-					return
-				}
-			}
-		}
-		echoBuild.dir, echoBuild.err = os.MkdirTemp("", "sluice-guest-echo-")
-		if echoBuild.err != nil {
-			return
-		}
-		echoBuild.path = filepath.Join(echoBuild.dir, "echo.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", echoBuild.path, "./testdata/echo")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			echoBuild.err = fmt.Errorf("build testdata/echo: %w\n%s", err, out)
-		}
-	})
-	if echoBuild.err != nil {
-		tb.Fatal(echoBuild.err)
-	}
-	return echoBuild.path
+	return guests.Go(tb, "testdata/echo", ".")
 }
 
 func echoOptions(tb testing.TB) wasm.Options {
 	opts := wasm.DefaultOptions()
 	opts.Module = echoModule(tb)
-	opts.CacheDir = filepath.Join(echoBuild.dir, "cache")
+	opts.CacheDir = filepath.Join(guests.Dir(tb), "cache")
 	opts.Instances = 1
 	return opts
 }
