@@ -14,7 +14,7 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/sluice" ./cmd/sluice
 go build -o "$work/refserver" ./deploy/bench/refserver
-port=4599
+. deploy/bench/lib.sh
 load() { "$work/sluice" load --endpoint "http://127.0.0.1:$port" --stream "$1" --concurrency 8 \
   --records 500 --record-size 1024 --duration "${secs}s" --warmup 2s --pid "$2" --json ${3:+--rate $3}; }
 wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" -X POST -d '{}' && return 0; sleep 0.1; done; return 1; }
@@ -42,7 +42,6 @@ echo "== sluice (fsync, file destination)" >&2
 results+=("sluice $(load bench $pid | tee /dev/stderr | tr -d '\n ')")
 # Delivery must keep up, not just intake: the backlog left when the load
 # stops, and the records delivered by then.
-metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 ~ "^"m"[{]" {s+=$2} END {printf "%.0f", s}'; }
 end_backlog=$(metric sluice_buffer_backlog_bytes)
 end_delivered=$(metric sluice_delivery_records_total)
 end_incoming=$(metric sluice_incoming_records_total)

@@ -11,10 +11,10 @@ secs=${1:-20}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/sluice" ./cmd/sluice
-port=4599 s3port=4569
+s3port=4569
+. deploy/bench/lib.sh
 node --openssl-legacy-provider deploy/testpeers/node_modules/s3rver/bin/s3rver.js -d "$work/s3" -a 127.0.0.1 -p $s3port --configure-bucket bench --silent &
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$s3port/" && break; sleep 0.1; done
-metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 ~ "^"m"[{]" {s+=$2} END {printf "%.0f", s}'; }
 
 run() { # name, destination-yaml
   local name=$1 dest=$2
@@ -37,24 +37,10 @@ streams:
       prefix: $name/
 $dest
 YAML
-  rm -rf "$work/data"
-  "$work/sluice" run -c "$work/$name.yaml" --data-dir "$work/data" &
-  local pid=$!
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
-  local start=$(date +%s.%N)
-  "$work/sluice" load --endpoint "http://127.0.0.1:$port" --stream bench --payload json --record-size 1024 \
-    --concurrency 8 --duration "${secs}s" --warmup 0s --pid $pid --json > "$work/$name.load.json"
-  while [ "$(metric sluice_buffer_backlog_bytes)" != 0 ]; do sleep 0.2; done
-  local end=$(date +%s.%N)
-  local delivered=$(metric sluice_delivery_records_total) dead=$(metric sluice_dead_letter_records_total)
-  local rss=$(awk '/VmHWM/{printf "%.1f", $2/1024}' /proc/$pid/status)
-  kill -TERM $pid; wait $pid || true
-  local p99=$(sed -n 's/.*"p99_ms": \([0-9.]*\).*/\1/p' "$work/$name.load.json")
-  awk -v n="$name" -v d="$delivered" -v s="$start" -v e="$end" -v r="$rss" -v p="$p99" -v x="$dead" \
-    'BEGIN{t=e-s; printf "%-12s %10d %8.1f %12.0f %9.1f %9.2f %9.1f %6d\n", n, d, t, d/t, d*1024/t/1048576, p, r, x}'
+  e2e_run "$name" "$work/$name.yaml"
 }
 
-printf '%-12s %10s %8s %12s %9s %9s %9s %6s\n' run delivered seconds records/s MiB/s p99_ms rss_MiB dead
+e2e_header
 run gzip-json "      compression: GZIP
       append_newline: true"
 run parquet "      format:
