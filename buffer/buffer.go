@@ -3,10 +3,11 @@
 // sources that accept records and the runner that delivers them.
 //
 // One Buffer holds one stream. Positions are logical byte offsets that only
-// grow. Producers append; one runner reads batches from the committed cursor,
-// records the batch identity it is about to deliver (MarkInflight), delivers,
-// and commits. buffer/buffertest is a conformance suite every implementation
-// passes.
+// grow. Producers append; one runner reads consecutive batches from the
+// committed cursor, records the identity of each batch before delivering it
+// (MarkInflight; several may be in flight at once), and commits up to the
+// end of the lowest batch not yet delivered. buffer/buffertest is a
+// conformance suite every implementation passes.
 package buffer
 
 import (
@@ -34,29 +35,39 @@ type Buffer interface {
 	// Read returns the records stored from position from onwards, stopping
 	// before the first record that would take the payload bytes past
 	// maxBytes (at least one record is returned when any is available),
-	// after maxRecords records, or at position end when end is non-zero.
-	// It does not block: with nothing stored at from it returns no records
-	// and next == from. The records' Data must not be retained after the
-	// next Read. next is the position after the last record returned.
+	// after maxRecords records (0: no limit), or at position end when end is
+	// non-zero. It does not block: with nothing stored at from it returns no
+	// records and next == from. The records and their Data belong to the
+	// caller: later Reads do not reuse their memory, so several batches can
+	// be in flight at once. next is the position after the last record
+	// returned.
 	Read(ctx context.Context, from pipeline.Position, maxBytes, maxRecords int, end pipeline.Position) (recs []pipeline.Record, next pipeline.Position, err error)
 
 	// Notify returns a channel that receives a value (non-blocking send,
 	// capacity 1) after appends, so a reader waiting for data can wake up.
 	Notify() <-chan struct{}
 
-	// MarkInflight durably records the identity of the batch about to be
-	// delivered, so that after a crash State reports it and the runner
-	// rebuilds exactly the same batch.
+	// MarkInflight durably adds the identity of a batch about to be
+	// delivered to the in-flight set, so that after a crash State reports
+	// it and the runner rebuilds exactly the same batch. Batches are marked
+	// in log order: id.First is at or after the End of every batch already
+	// in flight (and at or after the committed position). At most
+	// MaxInflight batches are in flight at once.
 	MarkInflight(ctx context.Context, id pipeline.BatchID) error
 
 	// Commit durably records that every record before upTo has been
-	// delivered or dead-lettered, clears the in-flight mark it covers and
-	// lets the space be reclaimed (for buffer/disk: fully committed
-	// segments are deleted).
+	// delivered or dead-lettered, drops the in-flight marks that end at or
+	// before upTo, and lets the space be reclaimed (for buffer/disk: fully
+	// committed segments are deleted).
 	Commit(ctx context.Context, upTo pipeline.Position) error
 
 	// State reports the buffer's cursors and usage.
 	State() State
+
+	// Healthy reports whether the buffer accepts appends: nil, or why not
+	// (a failed fsync that needs a reopen, a closed buffer). It backs
+	// /readyz and must not block on I/O.
+	Healthy() error
 
 	// Close stops the buffer's goroutines and releases its files. Appends
 	// waiting for durability are answered first.
@@ -69,9 +80,9 @@ type State struct {
 	Committed pipeline.Position
 	// Head is the position after the last durable record.
 	Head pipeline.Position
-	// Inflight is the batch marked for delivery and not yet committed; its
-	// End is zero when there is none.
-	Inflight pipeline.BatchID
+	// Inflight are the batches marked for delivery and not yet committed,
+	// in log order (empty when there is none).
+	Inflight []pipeline.BatchID
 	// Bytes is the storage held by undelivered records (frames included),
 	// the number compared with the quota.
 	Bytes int64
@@ -81,6 +92,10 @@ type State struct {
 	// none): the basis of the DataFreshness metric.
 	Oldest time.Time
 }
+
+// MaxInflight is the most batches a buffer keeps marked in flight at once
+// (the upper bound of a stream's max_in_flight).
+const MaxInflight = 64
 
 // Durability says when an append is acknowledged.
 type Durability string

@@ -92,3 +92,50 @@ func (e *CodedError) Error() string {
 func (e *CodedError) Unwrap() error           { return e.Err }
 func (e *CodedError) ErrorCode() string       { return e.Code }
 func (e *CodedError) ErrorOutputType() string { return e.OutputType }
+
+// Coder is implemented by errors that carry a Firehose-style error code
+// (e.g. "S3.AccessDenied"); the code is written into dead letters.
+type Coder interface {
+	ErrorCode() string
+}
+
+// OutputTyper is implemented by processors, and by errors (see
+// CodedError), whose failed records go to a specific error output type.
+// An error's own type wins over its processor's; the defaults are
+// OutputProcessingFailed for processors and OutputDeliveryFailed for
+// delivery.
+type OutputTyper interface {
+	ErrorOutputType() string
+}
+
+// Error output types and default error codes written into dead letters.
+const (
+	OutputDeliveryFailed   = "delivery-failed"
+	OutputProcessingFailed = "processing-failed"
+	CodeDeliveryFailed     = "Delivery.Failed"
+	CodeProcessingFailed   = "Processing.Failed"
+)
+
+// OptionError is a problem with one option of a component, found by its
+// Validate: Key is the option's path in the component's block, dotted for
+// nested keys and indexed for lists ("format.parquet.columns[2].type"), so
+// the configuration reports it at that key's line and column. Validate
+// functions return several joined with errors.Join.
+type OptionError struct {
+	Key string
+	Err error
+}
+
+func (e *OptionError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// OptionErrorf returns an *OptionError for key.
+func OptionErrorf(key, format string, args ...any) error {
+	return &OptionError{Key: key, Err: fmt.Errorf(format, args...)}
+}
+
+// Options is implemented by components' option structs: Validate reports
+// every problem at once, each as an *OptionError where it belongs to a key.
+type Options interface {
+	Validate() error
+}

@@ -10,11 +10,6 @@ type Appender interface {
 	Append(ctx context.Context, stream string, recs []Record) error
 }
 
-// Source produces records into an Appender until ctx is cancelled.
-type Source interface {
-	Run(ctx context.Context, sink Appender) error
-}
-
 // Processor transforms a batch. Records that fail individually are reported
 // as RecordErrors (indices into the input batch) and are dead-lettered by
 // the runner; a returned error fails the whole call.
@@ -23,12 +18,62 @@ type Processor interface {
 }
 
 // Destination delivers batches. It only does I/O: encode, write, classify
-// errors (see RetryableError, PartialError). Batching, retries, backoff, dead
-// letters and metrics belong to the runner. Deliver must be idempotent for a
-// given Batch.ID: a redelivery overwrites or is skipped, it never duplicates.
+// errors (see RetryableError, PartialError). Batching, splitting to the
+// destination's limits, retries, backoff, dead letters, in-flight limits
+// and metrics belong to the runner. Deliver must be idempotent for a given
+// Batch.ID: a redelivery overwrites or is skipped, it never duplicates.
+// Deliver is called concurrently for different batches when the stream's
+// max_in_flight is above 1.
 type Destination interface {
 	Deliver(ctx context.Context, b Batch) error
+	// Limits are the most one Deliver call accepts; the runner splits
+	// larger batches (see BatchID.Part).
+	Limits() Limits
+	// Ready checks, quickly and without side effects, that the destination
+	// can be reached (a HEAD request, a TCP connect, a ping). It backs
+	// /readyz; a nil error means ready.
+	Ready(ctx context.Context) error
+	// Describe returns the destination's members of Firehose's
+	// DestinationDescription (DescribeDeliveryStream).
+	Describe(in DescribeInput) Description
+	// Close releases the destination's resources once deliveries are
+	// over; it does not wait past ctx.
 	Close(ctx context.Context) error
+}
+
+// Limits bound what one Deliver call receives. Zero means no limit.
+type Limits struct {
+	// MaxRecords is the most records per call (e.g. 10000 for an HTTP
+	// endpoint, a bulk request's document count).
+	MaxRecords int
+	// MaxBytes is the most payload bytes (sum of len(Data)) per call; a
+	// single larger record is delivered alone.
+	MaxBytes int
+}
+
+// Description is what DescribeDeliveryStream reports of a destination:
+// Firehose DestinationDescription members by name (for example
+// "HttpEndpointDestinationDescription", "ExtendedS3DestinationDescription")
+// with JSON-encodable values.
+type Description map[string]any
+
+// DescribeInput is what a destination needs from its stream to describe
+// itself the way Firehose does.
+type DescribeInput struct {
+	Stream    string
+	StreamARN string
+	RoleARN   string
+	// BufferingSizeMiB and BufferingIntervalSeconds are the stream's
+	// buffering hints; RetryDurationSeconds its retry duration.
+	BufferingSizeMiB         int
+	BufferingIntervalSeconds int
+	RetryDurationSeconds     int
+	// BackupMode is the error output's S3BackupMode (FailedDataOnly or
+	// AllData), empty for destinations that are their own error output.
+	BackupMode string
+	// Backup is the error output's S3DestinationDescription, nil when the
+	// destination is its own error output.
+	Backup any
 }
 
 // DeadLetter is one record that could not be delivered or processed, with
@@ -45,8 +90,23 @@ type DeadLetter struct {
 	OutputType string
 }
 
-// DeadLetterWriter stores dead letters durably in a stream's error output.
-// WriteDeadLetters must be idempotent for a given batch identity.
-type DeadLetterWriter interface {
+// ErrorOutput is a stream's error output (Firehose's S3 backup): an object
+// store that keeps dead letters and, in backup mode AllData, a copy of
+// every delivered batch. Both writes must be idempotent for a given batch
+// identity.
+type ErrorOutput interface {
+	// WriteDeadLetters stores dls durably.
 	WriteDeadLetters(ctx context.Context, id BatchID, stream string, dls []DeadLetter) error
+	// Backup stores a copy of b's records (backup mode AllData).
+	Backup(ctx context.Context, b Batch) error
+	// Ready checks that the store can be reached (see Destination.Ready).
+	Ready(ctx context.Context) error
+	// Close releases the store's resources.
+	Close(ctx context.Context) error
 }
+
+// Backup modes of an error output (Firehose's S3BackupMode).
+const (
+	BackupFailedDataOnly = "FailedDataOnly"
+	BackupAllData        = "AllData"
+)

@@ -14,9 +14,8 @@ import (
 
 // Record is one producer record as it moves through a stream.
 type Record struct {
-	// ID is the Firehose RecordId (for Kinesis sources: shard and sequence
-	// number). It is derived from the record's position in the stream's
-	// buffer, so it is stable across redeliveries.
+	// ID is the Firehose RecordId. The buffer derives it from the record's
+	// position, so it is stable across redeliveries.
 	ID string
 	// Data is the record payload exactly as the producer sent it (after
 	// base64 decoding) or as a processor rewrote it.
@@ -37,16 +36,37 @@ type Position uint64
 // positions [First, End) it covers. It is recorded durably before delivery,
 // so a redelivery after a crash rebuilds exactly the same batch, and
 // destinations derive idempotent names (object keys, document ids, ledger
-// rows) from it.
+// rows, request ids) from it.
+//
+// A batch the runner splits to fit a destination's limits is delivered as
+// parts 1, 2, ... of the same range (Part); a retry of the records of a
+// partially failed delivery is round 1, 2, ... (Round). Both are zero for
+// a batch delivered whole at the first attempt, and both are derived again
+// identically when a batch is rebuilt after a crash.
 type BatchID struct {
 	First Position
 	End   Position
+	Part  uint32
+	Round uint32
 }
 
-// String renders the identity in a fixed-width form usable in file names.
+// String renders the identity in a form usable in file names:
+// "<first>-<end>" in 16 hex digits each, then "-p<part>" and "-r<round>"
+// when they are not zero.
 func (id BatchID) String() string {
-	return fmt.Sprintf("%016x-%016x", uint64(id.First), uint64(id.End))
+	s := fmt.Sprintf("%016x-%016x", uint64(id.First), uint64(id.End))
+	if id.Part != 0 {
+		s += fmt.Sprintf("-p%d", id.Part)
+	}
+	if id.Round != 0 {
+		s += fmt.Sprintf("-r%d", id.Round)
+	}
+	return s
 }
+
+// Range returns the identity of the whole buffer range (Part and Round
+// cleared).
+func (id BatchID) Range() BatchID { return BatchID{First: id.First, End: id.End} }
 
 // Batch is a group of records of one stream delivered together.
 type Batch struct {
