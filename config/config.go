@@ -10,10 +10,12 @@
 // stay those of the file and a variable cannot change the document's
 // structure; $${ is a literal ${.
 //
-// The package never imports a component implementation. Destinations (and
-// later processors and sources) are kept as a Component: the "type" key
+// The package never imports a component implementation. Destinations,
+// processors and error outputs are kept as a Component: the "type" key
 // selects the implementation, which decodes its own options from the raw
-// node with Component.Decode or DecodeNode, the same strict decoder.
+// node with Component.Decode or DecodeNode, the same strict decoder, and
+// whose Validate errors Component.OptionErrors places at the offending
+// keys.
 //
 // Every default is one Default… value below, and docs/configuration.md
 // documents every key (a test keeps the two in sync).
@@ -31,11 +33,19 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Stream types (Firehose's DeliveryStreamType).
+// Stream types (Firehose's DeliveryStreamType). Only DirectPut is
+// implemented: KinesisStreamAsSource is recognised so that it is rejected
+// with a message saying so.
 const (
 	StreamDirectPut             = "DirectPut"
 	StreamKinesisStreamAsSource = "KinesisStreamAsSource"
 )
+
+// MaxInFlight is the most batches of one stream that may be delivered
+// concurrently (the max_in_flight key). It is buffer.MaxInflight, which
+// config may not import (config imports nothing of the project): the two
+// must stay equal.
+const MaxInFlight = 64
 
 // Buffer types and durability modes.
 const (
@@ -108,18 +118,32 @@ type Stream struct {
 	Name string `yaml:"-"`
 	// Pos is the position of the name in the file.
 	Pos Pos `yaml:"-"`
-	// Type is StreamDirectPut or StreamKinesisStreamAsSource.
+	// Type is StreamDirectPut, the only type implemented (producers put
+	// records through the Firehose API); StreamKinesisStreamAsSource is a
+	// validation error until the Kinesis source is built.
 	Type      string    `yaml:"type"`
 	Buffering Buffering `yaml:"buffering"`
 	Retry     Retry     `yaml:"retry"`
 	// Buffer is the stream's effective buffer configuration.
 	Buffer Buffer            `yaml:"buffer"`
 	Tags   map[string]string `yaml:"tags"`
-	// Source is where a KinesisStreamAsSource stream reads from (decoded
-	// by the source's package); zero for DirectPut.
+	// MaxInFlight is how many batches of the stream are delivered
+	// concurrently: 0 (the default) lets the assembler choose the
+	// destination's default, otherwise 1 to MaxInFlight; 1 keeps batches
+	// in strict order.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// Source is decoded only to be rejected: no source is implemented, so
+	// a source block is a validation error (streams take direct puts).
+	// It is always zero in a valid configuration.
 	Source Component `yaml:"source"`
 	// Destination is where the stream delivers (required).
 	Destination Component `yaml:"destination"`
+	// ErrorOutput is the stream's error output (Firehose's S3 backup),
+	// where dead letters (and, in mode AllData, a copy of every batch)
+	// are written: its type selects the store (file or s3), the other keys
+	// are that store's options plus mode, read by the assembler. Zero when
+	// absent.
+	ErrorOutput Component `yaml:"error_output"`
 	// Processors transform records in order before delivery.
 	Processors []Component `yaml:"processors"`
 }

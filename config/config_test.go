@@ -78,6 +78,7 @@ func strip(c *Config) *Config {
 		s := &out.Streams[i]
 		s.Source.Node = nil
 		s.Destination.Node = nil
+		s.ErrorOutput.Node = nil
 		s.Processors = append([]Component(nil), s.Processors...)
 		for j := range s.Processors {
 			s.Processors[j].Node = nil
@@ -142,12 +143,13 @@ func TestGood(t *testing.T) {
 					},
 				},
 				{
-					Name: "clicks", Pos: Pos{full, 35, 3}, Type: "KinesisStreamAsSource",
-					Source:      comp(full, 38, 7, "kinesis", "streams.clicks.source"),
+					Name: "clicks", Pos: Pos{full, 35, 3}, Type: "DirectPut",
+					MaxInFlight: 1,
 					Buffering:   Buffering{Size: 5, Interval: 0},
 					Retry:       DefaultRetry,
 					Buffer:      Buffer{Type: "memory", Durability: "memory", MaxBytes: 2 * GiB, SegmentBytes: 16 * MiB, MinFreeBytes: 64 * MiB},
-					Destination: comp(full, 45, 7, "file", "streams.clicks.destination"),
+					Destination: comp(full, 42, 7, "file", "streams.clicks.destination"),
+					ErrorOutput: comp(full, 45, 7, "s3", "streams.clicks.error_output"),
 				},
 			},
 		},

@@ -35,11 +35,13 @@ var DefaultRetry = Retry{
 }
 
 // DefaultStream is what every stream starts from (its Buffer comes from the
-// top-level buffer block).
+// top-level buffer block). MaxInFlight 0 lets the assembler pick the
+// destination's default concurrency.
 var DefaultStream = Stream{
-	Type:      StreamDirectPut,
-	Buffering: DefaultBuffering,
-	Retry:     DefaultRetry,
+	Type:        StreamDirectPut,
+	Buffering:   DefaultBuffering,
+	Retry:       DefaultRetry,
+	MaxInFlight: 0,
 }
 
 // DefaultConfig is the default top level.

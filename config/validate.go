@@ -212,15 +212,16 @@ func (d *decoder) validateStream(s *Stream) {
 	path := "streams." + s.Name
 	switch s.Type {
 	case StreamDirectPut:
-		if !s.Source.IsZero() {
-			d.fail(&s.Source, s.Pos, path+".source", "a DirectPut stream receives records from the Firehose API and takes no source (set type: KinesisStreamAsSource)")
-		}
 	case StreamKinesisStreamAsSource:
-		if s.Source.IsZero() && !d.written(&s.Source) {
-			d.fail(&s.Type, s.Pos, path, "missing key \"source\" (required by type KinesisStreamAsSource)")
-		}
+		d.fail(&s.Type, s.Pos, path+".type", "the Kinesis source is not implemented yet: use type DirectPut (producers put records through the Firehose API)")
 	default:
-		d.fail(&s.Type, s.Pos, path+".type", "invalid type %q (want DirectPut or KinesisStreamAsSource)", s.Type)
+		d.fail(&s.Type, s.Pos, path+".type", "invalid type %q (want DirectPut)", s.Type)
+	}
+	if d.written(&s.Source) {
+		d.fail(&s.Source, s.Pos, path+".source", "no source is implemented; streams take direct puts (remove source)")
+	}
+	if s.MaxInFlight < 0 || s.MaxInFlight > MaxInFlight {
+		d.fail(&s.MaxInFlight, s.Pos, path+".max_in_flight", "must be between 1 and %d, or 0 for the destination's default, got %d", MaxInFlight, s.MaxInFlight)
 	}
 	if s.Buffering.Size < 1 || s.Buffering.Size > 128 {
 		d.fail(&s.Buffering.Size, s.Pos, path+".buffering.size", "must be between 1 and 128 (MiB), got %d", s.Buffering.Size)

@@ -129,6 +129,10 @@ type OptionError struct {
 func (e *OptionError) Error() string { return e.Key + ": " + e.Err.Error() }
 func (e *OptionError) Unwrap() error { return e.Err }
 
+// OptionKey returns Key; config finds option errors by this method (it
+// imports nothing of the project).
+func (e *OptionError) OptionKey() string { return e.Key }
+
 // OptionErrorf returns an *OptionError for key.
 func OptionErrorf(key, format string, args ...any) error {
 	return &OptionError{Key: key, Err: fmt.Errorf(format, args...)}

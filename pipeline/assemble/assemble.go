@@ -2,9 +2,14 @@
 // the one place that knows every implementation (see builtin.go) and owns
 // the start-up and shutdown order:
 //
-//	start:    buffers → destinations → runners → listeners
+//	start:    lock the data directory → per stream: buffer → processors →
+//	          destination → error output → runner → listeners
 //	shutdown: listeners stop intake → runners drain (within shutdown_timeout)
-//	          → runners stop → destinations close → buffers close
+//	          → runners stop → processors, destinations, error outputs close
+//	          → buffers close → the data directory is unlocked
+//
+// Components go through one lifecycle (kinds.go): checked once (Check, what
+// `sluice validate` runs), built once from the checked value, closed once.
 package assemble
 
 import (
@@ -13,7 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sluice-dev/sluice/buffer"
+	"github.com/sluice-dev/sluice/buffer/disk"
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/ingest/firehoseapi"
 	"github.com/sluice-dev/sluice/pipeline"
@@ -39,8 +44,10 @@ type Daemon struct {
 	dataDir string
 	log     *slog.Logger
 	reg     *prometheus.Registry
+	lock    *disk.DirLock
 	streams []*stream
 	servers []*server
+	health  *health
 }
 
 // stream is one delivery stream's parts.
@@ -48,66 +55,18 @@ type stream struct {
 	name   string
 	buf    buffer.Buffer
 	dest   pipeline.Destination
+	out    pipeline.ErrorOutput // nil when dest is its own error output
 	procs  []pipeline.Processor
 	runner *runner.Runner
 }
 
-// Check decodes and validates every component of cfg without opening
-// anything: what `sluice validate` runs after config.Load.
-func Check(cfg *config.Config) error {
-	var errs config.Errors
-	kinds := destinationKinds()
-	pkinds := processorKinds()
-	for i := range cfg.Streams {
-		s := &cfg.Streams[i]
-		k, ok := kinds[s.Destination.Type]
-		if !ok {
-			errs = append(errs, s.Destination.Pos.Errorf("stream %q: unknown destination type %q (known: %s)", s.Name, s.Destination.Type, kindNames(kinds)))
-			continue
-		}
-		if err := k.check(s.Destination); err != nil {
-			errs = appendErr(errs, s.Destination.Pos, err)
-		}
-		errs = append(errs, checkPartitionKeys(s, pkinds)...)
-		last := -1
-		for _, p := range s.Processors {
-			pk, ok := pkinds[p.Type]
-			if !ok {
-				errs = append(errs, p.Pos.Errorf("stream %q: unknown processor type %q (known: %s)", s.Name, p.Type, kindNames(pkinds)))
-				continue
-			}
-			if err := pk.check(p); err != nil {
-				errs = appendErr(errs, p.Pos, err)
-				continue
-			}
-			if r := pk.rank(p); r < last {
-				errs = append(errs, p.Pos.Errorf("stream %q: processor %s must come before %s: processors run in Firehose's order: %s",
-					s.Name, rankNames[r], rankNames[last], strings.Join(rankNames, ", ")))
-			} else {
-				last = r
-			}
-		}
-	}
-	if len(errs) > 0 {
-		errs.Sort()
-		return errs
-	}
-	return nil
-}
-
-func appendErr(errs config.Errors, at config.Pos, err error) config.Errors {
-	var ce config.Errors
-	if errors.As(err, &ce) {
-		return append(errs, ce...)
-	}
-	return append(errs, at.Errorf("%v", err))
-}
-
-// New checks cfg, then provisions every stream: opens its buffer, builds its
-// destination and runner, and binds the listeners. On error everything
+// New checks cfg, then provisions every stream: locks the data directory,
+// opens each stream's buffer, builds its processors, destination and error
+// output and its runner, and binds the listeners. On error everything
 // opened so far is closed again.
 func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
-	if err := Check(cfg); err != nil {
+	p, err := checkPlan(cfg)
+	if err != nil {
 		return nil, err
 	}
 	log := opts.Logger
@@ -131,61 +90,33 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 			partial.close(context.Background())
 		}
 	}()
-
+	// Before anything else touches the data directory: one daemon per
+	// data directory.
+	if d.lock, err = disk.Lock(filepath.Join(dataDir, lockName), "sluice (listen "+cfg.Listen+")"); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", dataDir, err)
+	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
+	if err := reportStranded(cfg, dataDir, log, reg); err != nil {
+		return nil, err
+	}
+	d.health = newHealth(log, m.health)
 	deps := pipeline.Deps{Logger: log, Registry: reg, DataDir: dataDir, Region: cfg.Region, AccountID: cfg.AccountID}
-	kinds := destinationKinds()
 	var infos []firehoseapi.StreamInfo
 	bufs := map[string]buffer.Buffer{}
 	started := time.Now()
-	for i := range cfg.Streams {
-		sc := &cfg.Streams[i]
-		slog := log.With("stream", sc.Name)
-		s := &stream{name: sc.Name}
-		d.streams = append(d.streams, s)
-		if s.buf, err = openBuffer(sc, dataDir, slog, m); err != nil {
-			return nil, err
-		}
-		bufs[sc.Name] = s.buf
-		built, err := kinds[sc.Destination.Type].build(sc, deps)
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	for i := range p.streams {
+		sp := &p.streams[i]
+		s, info, err := d.buildStream(ctx, sp, deps, m, started)
 		if err != nil {
-			return nil, fmt.Errorf("stream %s: destination %s: %w", sc.Name, sc.Destination.Type, err)
+			return nil, fmt.Errorf("stream %s: %w", sp.cfg.Name, err)
 		}
-		s.dest = built.dest
-		for _, pc := range sc.Processors {
-			p, err := processorKinds()[pc.Type].build(pc, deps)
-			if err != nil {
-				return nil, fmt.Errorf("stream %s: processor %s: %w", sc.Name, pc.Type, err)
-			}
-			s.procs = append(s.procs, p)
-		}
-		s.runner, err = runner.New(runner.Options{
-			Processors:      s.procs,
-			Stream:          sc.Name,
-			Buffer:          s.buf,
-			Destination:     built.dest,
-			DestinationName: sc.Destination.Type,
-			DeadLetters:     built.deadLetters,
-			SizeBytes:       int(sc.Buffering.Bytes()),
-			Interval:        sc.Buffering.Age(),
-			RetryDuration:   sc.Retry.Budget(),
-			Logger:          log, // the runner adds stream and destination
-			Metrics:         m.runner,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("stream %s: %w", sc.Name, err)
-		}
-		info := built.info
-		info.Name, info.Type, info.Created, info.VersionID, info.Tags = sc.Name, sc.Type, started, "1", sc.Tags
-		info.Destination.BufferingSizeMiB = sc.Buffering.Size
-		info.Destination.BufferingIntervalSeconds = sc.Buffering.Interval
+		bufs[s.name] = s.buf
 		infos = append(infos, info)
-		slog.Info("stream ready", "destination", sc.Destination.Type, "writes_to", built.where,
-			"buffer", bufferDescription(sc, dataDir), "buffering_size_mib", sc.Buffering.Size,
-			"buffering_interval_s", sc.Buffering.Interval)
 	}
 
 	api, err := firehoseapi.NewHandler(firehoseapi.Config{
@@ -195,7 +126,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("firehose api: %w", err)
 	}
-	ops := opsHandler(reg, d.ready)
+	ops := opsHandler(reg, d.health.ready)
 	if cfg.AdminListen == "" {
 		s, err := listen("api", cfg.Listen, apiWithOps(api, ops), log)
 		if err != nil {
@@ -217,15 +148,105 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	return d, nil
 }
 
-// ready reports whether every buffer is open; destinations are checked by
-// their runners' delivery results (see the delivery metrics).
-func (d *Daemon) ready() error {
-	for _, s := range d.streams {
-		if s.buf == nil {
-			return fmt.Errorf("stream %s: buffer not open", s.name)
+// buildTimeout bounds the start-up work of building the components (an
+// S3 client loading credentials, say).
+const buildTimeout = 30 * time.Second
+
+// buildStream provisions one stream from its plan; the stream is recorded
+// in d.streams first, so that a failure closes what was built.
+func (d *Daemon) buildStream(ctx context.Context, sp *streamPlan, deps pipeline.Deps, m metrics, started time.Time) (*stream, firehoseapi.StreamInfo, error) {
+	var none firehoseapi.StreamInfo
+	sc := sp.cfg
+	log := d.log.With("stream", sc.Name)
+	s := &stream{name: sc.Name}
+	d.streams = append(d.streams, s)
+	var err error
+	if s.buf, err = openBuffer(sc, d.dataDir, log, m); err != nil {
+		return nil, none, err
+	}
+	for _, pp := range sp.procs {
+		proc, err := pp.kind.build(pp.v, deps)
+		if err != nil {
+			return nil, none, fmt.Errorf("processor %s: %w", pp.cfg.Type, err)
+		}
+		s.procs = append(s.procs, proc)
+	}
+	if s.dest, err = sp.dest.build(ctx, sp.destV, sc.Name, deps); err != nil {
+		return nil, none, fmt.Errorf("destination %s: %w", sc.Destination.Type, err)
+	}
+	errOut, ok := s.dest.(pipeline.ErrorOutput)
+	if sp.out != nil {
+		built, err := sp.out.build(ctx, sp.outV, sc.Name, deps)
+		if err != nil {
+			return nil, none, fmt.Errorf("error output %s: %w", sc.ErrorOutput.Type, err)
+		}
+		if errOut, ok = built.(pipeline.ErrorOutput); !ok {
+			_ = built.Close(ctx)
+			return nil, none, fmt.Errorf("error output %s: not an object store", sc.ErrorOutput.Type)
+		}
+		s.out = errOut
+	} else if !ok {
+		return nil, none, fmt.Errorf("destination %s is not an object store: it needs an error_output", sc.Destination.Type)
+	}
+	s.runner, err = runner.New(runner.Options{
+		Processors:      s.procs,
+		Stream:          sc.Name,
+		Buffer:          s.buf,
+		Destination:     s.dest,
+		DestinationName: sc.Destination.Type,
+		ErrorOutput:     errOut,
+		BackupAll:       sp.mode == pipeline.BackupAllData,
+		MaxInFlight:     sp.maxInFlight,
+		SizeBytes:       int(sc.Buffering.Bytes()),
+		Interval:        sc.Buffering.Age(),
+		RetryDuration:   sc.Retry.Budget(),
+		Logger:          d.log, // the runner adds stream and destination
+		Metrics:         m.runner,
+	})
+	if err != nil {
+		return nil, none, err
+	}
+	d.health.add(sc.Name,
+		probe{what: "buffer", check: func(context.Context) error { return s.buf.Healthy() }},
+		probe{what: "destination " + sc.Destination.Type, check: s.dest.Ready})
+	if s.out != nil {
+		d.health.add(sc.Name, probe{what: "error output " + sc.ErrorOutput.Type, check: s.out.Ready})
+	}
+
+	info := firehoseapi.StreamInfo{Name: sc.Name, Type: sc.Type, Created: started, VersionID: "1", Tags: sc.Tags}
+	in := pipeline.DescribeInput{
+		Stream:                   sc.Name,
+		StreamARN:                fmt.Sprintf("arn:aws:firehose:%s:%s:deliverystream/%s", d.cfg.Region, d.cfg.AccountID, sc.Name),
+		RoleARN:                  "arn:aws:iam::" + d.cfg.AccountID + ":role/sluice",
+		BufferingSizeMiB:         sc.Buffering.Size,
+		BufferingIntervalSeconds: sc.Buffering.Interval,
+		RetryDurationSeconds:     sc.Retry.Duration,
+	}
+	if sp.out != nil {
+		in.BackupMode = sp.mode
+		if bd, ok := s.out.(backupDescriber); ok {
+			in.Backup = bd.S3Description(in)
 		}
 	}
-	return nil
+	info.Destination = s.dest.Describe(in)
+	log.Info("stream ready", "destination", sc.Destination.Type, "error_output", errorOutputName(sc),
+		"backup_mode", sp.mode, "max_in_flight", sp.maxInFlight,
+		"buffer", bufferDescription(sc, d.dataDir), "buffering_size_mib", sc.Buffering.Size,
+		"buffering_interval_s", sc.Buffering.Interval)
+	return s, info, nil
+}
+
+// backupDescriber is implemented by error outputs that describe themselves
+// as Firehose's S3DestinationDescription of a stream's backup.
+type backupDescriber interface {
+	S3Description(in pipeline.DescribeInput) any
+}
+
+func errorOutputName(sc *config.Stream) string {
+	if sc.ErrorOutput.IsZero() {
+		return "the destination (" + sc.Destination.Type + ")"
+	}
+	return sc.ErrorOutput.Type
 }
 
 // Run serves until ctx is cancelled, then shuts down in order: stop intake,
@@ -246,6 +267,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	healthCtx, stopHealth := context.WithCancel(ctx)
+	defer stopHealth()
+	go d.health.run(healthCtx)
 	srvErrs := make(chan error, len(d.servers))
 	for _, s := range d.servers {
 		s.serve(srvErrs)
@@ -278,37 +302,66 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-drained:
 		d.log.Info("all streams drained")
 	case <-deadline.Done():
-		d.log.Warn("shutdown timeout: undelivered records stay buffered for the next start")
+		d.log.Warn("shutdown timeout: undelivered records stay buffered for the next start",
+			"streams_not_drained", d.undrained())
 		stopRunners()
 		<-drained
 	}
-	d.close(deadline)
+	// The deadline may be spent: closing gets a moment of its own.
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancelClose()
+	d.close(closeCtx)
 	return runErr
 }
 
-// close releases destinations and buffers (and listeners never served).
+// closeTimeout bounds closing the components after the drain.
+const closeTimeout = 5 * time.Second
+
+// undrained names the streams whose buffers still hold undelivered
+// records.
+func (d *Daemon) undrained() []string {
+	var names []string
+	for _, s := range d.streams {
+		if st := s.buf.State(); st.Head > st.Committed {
+			names = append(names, s.name)
+		}
+	}
+	return names
+}
+
+// close releases every component once: listeners never served, then per
+// stream its processors, destination and error output, its buffer, and
+// finally the data directory's lock.
 func (d *Daemon) close(ctx context.Context) {
 	for _, s := range d.servers {
 		_ = s.srv.Close()
 		_ = s.ln.Close()
 	}
 	for _, s := range d.streams {
+		var cs []closer
 		for _, p := range s.procs {
-			if c, ok := p.(interface{ Close() error }); ok {
-				if err := c.Close(); err != nil {
-					d.log.Warn("closing processor", "stream", s.name, "err", err)
-				}
+			if c, ok := p.(closer); ok {
+				cs = append(cs, c)
 			}
 		}
 		if s.dest != nil {
-			if err := s.dest.Close(ctx); err != nil {
-				d.log.Warn("closing destination", "stream", s.name, "err", err)
-			}
+			cs = append(cs, s.dest)
+		}
+		if s.out != nil {
+			cs = append(cs, s.out)
+		}
+		if err := closeAll(ctx, "stream "+s.name, cs...); err != nil {
+			d.log.Warn("closing stream components", "stream", s.name, "err", err)
 		}
 		if s.buf != nil {
 			if err := s.buf.Close(); err != nil {
 				d.log.Warn("closing buffer", "stream", s.name, "err", err)
 			}
+		}
+	}
+	if d.lock != nil {
+		if err := d.lock.Unlock(); err != nil {
+			d.log.Warn("unlocking the data directory", "err", err)
 		}
 	}
 }

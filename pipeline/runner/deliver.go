@@ -9,25 +9,26 @@ import (
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
-// handleBatch takes one batch read from the buffer to committed: mark it in
-// flight (unless it is the recovered in-flight batch), process, deliver,
-// write dead letters, commit. It returns an error only when ctx is
-// cancelled or the buffer is closed; the batch is then left in flight.
-func (r *Runner) handleBatch(ctx context.Context, recs []pipeline.Record, id pipeline.BatchID, mark bool) error {
-	buf := r.opts.Buffer
-	if mark {
-		if err := r.retryForever(ctx, "mark batch in flight", func() error { return buf.MarkInflight(ctx, id) }); err != nil {
-			return err
-		}
-	}
+// handleBatch takes one batch read from the buffer to finished: process,
+// split to the destination's limits, deliver, write dead letters and (with
+// BackupAll) the backup. The caller marked it in flight and commits it. It
+// returns an error only when ctx is cancelled or the buffer or error output
+// is closed; the batch then stays in flight.
+func (r *Runner) handleBatch(ctx context.Context, recs []pipeline.Record, id pipeline.BatchID) error {
 	b := pipeline.Batch{Stream: r.opts.Stream, Records: recs, Bytes: payloadBytes(recs), ID: id}
-	dls, err := r.processAndDeliver(ctx, b)
+	dls, delivered, err := r.processAndDeliver(ctx, b)
 	if err != nil {
 		return err
 	}
+	if r.opts.BackupAll && len(delivered.Records) > 0 {
+		err := r.retryForever(ctx, "write backup", func() error { return r.opts.ErrorOutput.Backup(ctx, delivered) })
+		if err != nil {
+			return err
+		}
+	}
 	if len(dls) > 0 {
 		err := r.retryForever(ctx, "write dead letters", func() error {
-			return r.opts.DeadLetters.WriteDeadLetters(ctx, id, r.opts.Stream, dls)
+			return r.opts.ErrorOutput.WriteDeadLetters(ctx, id, r.opts.Stream, dls)
 		})
 		if err != nil {
 			return err
@@ -41,38 +42,71 @@ func (r *Runner) handleBatch(ctx context.Context, recs []pipeline.Record, id pip
 		}
 		r.log.Warn("records dead-lettered", "batch", id.String(), "count", len(dls), "first_code", dls[0].Code, "first_error", dls[0].Message)
 	}
-	return r.retryForever(ctx, "commit", func() error { return buf.Commit(ctx, id.End) })
+	return nil
 }
 
-// processAndDeliver runs the processors and delivers the result. It
-// returns the dead letters of the batch, or ctx's error.
-func (r *Runner) processAndDeliver(ctx context.Context, b pipeline.Batch) ([]pipeline.DeadLetter, error) {
+// processAndDeliver runs the processors and delivers the result, part by
+// part when it exceeds the destination's limits. It returns the dead
+// letters of the batch and the processed batch (what the backup keeps), or
+// ctx's error.
+func (r *Runner) processAndDeliver(ctx context.Context, b pipeline.Batch) ([]pipeline.DeadLetter, pipeline.Batch, error) {
 	start := time.Now() // the retry budget counts from the first attempt
 	var dls []pipeline.DeadLetter
 	for _, p := range r.opts.Processors {
 		out, failed, err := r.process(ctx, p, b, start)
 		if err != nil {
-			return nil, err
+			return nil, pipeline.Batch{}, err
 		}
 		dls = append(dls, failed...)
 		b = out
 		if len(b.Records) == 0 {
-			return dls, nil
+			return dls, b, nil
 		}
 	}
-	failed, err := r.deliver(ctx, b, start)
-	if err != nil {
-		return nil, err
+	parts := splitToLimits(b.Records, r.limits)
+	for i, recs := range parts {
+		part := pipeline.Batch{Stream: b.Stream, Records: recs, Bytes: payloadBytes(recs), ID: b.ID}
+		if len(parts) > 1 {
+			part.ID.Part = uint32(i + 1)
+		}
+		failed, err := r.deliver(ctx, part, start)
+		if err != nil {
+			return nil, pipeline.Batch{}, err
+		}
+		dls = append(dls, failed...)
 	}
-	return append(dls, failed...), nil
+	return dls, b, nil
+}
+
+// splitToLimits cuts recs into consecutive parts of at most
+// limits.MaxRecords records and limits.MaxBytes payload bytes (a larger
+// record alone). The cut depends only on the records, so a batch rebuilt
+// after a crash gets the same parts.
+func splitToLimits(recs []pipeline.Record, limits pipeline.Limits) [][]pipeline.Record {
+	if (limits.MaxRecords <= 0 || len(recs) <= limits.MaxRecords) && (limits.MaxBytes <= 0 || payloadBytes(recs) <= limits.MaxBytes) {
+		return [][]pipeline.Record{recs}
+	}
+	var parts [][]pipeline.Record
+	start, bytes := 0, 0
+	for i := range recs {
+		n := len(recs[i].Data)
+		full := limits.MaxRecords > 0 && i-start >= limits.MaxRecords ||
+			limits.MaxBytes > 0 && i > start && bytes+n > limits.MaxBytes
+		if full {
+			parts = append(parts, recs[start:i:i])
+			start, bytes = i, 0
+		}
+		bytes += n
+	}
+	return append(parts, recs[start:])
 }
 
 // process runs one processor, retrying whole-call retryable failures within
 // the budget. Records it fails, or the whole batch when it fails
 // permanently, become dead letters carrying the processor's input records.
 func (r *Runner) process(ctx context.Context, p pipeline.Processor, b pipeline.Batch, start time.Time) (pipeline.Batch, []pipeline.DeadLetter, error) {
-	outType := OutputProcessingFailed
-	if ot, ok := p.(OutputTyper); ok && ot.ErrorOutputType() != "" {
+	outType := pipeline.OutputProcessingFailed
+	if ot, ok := p.(pipeline.OutputTyper); ok && ot.ErrorOutputType() != "" {
 		outType = ot.ErrorOutputType()
 	}
 	for attempt := 1; ; attempt++ {
@@ -85,7 +119,7 @@ func (r *Runner) process(ctx context.Context, p pipeline.Processor, b pipeline.B
 						re.Err, "index", re.Index, "records", len(b.Records))
 					continue
 				}
-				dls = append(dls, deadLetter(b.Records[re.Index], attempt, re.Err, CodeProcessingFailed, outType))
+				dls = append(dls, deadLetter(b.Records[re.Index], attempt, re.Err, pipeline.CodeProcessingFailed, outType))
 			}
 			out.Stream, out.ID, out.Bytes = b.Stream, b.ID, payloadBytes(out.Records)
 			return out, dls, nil
@@ -106,7 +140,7 @@ func (r *Runner) process(ctx context.Context, p pipeline.Processor, b pipeline.B
 		r.logError("process-final", "processing failed; dead-lettering the batch", err, "batch", b.ID.String(), "attempts", attempt)
 		dls := make([]pipeline.DeadLetter, len(b.Records))
 		for i := range b.Records {
-			dls[i] = deadLetter(b.Records[i], attempt, err, CodeProcessingFailed, outType)
+			dls[i] = deadLetter(b.Records[i], attempt, err, pipeline.CodeProcessingFailed, outType)
 		}
 		return pipeline.Batch{Stream: b.Stream, ID: b.ID}, dls, nil
 	}
@@ -114,14 +148,15 @@ func (r *Runner) process(ctx context.Context, p pipeline.Processor, b pipeline.B
 
 // deliver delivers b, retrying within the budget: a retryable error retries
 // the batch under its identity, a partial failure retries the failed
-// retryable records as a sub-batch (see subBatchID). It returns the dead
-// letters: permanent failures and records out of budget.
+// retryable records as the next round of it (BatchID.Round). It returns the
+// dead letters: permanent failures and records out of budget.
 func (r *Runner) deliver(ctx context.Context, b pipeline.Batch, start time.Time) ([]pipeline.DeadLetter, error) {
 	var dls []pipeline.DeadLetter
 	pending := b.Records
-	round := 0
+	var round uint32
 	for attempt := 1; ; attempt++ {
-		sub := pipeline.Batch{Stream: b.Stream, Records: pending, Bytes: payloadBytes(pending), ID: subBatchID(b.ID, round)}
+		sub := pipeline.Batch{Stream: b.Stream, Records: pending, Bytes: payloadBytes(pending), ID: b.ID}
+		sub.ID.Round = round
 		err := r.deliverOnce(ctx, sub)
 		if err == nil {
 			return dls, nil
@@ -169,7 +204,7 @@ func (r *Runner) deliver(ctx context.Context, b pipeline.Batch, start time.Time)
 					retryErrs = append(retryErrs, fe)
 					after = max(after, pipeline.RetryAfter(fe))
 				} else {
-					dls = append(dls, deadLetter(pending[i], attempt, fe, CodeDeliveryFailed, OutputDeliveryFailed))
+					dls = append(dls, deadLetter(pending[i], attempt, fe, pipeline.CodeDeliveryFailed, pipeline.OutputDeliveryFailed))
 				}
 			}
 			r.metrics.records.Add(float64(delivered))
@@ -183,7 +218,7 @@ func (r *Runner) deliver(ctx context.Context, b pipeline.Batch, start time.Time)
 		default:
 			r.logError("deliver-final", "delivery failed permanently; dead-lettering", err, "batch", sub.ID.String(), "records", len(pending), "attempts", attempt)
 			for i := range pending {
-				dls = append(dls, deadLetter(pending[i], attempt, err, CodeDeliveryFailed, OutputDeliveryFailed))
+				dls = append(dls, deadLetter(pending[i], attempt, err, pipeline.CodeDeliveryFailed, pipeline.OutputDeliveryFailed))
 			}
 			return dls, nil
 		}
@@ -195,7 +230,7 @@ func (r *Runner) deliver(ctx context.Context, b pipeline.Batch, start time.Time)
 			r.logError("deliver-final", "delivery retries exhausted; dead-lettering", err, "batch", sub.ID.String(),
 				"records", len(retry), "attempts", attempt, "retry_duration", r.opts.RetryDuration)
 			for i := range retry {
-				dls = append(dls, deadLetter(retry[i], attempt, retryErrs[i], CodeDeliveryFailed, OutputDeliveryFailed))
+				dls = append(dls, deadLetter(retry[i], attempt, retryErrs[i], pipeline.CodeDeliveryFailed, pipeline.OutputDeliveryFailed))
 			}
 			return dls, nil
 		}
@@ -238,25 +273,13 @@ func (r *Runner) withinBudget(start time.Time, delay time.Duration) bool {
 	return time.Since(start)+delay <= r.opts.RetryDuration
 }
 
-// subBatchID is the identity of retry round `round` of a partially failed
-// batch: [First+round, End), inside the original range, so it equals no
-// other batch's identity (see the package documentation).
-func subBatchID(id pipeline.BatchID, round int) pipeline.BatchID {
-	span := uint64(id.End - id.First)
-	if round == 0 || span <= 1 {
-		return id
-	}
-	k := 1 + uint64(round-1)%(span-1)
-	return pipeline.BatchID{First: id.First + pipeline.Position(k), End: id.End}
-}
-
 func deadLetter(rec pipeline.Record, attempts int, err error, defaultCode, outType string) pipeline.DeadLetter {
 	code := defaultCode
-	var c Coder
+	var c pipeline.Coder
 	if errors.As(err, &c) && c.ErrorCode() != "" {
 		code = c.ErrorCode()
 	}
-	var ot OutputTyper
+	var ot pipeline.OutputTyper
 	if errors.As(err, &ot) && ot.ErrorOutputType() != "" {
 		outType = ot.ErrorOutputType()
 	}

@@ -23,6 +23,8 @@ const (
 	MetricDataFreshness     = "sluice_delivery_data_freshness_seconds"
 	MetricDeadLetterRecords = "sluice_dead_letter_records_total"
 	MetricBacklogBytes      = "sluice_buffer_backlog_bytes"
+	MetricInflightBatches   = "sluice_delivery_in_flight_batches"
+	MetricStalledRetries    = "sluice_runner_stalled_retries_total"
 )
 
 // Metrics are the runners' Prometheus metrics. Create them once per process
@@ -36,6 +38,8 @@ type Metrics struct {
 	retries     *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	deadLetters *prometheus.CounterVec
+	inflight    *prometheus.GaugeVec
+	stalled     *prometheus.CounterVec
 	gauges      *gaugeCollector
 }
 
@@ -66,6 +70,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricDeadLetterRecords, Help: "Records written to the stream's error output, by error code.",
 		}, []string{"stream", "code"}),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: MetricInflightBatches, Help: "Batches of the stream being delivered now (at most its max_in_flight).",
+		}, []string{"stream"}),
+		stalled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricStalledRetries,
+			Help: "Retries of operations the runner never gives up on (mark, commit, dead letters, backup), by operation: a growing count means the stream is stalled.",
+		}, []string{"stream", "operation"}),
 		gauges: &gaugeCollector{
 			freshness: prometheus.NewDesc(MetricDataFreshness,
 				"Age in seconds of the oldest record not yet delivered (DeliveryTo<Dest>.DataFreshness); 0 when everything is delivered.",
@@ -77,7 +88,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		},
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.records, m.bytes, m.success, m.attempts, m.retries, m.duration, m.deadLetters, m.gauges} {
+		for _, c := range []prometheus.Collector{m.records, m.bytes, m.success, m.attempts, m.retries, m.duration, m.deadLetters, m.inflight, m.stalled, m.gauges} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register runner metrics: %w", err)
 			}
@@ -97,6 +108,8 @@ type streamMetrics struct {
 	retries     prometheus.Counter
 	duration    prometheus.Observer
 	deadLetters *prometheus.CounterVec
+	inflight    prometheus.Gauge
+	stalledVec  *prometheus.CounterVec
 }
 
 func (m *Metrics) forStream(stream, dest string) *streamMetrics {
@@ -110,7 +123,13 @@ func (m *Metrics) forStream(stream, dest string) *streamMetrics {
 		retries:     m.retries.WithLabelValues(stream, dest),
 		duration:    m.duration.WithLabelValues(stream, dest),
 		deadLetters: m.deadLetters,
+		inflight:    m.inflight.WithLabelValues(stream),
+		stalledVec:  m.stalled,
 	}
+}
+
+func (s *streamMetrics) stalled(op string) {
+	s.stalledVec.WithLabelValues(s.stream, op).Inc()
 }
 
 func (s *streamMetrics) deadLettered(code string, n int) {

@@ -1,50 +1,63 @@
 // Package runner is the per-stream delivery engine. A Runner reads batches
-// from its stream's buffer, runs the stream's processors, delivers to the
-// destination with a retry budget and exponential backoff, dead-letters
-// what fails permanently or runs out of budget, and commits the batch in
-// the buffer.
+// from its stream's buffer, runs the stream's processors, splits the result
+// to the destination's limits, delivers with a retry budget and exponential
+// backoff, dead-letters what fails permanently or runs out of budget into
+// the stream's error output, and commits in the buffer.
 //
 // # Batching
 //
-// A batch is cut, as in Firehose, when the payload bytes buffered since the
-// committed cursor reach Options.SizeBytes or when the oldest undelivered
-// record has waited Options.Interval, whichever comes first. The runner
-// waits on the buffer's Notify channel and a timer; it never polls. The
-// size is measured on record payloads: the log's byte count (frames
-// included) is a cheap upper bound, and once it reaches the hint a Read
-// measures the payload exactly; when that falls short, the next Read waits
-// until the log has grown by the missing payload scaled by the observed
-// payload/log ratio.
+// A batch is cut, as in Firehose, when the payload bytes buffered after the
+// last batch taken reach Options.SizeBytes or when the oldest of those
+// records has waited Options.Interval, whichever comes first. The runner
+// waits on the buffer's Notify channel, a timer and the completions of
+// batches in flight; it never polls. The size is measured on record
+// payloads: the log's byte count (frames included) is a cheap upper bound,
+// and once it reaches the hint a Read measures the payload exactly; when
+// that falls short, the next Read waits until the log has grown by the
+// missing payload scaled by the observed payload/log ratio.
+//
+// # Pipelining
+//
+// Up to Options.MaxInFlight batches are delivered at once, each in its own
+// goroutine: consecutive ranges of the log, each marked in flight in the
+// buffer (MarkInflight) before its delivery starts. Batches may finish in
+// any order; the buffer is committed only up to the end of the lowest batch
+// not yet finished, so a crash can only cause redeliveries, never a gap.
+// With MaxInFlight 1 batches are delivered strictly in order. Memory held
+// is bounded by MaxInFlight batches of at most SizeBytes (plus what
+// processors make of them).
 //
 // # Effectively-once delivery
 //
-// Before delivering, the runner records the batch identity [first, next)
-// in the buffer (MarkInflight). After a crash or a hard stop, Run rebuilds
-// exactly that batch first and delivers it under the same identity, so a
-// destination that derives its names from pipeline.BatchID overwrites
-// instead of duplicating.
+// Every batch's identity [first, next) is recorded in the buffer before it
+// is delivered. After a crash or a hard stop, Run rebuilds exactly the
+// batches still marked in flight and delivers them again under the same
+// identities, so a destination that derives its names from
+// pipeline.BatchID overwrites or skips instead of duplicating.
 //
-// When a destination reports a partial failure, only the failed records
-// that are retryable are delivered again, as a sub-batch whose identity is
-// derived from the original one: [First+round, End) for retry round 1, 2,
-// and so on. It lies inside the original range, so it never equals the
-// identity of any other batch (batches partition the log, and a real batch
-// ending at End starts at First), nor of another round of the same batch.
-// A destination naming objects by identity therefore never overwrites the
-// records that did succeed with the retried subset. If the process crashes
-// during those retries the whole original batch is redelivered under its
-// own identity: the records retried in a sub-batch may then be stored
-// twice (at-least-once), but none is lost. (If a batch spans fewer log
-// bytes than retry rounds, the rounds wrap around and reuse identities.)
+// When a batch exceeds the destination's Limits after processing, it is
+// delivered as parts 1, 2, ... (BatchID.Part), one after the other, split
+// deterministically so that a rebuilt batch gets the same parts. When a
+// destination reports a partial failure, only the failed records that are
+// retryable are delivered again, as retry round 1, 2, ... of the same
+// identity (BatchID.Round): a destination naming objects by identity
+// therefore never overwrites the records that did succeed with the retried
+// subset. If the process crashes during those retries, the whole batch is
+// redelivered under its own identity: the records retried in a round may
+// then be stored twice (at-least-once), but none is lost.
 //
-// # Dead letters and commit
+// # Dead letters, backup and commit
 //
 // Records that fail permanently, or whose retries exhaust
-// Options.RetryDuration, become pipeline.DeadLetters, written with one
-// WriteDeadLetters call per batch under the original batch identity (so a
-// redelivery after a crash replaces them). If writing dead letters fails,
-// the runner retries forever with backoff and does not commit: a record
-// leaves the buffer only once it is delivered or durably dead-lettered.
+// Options.RetryDuration, become pipeline.DeadLetters, written to the
+// stream's error output with one WriteDeadLetters call per batch under the
+// batch identity (so a redelivery after a crash replaces them). With
+// Options.BackupAll (Firehose's S3BackupMode AllData) every processed batch
+// is also written to the error output's Backup. If writing dead letters or
+// the backup fails, the runner retries forever with backoff (counted in
+// sluice_runner_stalled_retries_total) and the batch does not finish: a
+// record leaves the buffer only once it is delivered or durably
+// dead-lettered.
 package runner
 
 import (
@@ -89,20 +102,26 @@ type Options struct {
 	Destination pipeline.Destination
 	// DestinationName labels logs and metrics, e.g. "file" (required).
 	DestinationName string
-	// DeadLetters stores records that cannot be processed or delivered
-	// (required).
-	DeadLetters pipeline.DeadLetterWriter
+	// ErrorOutput stores records that cannot be processed or delivered
+	// and, with BackupAll, a copy of every batch (required).
+	ErrorOutput pipeline.ErrorOutput
+	// BackupAll writes every processed batch to ErrorOutput.Backup as well
+	// (Firehose's S3BackupMode AllData).
+	BackupAll bool
 	// Processors run in order on every batch before delivery.
 	Processors []pipeline.Processor
 	// SizeBytes is the buffering size hint, in payload bytes; also the
-	// maximum payload of a batch (a single larger record is delivered
-	// alone). Zero means DefaultSizeBytes.
+	// maximum payload of a batch read from the buffer (a single larger
+	// record is delivered alone). Zero means DefaultSizeBytes.
 	SizeBytes int
 	// Interval is the buffering interval: a batch is delivered at the
 	// latest Interval after its oldest record arrived. Zero means deliver
 	// as soon as records are available (Firehose "zero buffering"); the
 	// caller applies DefaultInterval when none is configured.
 	Interval time.Duration
+	// MaxInFlight is the most batches delivered at once (at most
+	// buffer.MaxInflight). Zero means 1: strictly in order.
+	MaxInFlight int
 	// RetryDuration is the retry budget of a batch, counted from its first
 	// delivery attempt. Zero means no retry; negative means retry forever
 	// (Firehose's behaviour for plain S3 write errors).
@@ -120,33 +139,12 @@ type Options struct {
 	Metrics *Metrics
 }
 
-// Coder is implemented by errors that carry a Firehose-style error code
-// (e.g. "S3.AccessDenied"); the code is written into dead letters.
-type Coder interface {
-	ErrorCode() string
-}
-
-// OutputTyper is implemented by processors, and by errors (see
-// pipeline.CodedError), whose failed records go to a specific error output
-// type. An error's own type wins over its processor's; the defaults are
-// "processing-failed" for processors and "delivery-failed" for delivery.
-type OutputTyper interface {
-	ErrorOutputType() string
-}
-
-// Error output types and default error codes written into dead letters.
-const (
-	OutputDeliveryFailed   = "delivery-failed"
-	OutputProcessingFailed = "processing-failed"
-	CodeDeliveryFailed     = "Delivery.Failed"
-	CodeProcessingFailed   = "Processing.Failed"
-)
-
 var errEmptyRead = errors.New("empty read")
 
 // Runner delivers one stream. Create it with New and call Run once.
 type Runner struct {
 	opts    Options
+	limits  pipeline.Limits
 	log     *slog.Logger
 	metrics *streamMetrics
 	limiter *logLimiter
@@ -171,8 +169,8 @@ func New(opts Options) (*Runner, error) {
 	if opts.DestinationName == "" {
 		errs = append(errs, errors.New("destination name is required"))
 	}
-	if opts.DeadLetters == nil {
-		errs = append(errs, errors.New("dead-letter writer is required"))
+	if opts.ErrorOutput == nil {
+		errs = append(errs, errors.New("error output is required"))
 	}
 	if opts.Metrics == nil {
 		errs = append(errs, errors.New("metrics are required (runner.NewMetrics)"))
@@ -188,11 +186,24 @@ func New(opts Options) (*Runner, error) {
 	if opts.Interval < 0 {
 		errs = append(errs, fmt.Errorf("interval %v is negative", opts.Interval))
 	}
+	if opts.MaxInFlight < 0 || opts.MaxInFlight > buffer.MaxInflight {
+		errs = append(errs, fmt.Errorf("max in flight %d is not between 1 and %d", opts.MaxInFlight, buffer.MaxInflight))
+	}
+	var limits pipeline.Limits
+	if opts.Destination != nil {
+		limits = opts.Destination.Limits()
+		if limits.MaxRecords < 0 || limits.MaxBytes < 0 {
+			errs = append(errs, fmt.Errorf("destination limits %+v are negative", limits))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("runner for stream %q: %w", opts.Stream, err)
 	}
 	if opts.SizeBytes == 0 {
 		opts.SizeBytes = DefaultSizeBytes
+	}
+	if opts.MaxInFlight == 0 {
+		opts.MaxInFlight = 1
 	}
 	if opts.BackoffBase <= 0 {
 		opts.BackoffBase = DefaultBackoffBase
@@ -212,6 +223,7 @@ func New(opts Options) (*Runner, error) {
 	}
 	return &Runner{
 		opts:    opts,
+		limits:  limits,
 		log:     logger.With("stream", opts.Stream, "destination", opts.DestinationName),
 		metrics: opts.Metrics.forStream(opts.Stream, opts.DestinationName),
 		limiter: newLogLimiter(opts.LogEvery),
@@ -238,10 +250,12 @@ func (r *Runner) draining() bool {
 
 // Run delivers the stream until Drain completes (it then returns nil) or
 // ctx is cancelled (it returns ctx's error). Cancelling ctx is the hard
-// stop: a delivery in progress is abandoned and its batch, still marked
-// in flight in the buffer, is redelivered identically by the next Run.
-// Run returns another error only when the buffer is closed under it or a
-// runner for the same stream is already running with the same Metrics.
+// stop: deliveries in progress are abandoned and their batches, still
+// marked in flight in the buffer, are redelivered identically by the next
+// Run. Run returns only after every delivery goroutine it started has
+// ended. It returns another error only when the buffer is closed under it
+// or a runner for the same stream is already running with the same
+// Metrics.
 func (r *Runner) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("runner for stream %q: Run called twice", r.opts.Stream)
@@ -253,8 +267,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	defer g.remove(r.opts.Stream)
 
-	r.log.Info("runner started", "size_bytes", r.opts.SizeBytes, "interval", r.opts.Interval, "retry_duration", r.opts.RetryDuration)
-	err := r.run(ctx)
+	r.log.Info("runner started", "size_bytes", r.opts.SizeBytes, "interval", r.opts.Interval,
+		"retry_duration", r.opts.RetryDuration, "max_in_flight", r.opts.MaxInFlight,
+		"max_records", r.limits.MaxRecords, "max_bytes", r.limits.MaxBytes)
+	f := newFlights(r, ctx)
+	err := f.run()
 	switch {
 	case err == nil:
 		r.log.Info("runner drained and stopped")
@@ -264,168 +281,6 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.log.Error("runner failed", "err", err)
 	}
 	return err
-}
-
-func (r *Runner) run(ctx context.Context) error {
-	if err := r.recoverInflight(ctx); err != nil {
-		return err
-	}
-	return r.loop(ctx)
-}
-
-// recoverInflight rebuilds and delivers the batch a previous run marked in
-// flight and did not commit.
-func (r *Runner) recoverInflight(ctx context.Context) error {
-	st := r.opts.Buffer.State()
-	id := st.Inflight
-	if id.End == 0 || id.End <= st.Committed {
-		return nil
-	}
-	if id.First != st.Committed {
-		r.log.Warn("in-flight batch does not start at the committed cursor; redelivering from the cursor",
-			"inflight", id.String(), "committed", uint64(st.Committed))
-		id.First = st.Committed
-	}
-	var recs []pipeline.Record
-	var next pipeline.Position
-	err := r.retryForever(ctx, "read in-flight batch", func() error {
-		var err error
-		recs, next, err = r.opts.Buffer.Read(ctx, id.First, 0, 0, id.End)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if next != id.End {
-		// The log no longer holds the whole batch (a torn tail was
-		// truncated at recovery). Deliver what is left under the identity
-		// of what is left.
-		r.log.Warn("in-flight batch only partly present in the buffer", "inflight", id.String(), "next", uint64(next))
-		if next == id.First {
-			return nil
-		}
-		id.End = next
-	}
-	r.log.Info("redelivering the in-flight batch of the previous run", "batch", id.String(), "records", len(recs))
-	return r.handleBatch(ctx, recs, id, id != st.Inflight)
-}
-
-// loop waits for a batch to be due, delivers it, and repeats.
-func (r *Runner) loop(ctx context.Context) error {
-	var (
-		probeAt    pipeline.Position // no size probe before Head reaches it
-		probeFrom  pipeline.Position // cursor probeAt was computed for
-		drainAt    pipeline.Position
-		draining   bool
-		seenAt     pipeline.Position // fallback arrival tracking when State.Oldest is zero
-		seenTime   time.Time
-		timer      = time.NewTimer(time.Hour)
-		size       = r.opts.SizeBytes
-		interval   = r.opts.Interval
-		buf        = r.opts.Buffer
-		notify     = buf.Notify()
-		readErrors = 0
-	)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		st := buf.State()
-		cursor := st.Committed
-		if !draining && r.draining() {
-			draining, drainAt = true, st.Head
-			r.log.Info("draining", "backlog_bytes", st.Bytes, "until", uint64(drainAt))
-		}
-		if draining && cursor >= drainAt {
-			return nil
-		}
-		if probeFrom != cursor {
-			probeFrom, probeAt = cursor, cursor+pipeline.Position(size)
-		}
-		var wait time.Duration = -1
-		if st.Head > cursor {
-			oldest := st.Oldest
-			if oldest.IsZero() {
-				if seenTime.IsZero() || seenAt != cursor {
-					seenAt, seenTime = cursor, time.Now()
-				}
-				oldest = seenTime
-			}
-			dueAt := oldest.Add(interval)
-			due := draining || interval == 0 || !time.Now().Before(dueAt)
-			var (
-				recs []pipeline.Record
-				next pipeline.Position
-				err  error
-			)
-			if due || st.Head >= probeAt {
-				recs, next, err = buf.Read(ctx, cursor, size, 0, 0)
-				if err != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
-					}
-					if errors.Is(err, pipeline.ErrClosed) {
-						return fmt.Errorf("read buffer: %w", err)
-					}
-					r.logError("read", "reading the buffer failed", err)
-					if err := r.sleep(ctx, r.backoff(readErrors, 0)); err != nil {
-						return err
-					}
-					readErrors++
-					continue
-				}
-				readErrors = 0
-				if !due {
-					payload := payloadBytes(recs)
-					if next < st.Head || payload >= size {
-						due = true // the size hint is reached
-					} else {
-						probeAt = estimateProbe(cursor, next, payload, size)
-					}
-				}
-			}
-			if due {
-				if len(recs) == 0 || next <= cursor {
-					// State and Read disagree; should not happen. Back off
-					// rather than spin.
-					r.logError("read", "buffer returned no records below its head", errEmptyRead,
-						"committed", uint64(cursor), "head", uint64(st.Head))
-					if err := r.sleep(ctx, r.backoff(readErrors, 0)); err != nil {
-						return err
-					}
-					readErrors++
-					continue
-				}
-				if err := r.handleBatch(ctx, recs, pipeline.BatchID{First: cursor, End: next}, true); err != nil {
-					return err
-				}
-				continue
-			}
-			wait = max(time.Until(dueAt), time.Millisecond)
-		}
-		if wait >= 0 {
-			timer.Reset(wait)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-notify:
-		case <-timer.C:
-		case <-r.drainWake(draining):
-		}
-		timer.Stop()
-	}
-}
-
-// drainWake returns the drain channel until draining has started, then nil
-// (a closed channel would make the wait spin).
-func (r *Runner) drainWake(draining bool) <-chan struct{} {
-	if draining {
-		return nil
-	}
-	return r.drainCh
 }
 
 // estimateProbe returns the Head position from which the next size probe
@@ -476,7 +331,9 @@ func (r *Runner) sleep(ctx context.Context, d time.Duration) error {
 
 // retryForever runs op until it succeeds, ctx is cancelled or the buffer is
 // closed, backing off between attempts. It is used where giving up would
-// lose acknowledged records (buffer cursors, dead letters).
+// lose acknowledged records (buffer cursors, dead letters, the backup);
+// every retry is counted by operation, so a stream stalled on a broken
+// error output shows in the metrics, not only in the logs.
 func (r *Runner) retryForever(ctx context.Context, what string, op func() error) error {
 	for n := 0; ; n++ {
 		err := op()
@@ -489,6 +346,7 @@ func (r *Runner) retryForever(ctx context.Context, what string, op func() error)
 		if errors.Is(err, pipeline.ErrClosed) {
 			return fmt.Errorf("%s: %w", what, err)
 		}
+		r.metrics.stalled(what)
 		r.logError(what, what+" failed; retrying", err, "attempt", n+1)
 		if err := r.sleep(ctx, r.backoff(n, pipeline.RetryAfter(err))); err != nil {
 			return err

@@ -17,7 +17,7 @@ func event(i, n int) string {
 }
 
 func benchmarkProcess(b *testing.B, opts Options, record func(i int) []byte, perRecord int) {
-	p, err := New(opts, pipeline.Deps{Registry: prometheus.NewRegistry()})
+	p, err := New(compile(b, opts), pipeline.Deps{Registry: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}

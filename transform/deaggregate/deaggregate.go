@@ -14,9 +14,8 @@ import (
 // Error codes and error output type of records this processor fails (see
 // the package documentation).
 const (
-	CodeInvalidJSON        = "RecordDeAggregation.InvalidJSON"
-	CodeTooManySubRecords  = "RecordDeAggregation.TooManySubRecords"
-	OutputProcessingFailed = "processing-failed"
+	CodeInvalidJSON       = "RecordDeAggregation.InvalidJSON"
+	CodeTooManySubRecords = "RecordDeAggregation.TooManySubRecords"
 )
 
 // Keys of pipeline.Record.Meta set on the sub-records of KPL aggregated
@@ -30,29 +29,29 @@ const (
 // Processor splits records into sub-records. It is safe for concurrent
 // use.
 type Processor struct {
-	s       settings
+	s       Compiled
 	metrics *Metrics
 }
 
 var _ pipeline.Processor = (*Processor)(nil)
 
-// New validates opts and registers the metrics on deps.Registry (see
-// NewMetrics).
-func New(opts Options, deps pipeline.Deps) (*Processor, error) {
-	s, err := opts.compile()
-	if err != nil {
-		return nil, fmt.Errorf("record_deaggregation: %w", err)
+// New builds the processor from compiled options (see Options.Compile; it
+// does not validate them again) and registers the metrics on
+// deps.Registry (see NewMetrics).
+func New(c Compiled, deps pipeline.Deps) (*Processor, error) {
+	if c.typ == "" {
+		return nil, errors.New("record_deaggregation: options not compiled (use Options.Compile)")
 	}
 	m, err := NewMetrics(deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("record_deaggregation: %w", err)
 	}
-	return &Processor{s: s, metrics: m}, nil
+	return &Processor{s: c, metrics: m}, nil
 }
 
 // ErrorOutputType is the error output type of records this processor
-// fails (runner.OutputTyper).
-func (p *Processor) ErrorOutputType() string { return OutputProcessingFailed }
+// fails (pipeline.OutputTyper).
+func (p *Processor) ErrorOutputType() string { return pipeline.OutputProcessingFailed }
 
 // Process replaces every record by its sub-records, in order; see the
 // package documentation for the rules of each type. Sub-record data are

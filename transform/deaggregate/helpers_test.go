@@ -81,11 +81,20 @@ func frame(msg []byte) []byte {
 func newProc(t testing.TB, opts Options) (*Processor, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	p, err := New(opts, pipeline.Deps{Registry: reg})
+	p, err := New(compile(t, opts), pipeline.Deps{Registry: reg})
 	if err != nil {
 		t.Fatalf("New(%+v): %v", opts, err)
 	}
 	return p, reg
+}
+
+func compile(t testing.TB, opts Options) Compiled {
+	t.Helper()
+	c, err := opts.Compile()
+	if err != nil {
+		t.Fatalf("Compile(%+v): %v", opts, err)
+	}
+	return c
 }
 
 func batchOf(data ...[]byte) pipeline.Batch {

@@ -262,7 +262,7 @@ func TestKPLLimitAndEmpty(t *testing.T) {
 		t.Fatalf("failed = %v", failed)
 	}
 	var ce *pipeline.CodedError
-	if !errors.As(failed[0].Err, &ce) || ce.Code != CodeTooManySubRecords || ce.OutputType != OutputProcessingFailed {
+	if !errors.As(failed[0].Err, &ce) || ce.Code != CodeTooManySubRecords || ce.OutputType != pipeline.OutputProcessingFailed {
 		t.Errorf("error %v", failed[0].Err)
 	}
 	if len(out.Records) != 2 || string(out.Records[0].Data) != "before" || string(out.Records[1].Data) != "after" {
@@ -315,7 +315,8 @@ func TestConsumeVarint(t *testing.T) {
 
 func ExampleProcessor_kpl() {
 	msg := aggregatedMessage([]string{"user-1"}, nil, []userRecord{{pk: 0, ehk: -1, data: "hello"}, {pk: 0, ehk: -1, data: "world"}})
-	p, _ := New(Options{SubRecordType: TypeKPL}, pipeline.Deps{})
+	c, _ := Options{SubRecordType: TypeKPL}.Compile()
+	p, _ := New(c, pipeline.Deps{})
 	out, _, _ := p.Process(context.Background(), pipeline.Batch{Records: []pipeline.Record{{ID: "r", Data: frame(msg)}}})
 	for _, r := range out.Records {
 		fmt.Println(r.ID, string(r.Data), r.Meta[MetaPartitionKey], r.Meta[MetaSubSequenceNumber])

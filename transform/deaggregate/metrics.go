@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/transform"
 )
 
 // Metrics are the processor's Prometheus metrics, shared by every stream's
@@ -20,22 +21,17 @@ type Metrics struct {
 // registered). It may be called more than once with the same registerer:
 // later calls reuse the collectors registered first.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
-		in: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_deaggregation_records_in_total",
-			Help: "Records given to the record_deaggregation processor.",
-		}, []string{"stream"}),
-		out: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_deaggregation_records_out_total",
-			Help: "Records (sub-records and records passed through) the record_deaggregation processor produced.",
-		}, []string{"stream"}),
-		passthrough: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_deaggregation_kpl_passthrough_total",
-			Help: "Records a KPL record_deaggregation processor passed through unchanged because they are not valid KPL aggregated records (reason: no_magic, bad_md5, invalid_protobuf).",
-		}, []string{"stream", "reason"}),
+	in, out, err := transform.RecordCounters(reg, "deaggregation", "record_deaggregation",
+		"Records (sub-records and records passed through) the record_deaggregation processor produced.")
+	if err != nil {
+		return nil, err
 	}
-	if err := pipeline.RegisterAll(reg, &m.in, &m.out, &m.passthrough); err != nil {
-		return nil, fmt.Errorf("deaggregation metrics: %w", err)
+	passthrough, err := pipeline.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_deaggregation_kpl_passthrough_total",
+		Help: "Records a KPL record_deaggregation processor passed through unchanged because they are not valid KPL aggregated records (reason: no_magic, bad_md5, invalid_protobuf).",
+	}, []string{"stream", "reason"}))
+	if err != nil {
+		return nil, fmt.Errorf("record_deaggregation metrics: %w", err)
 	}
-	return m, nil
+	return &Metrics{in: in, out: out, passthrough: passthrough}, nil
 }

@@ -3,7 +3,8 @@ package deaggregate
 import (
 	"encoding/base64"
 	"errors"
-	"fmt"
+
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // Sub-record types (Firehose's SubRecordType, plus KPL).
@@ -51,31 +52,40 @@ type Options struct {
 // SubRecordType has no default: Firehose requires it.
 func DefaultOptions() Options { return Options{} }
 
-// Validate reports every problem with the options at once.
-func (o Options) Validate() error {
-	_, err := o.compile()
-	return err
-}
-
-// settings are validated options in the form the processor uses.
-type settings struct {
+// Compiled is options that passed Compile, in the form the processor
+// uses.
+type Compiled struct {
 	typ       string
 	delimiter []byte
 	max       int // 0: no limit
 }
 
-func (o Options) compile() (settings, error) {
+// SubRecordType is the compiled options' sub_record_type (KPL, JSON or
+// DELIMITED), which decides the processor's place in the chain (see
+// package transform).
+func (c Compiled) SubRecordType() string { return c.typ }
+
+// Validate reports every problem with the options at once (Compile
+// without its result).
+func (o Options) Validate() error {
+	_, err := o.Compile()
+	return err
+}
+
+// Compile validates the options, reporting every problem at once, each a
+// *pipeline.OptionError at its key, and returns them compiled for New.
+func (o Options) Compile() (Compiled, error) {
 	var errs []error
-	s := settings{typ: o.SubRecordType, max: o.MaxSubRecords}
+	s := Compiled{typ: o.SubRecordType, max: o.MaxSubRecords}
 	switch o.SubRecordType {
 	case TypeKPL, TypeJSON, TypeDelimited:
 	case "":
-		errs = append(errs, fmt.Errorf("sub_record_type: required (%s, %s or %s)", TypeKPL, TypeJSON, TypeDelimited))
+		errs = append(errs, pipeline.OptionErrorf("sub_record_type", "required (%s, %s or %s)", TypeKPL, TypeJSON, TypeDelimited))
 	default:
-		errs = append(errs, fmt.Errorf("sub_record_type: %q is not one of %s, %s, %s", o.SubRecordType, TypeKPL, TypeJSON, TypeDelimited))
+		errs = append(errs, pipeline.OptionErrorf("sub_record_type", "%q is not one of %s, %s, %s", o.SubRecordType, TypeKPL, TypeJSON, TypeDelimited))
 	}
 	if o.MaxSubRecords < 0 {
-		errs = append(errs, fmt.Errorf("max_sub_records: %d is negative (0 means the type's default)", o.MaxSubRecords))
+		errs = append(errs, pipeline.OptionErrorf("max_sub_records", "%d is negative (0 means the type's default)", o.MaxSubRecords))
 	}
 	if s.max == 0 && o.SubRecordType != TypeKPL {
 		s.max = DefaultMaxSubRecords
@@ -83,29 +93,32 @@ func (o Options) compile() (settings, error) {
 	if o.SubRecordType == TypeDelimited {
 		switch {
 		case o.Delimiter != "" && o.DelimiterBase64 != "":
-			errs = append(errs, errors.New("delimiter and delimiter_base64: set only one of them"))
+			errs = append(errs, pipeline.OptionErrorf("delimiter", "set only one of delimiter and delimiter_base64"))
 		case o.Delimiter != "":
 			s.delimiter = []byte(o.Delimiter)
 		case o.DelimiterBase64 != "":
 			d, err := base64.StdEncoding.DecodeString(o.DelimiterBase64)
 			switch {
 			case err != nil:
-				errs = append(errs, fmt.Errorf("delimiter_base64: %q is not standard base64 (as Firehose takes it, e.g. IyMjIw== for ####): %w", o.DelimiterBase64, err))
+				errs = append(errs, pipeline.OptionErrorf("delimiter_base64", "%q is not standard base64 (as Firehose takes it, e.g. IyMjIw== for ####): %w", o.DelimiterBase64, err))
 			case len(d) == 0:
-				errs = append(errs, errors.New("delimiter_base64: decodes to an empty delimiter"))
+				errs = append(errs, pipeline.OptionErrorf("delimiter_base64", "decodes to an empty delimiter"))
 			default:
 				s.delimiter = d
 			}
 		default:
-			errs = append(errs, errors.New("delimiter: required with sub_record_type DELIMITED (set delimiter, or delimiter_base64 as Firehose takes it)"))
+			errs = append(errs, pipeline.OptionErrorf("delimiter", "required with sub_record_type DELIMITED (set delimiter, or delimiter_base64 as Firehose takes it)"))
 		}
 	} else {
 		if o.Delimiter != "" {
-			errs = append(errs, fmt.Errorf("delimiter: only allowed with sub_record_type %s", TypeDelimited))
+			errs = append(errs, pipeline.OptionErrorf("delimiter", "only allowed with sub_record_type %s", TypeDelimited))
 		}
 		if o.DelimiterBase64 != "" {
-			errs = append(errs, fmt.Errorf("delimiter_base64: only allowed with sub_record_type %s", TypeDelimited))
+			errs = append(errs, pipeline.OptionErrorf("delimiter_base64", "only allowed with sub_record_type %s", TypeDelimited))
 		}
 	}
-	return s, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return Compiled{}, err
+	}
+	return s, nil
 }

@@ -141,14 +141,14 @@ func TestProcessJSON(t *testing.T) {
 	}
 	for _, f := range failed {
 		var ce *pipeline.CodedError
-		if !errors.As(f.Err, &ce) || ce.Code != wantFail[f.Index] || ce.OutputType != OutputProcessingFailed {
+		if !errors.As(f.Err, &ce) || ce.Code != wantFail[f.Index] || ce.OutputType != pipeline.OutputProcessingFailed {
 			t.Errorf("record %d: %v, want code %s", f.Index, f.Err, wantFail[f.Index])
 		}
 	}
 	if string(in.Records[1].Data) != "{\"a\":2}\n" || in.Records[2].ID != "r2" || len(in.Records) != 5 {
 		t.Error("the input batch changed")
 	}
-	if p.ErrorOutputType() != OutputProcessingFailed {
+	if p.ErrorOutputType() != pipeline.OutputProcessingFailed {
 		t.Errorf("ErrorOutputType = %q", p.ErrorOutputType())
 	}
 }
@@ -205,22 +205,25 @@ func TestProcessCancelled(t *testing.T) {
 func TestOptionsValidate(t *testing.T) {
 	tests := []struct {
 		opts Options
-		errs []string // substrings; nil: valid
+		keys []string // the OptionErrors' keys, in order; nil: valid
+		errs []string // substrings
 	}{
-		{Options{SubRecordType: TypeKPL}, nil},
-		{Options{SubRecordType: TypeJSON, MaxSubRecords: 10}, nil},
-		{Options{SubRecordType: TypeDelimited, Delimiter: "\n"}, nil},
-		{Options{SubRecordType: TypeDelimited, DelimiterBase64: "Cg=="}, nil},
-		{Options{}, []string{"sub_record_type: required"}},
-		{Options{SubRecordType: "json"}, []string{`sub_record_type: "json" is not one of`}},
-		{Options{SubRecordType: TypeDelimited}, []string{"delimiter: required"}},
-		{Options{SubRecordType: TypeDelimited, Delimiter: "#", DelimiterBase64: "Iw=="}, []string{"set only one"}},
-		{Options{SubRecordType: TypeDelimited, DelimiterBase64: "not base64!"}, []string{"delimiter_base64:", "not standard base64"}},
-		{Options{SubRecordType: TypeJSON, Delimiter: "#", DelimiterBase64: "Iw==", MaxSubRecords: -1}, []string{"delimiter: only allowed", "delimiter_base64: only allowed", "max_sub_records: -1 is negative"}},
+		{Options{SubRecordType: TypeKPL}, nil, nil},
+		{Options{SubRecordType: TypeJSON, MaxSubRecords: 10}, nil, nil},
+		{Options{SubRecordType: TypeDelimited, Delimiter: "\n"}, nil, nil},
+		{Options{SubRecordType: TypeDelimited, DelimiterBase64: "Cg=="}, nil, nil},
+		{Options{}, []string{"sub_record_type"}, []string{"sub_record_type: required"}},
+		{Options{SubRecordType: "json"}, []string{"sub_record_type"}, []string{`sub_record_type: "json" is not one of`}},
+		{Options{SubRecordType: TypeDelimited}, []string{"delimiter"}, []string{"delimiter: required"}},
+		{Options{SubRecordType: TypeDelimited, Delimiter: "#", DelimiterBase64: "Iw=="}, []string{"delimiter"}, []string{"set only one"}},
+		{Options{SubRecordType: TypeDelimited, DelimiterBase64: "not base64!"}, []string{"delimiter_base64"}, []string{"delimiter_base64:", "not standard base64"}},
+		{Options{SubRecordType: TypeJSON, Delimiter: "#", DelimiterBase64: "Iw==", MaxSubRecords: -1},
+			[]string{"max_sub_records", "delimiter", "delimiter_base64"},
+			[]string{"delimiter: only allowed", "delimiter_base64: only allowed", "max_sub_records: -1 is negative"}},
 	}
 	for _, tt := range tests {
 		err := tt.opts.Validate()
-		if tt.errs == nil {
+		if tt.keys == nil {
 			if err != nil {
 				t.Errorf("%+v: %v", tt.opts, err)
 			}
@@ -230,27 +233,31 @@ func TestOptionsValidate(t *testing.T) {
 			t.Errorf("%+v: valid, want errors %q", tt.opts, tt.errs)
 			continue
 		}
+		keys, other := transformtest.OptionKeys(err)
+		if !slices.Equal(keys, tt.keys) || len(other) > 0 {
+			t.Errorf("%+v: option keys %q and other errors %v, want keys %q only", tt.opts, keys, other, tt.keys)
+		}
 		for _, s := range tt.errs {
 			if !strings.Contains(err.Error(), s) {
 				t.Errorf("%+v: error %q does not contain %q", tt.opts, err, s)
 			}
 		}
 	}
-	if _, err := New(Options{}, pipeline.Deps{}); err == nil || !strings.HasPrefix(err.Error(), "record_deaggregation: ") {
-		t.Errorf("New with invalid options: %v", err)
+	if _, err := New(Compiled{}, pipeline.Deps{}); err == nil || !strings.HasPrefix(err.Error(), "record_deaggregation: ") {
+		t.Errorf("New with options not compiled: %v", err)
 	}
-	s, _ := Options{SubRecordType: TypeDelimited, DelimiterBase64: "IyMjIw=="}.compile()
-	if !bytes.Equal(s.delimiter, []byte("####")) || s.max != DefaultMaxSubRecords {
+	s, _ := Options{SubRecordType: TypeDelimited, DelimiterBase64: "IyMjIw=="}.Compile()
+	if !bytes.Equal(s.delimiter, []byte("####")) || s.max != DefaultMaxSubRecords || s.SubRecordType() != TypeDelimited {
 		t.Errorf("compiled %+v", s)
 	}
-	if s, _ := (Options{SubRecordType: TypeKPL}).compile(); s.max != 0 {
+	if s, _ := (Options{SubRecordType: TypeKPL}).Compile(); s.max != 0 {
 		t.Errorf("KPL default limit %d, want none", s.max)
 	}
 }
 
 func TestMetricsReuse(t *testing.T) {
 	p1, reg := newProc(t, Options{SubRecordType: TypeJSON})
-	p2, err := New(Options{SubRecordType: TypeKPL}, pipeline.Deps{Registry: reg})
+	p2, err := New(compile(t, Options{SubRecordType: TypeKPL}), pipeline.Deps{Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/transform"
 )
 
 // Metrics are the processor's Prometheus metrics, shared by every stream's
@@ -20,22 +21,17 @@ type Metrics struct {
 // registered). It may be called more than once with the same registerer:
 // later calls reuse the collectors registered first.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
-		in: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_decompression_records_in_total",
-			Help: "Records given to the decompression processor.",
-		}, []string{"stream"}),
-		out: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_decompression_records_out_total",
-			Help: "Records the decompression processor produced (decompressed records, or extracted log messages).",
-		}, []string{"stream"}),
-		control: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_decompression_control_messages_dropped_total",
-			Help: "CloudWatch Logs CONTROL_MESSAGE payloads dropped by message extraction.",
-		}, []string{"stream"}),
+	in, out, err := transform.RecordCounters(reg, "decompression", "decompression",
+		"Records the decompression processor produced (decompressed records, or extracted log messages).")
+	if err != nil {
+		return nil, err
 	}
-	if err := pipeline.RegisterAll(reg, &m.in, &m.out, &m.control); err != nil {
+	control, err := pipeline.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_decompression_control_messages_dropped_total",
+		Help: "CloudWatch Logs CONTROL_MESSAGE payloads dropped by message extraction.",
+	}, []string{"stream"}))
+	if err != nil {
 		return nil, fmt.Errorf("decompression metrics: %w", err)
 	}
-	return m, nil
+	return &Metrics{in: in, out: out, control: control}, nil
 }

@@ -23,12 +23,26 @@ type Options struct {
 // DefaultOptions returns the defaults a configuration block is decoded onto.
 func DefaultOptions() Options { return Options{Delimiter: DefaultDelimiter} }
 
-// Validate reports every problem with the options at once.
-func (o Options) Validate() error {
+// Compiled is options that passed Compile, in the form the processor
+// uses.
+type Compiled struct {
+	delim []byte
+}
+
+// Compile validates the options (every problem at once, each a
+// *pipeline.OptionError at its key) and returns them compiled for New.
+func (o Options) Compile() (Compiled, error) {
 	if o.Delimiter == "" {
-		return errors.New(`delimiter: empty; appending nothing does nothing (remove the processor, or use "\n")`)
+		return Compiled{}, pipeline.OptionErrorf("delimiter", `empty; appending nothing does nothing (remove the processor, or use "\n")`)
 	}
-	return nil
+	return Compiled{delim: []byte(o.Delimiter)}, nil
+}
+
+// Validate reports every problem with the options at once (Compile
+// without its result).
+func (o Options) Validate() error {
+	_, err := o.Compile()
+	return err
 }
 
 // Processor appends a delimiter to every record. It is safe for concurrent
@@ -40,17 +54,18 @@ type Processor struct {
 
 var _ pipeline.Processor = (*Processor)(nil)
 
-// New validates opts and registers the metrics on deps.Registry (see
-// NewMetrics).
-func New(opts Options, deps pipeline.Deps) (*Processor, error) {
-	if err := opts.Validate(); err != nil {
-		return nil, fmt.Errorf("append_delimiter: %w", err)
+// New builds the processor from compiled options (see Options.Compile; it
+// does not validate them again) and registers the metrics on
+// deps.Registry (see NewMetrics).
+func New(c Compiled, deps pipeline.Deps) (*Processor, error) {
+	if len(c.delim) == 0 {
+		return nil, errors.New("append_delimiter: options not compiled (use Options.Compile)")
 	}
 	m, err := NewMetrics(deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("append_delimiter: %w", err)
 	}
-	return &Processor{delim: []byte(opts.Delimiter), metrics: m}, nil
+	return &Processor{delim: c.delim, metrics: m}, nil
 }
 
 // Process returns the batch with the delimiter appended to every record's

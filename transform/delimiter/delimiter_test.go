@@ -14,11 +14,20 @@ import (
 
 func newProc(t testing.TB, delim string) *Processor {
 	t.Helper()
-	p, err := New(Options{Delimiter: delim}, pipeline.Deps{Registry: prometheus.NewRegistry()})
+	p, err := New(compile(t, Options{Delimiter: delim}), pipeline.Deps{Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func compile(t testing.TB, o Options) Compiled {
+	t.Helper()
+	c, err := o.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func TestAppend(t *testing.T) {
@@ -64,15 +73,19 @@ func TestDefaultsAndValidate(t *testing.T) {
 	if DefaultOptions().Delimiter != "\n" || DefaultOptions().Validate() != nil {
 		t.Error("bad defaults")
 	}
-	if _, err := New(Options{}, pipeline.Deps{}); err == nil || !strings.Contains(err.Error(), "append_delimiter: delimiter: empty") {
-		t.Errorf("err = %v", err)
+	var oe *pipeline.OptionError
+	if _, err := (Options{}).Compile(); !errors.As(err, &oe) || oe.Key != "delimiter" || !strings.HasPrefix(oe.Err.Error(), "empty") {
+		t.Errorf("Compile: err = %v, want an OptionError at delimiter", err)
+	}
+	if _, err := New(Compiled{}, pipeline.Deps{}); err == nil || !strings.Contains(err.Error(), "not compiled") {
+		t.Errorf("New(Compiled{}): err = %v", err)
 	}
 }
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	p1, _ := New(DefaultOptions(), pipeline.Deps{Registry: reg})
-	p2, err := New(DefaultOptions(), pipeline.Deps{Registry: reg})
+	p1, _ := New(compile(t, DefaultOptions()), pipeline.Deps{Registry: reg})
+	p2, err := New(compile(t, DefaultOptions()), pipeline.Deps{Registry: reg})
 	if err != nil || p1.metrics.in != p2.metrics.in {
 		t.Fatalf("reuse: %v", err)
 	}

@@ -1,11 +1,9 @@
 package delimiter
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/transform"
 )
 
 // Metrics are the processor's Prometheus metrics, shared by every stream's
@@ -19,18 +17,10 @@ type Metrics struct {
 // registered). It may be called more than once with the same registerer:
 // later calls reuse the collectors registered first.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
-		in: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_append_delimiter_records_in_total",
-			Help: "Records given to the append_delimiter processor.",
-		}, []string{"stream"}),
-		out: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_append_delimiter_records_out_total",
-			Help: "Records the append_delimiter processor produced.",
-		}, []string{"stream"}),
+	in, out, err := transform.RecordCounters(reg, "append_delimiter", "append_delimiter",
+		"Records the append_delimiter processor produced.")
+	if err != nil {
+		return nil, err
 	}
-	if err := pipeline.RegisterAll(reg, &m.in, &m.out); err != nil {
-		return nil, fmt.Errorf("append_delimiter metrics: %w", err)
-	}
-	return m, nil
+	return &Metrics{in: in, out: out}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Mem is a strict in-memory filesystem for crash tests, after Pebble's
@@ -19,11 +20,19 @@ import (
 // filesystem a machine would find after a power loss at that instant, and
 // makes every later operation on the old one fail with ErrCrashed.
 //
-// Directories created by MkdirAll are durable at once. Paths are slash
-// separated and cleaned.
+// Directories are entries of their parent like files: one made by MkdirAll
+// survives a crash only once its parent directory has been synced (and the
+// parent's own entry, up to the root, is durable). Renames and removals
+// not followed by SyncDir of the directory revert at a crash: a renamed
+// file comes back under its old name, a renamed-over file's old content
+// comes back under the new one. Paths are slash separated and cleaned.
+//
+// Mem implements Locker with locks held in memory (they do not survive a
+// crash, as flock locks do not survive a reboot).
 type Mem struct {
 	mu       sync.Mutex
 	dirs     map[string]*memDir
+	locks    map[string]bool
 	crashed  bool
 	ops      int64
 	crashAt  int64 // crash at this mutating operation (0: never)
@@ -39,11 +48,12 @@ type memDir struct {
 type memNode struct {
 	data   []byte
 	synced []byte
+	dir    bool // a subdirectory: its entries are in Mem.dirs
 }
 
 // NewMem returns an empty filesystem.
 func NewMem() *Mem {
-	return &Mem{dirs: map[string]*memDir{"/": newMemDir()}}
+	return &Mem{dirs: map[string]*memDir{"/": newMemDir()}, locks: map[string]bool{}}
 }
 
 func newMemDir() *memDir {
@@ -83,26 +93,45 @@ func (m *Mem) Snapshot() *Mem {
 func (m *Mem) crashLocked() {
 	m.crashed = true
 	s := NewMem()
-	rng := m.crashRng
-	for name, d := range m.dirs {
-		nd := newMemDir()
-		for fname, n := range d.durable {
-			data := bytes.Clone(n.synced)
-			if rng != nil && len(n.data) > len(n.synced) && bytes.Equal(n.data[:len(n.synced)], n.synced) && rng.IntN(2) == 0 {
-				extra := n.data[len(n.synced):]
-				k := rng.IntN(len(extra) + 1)
-				data = append(data, extra[:k]...)
-				if k > 0 && rng.IntN(4) == 0 {
-					data[len(n.synced)+rng.IntN(k)] ^= byte(1 + rng.IntN(255))
-				}
-			}
-			node := &memNode{data: data, synced: bytes.Clone(data)}
-			nd.cur[fname] = node
-			nd.durable[fname] = node
-		}
-		s.dirs[name] = nd
-	}
+	m.surviving(s, "/")
 	m.snapshot = s
+}
+
+// surviving copies into s what of directory dir (itself durable) survives
+// a crash: its durable entries, files with their synced data (or, with a
+// crash rng, a random torn prefix of their unsynced appends), directories
+// recursively. Names are visited in order so that a seeded rng makes the
+// same crash every time.
+func (m *Mem) surviving(s *Mem, dir string) {
+	rng := m.crashRng
+	d := m.dirs[dir]
+	nd := newMemDir()
+	s.dirs[dir] = nd
+	names := make([]string, 0, len(d.durable))
+	for name := range d.durable {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n := d.durable[name]
+		if n.dir {
+			sub := &memNode{dir: true}
+			nd.cur[name], nd.durable[name] = sub, sub
+			m.surviving(s, path.Join(dir, name))
+			continue
+		}
+		data := bytes.Clone(n.synced)
+		if rng != nil && len(n.data) > len(n.synced) && bytes.Equal(n.data[:len(n.synced)], n.synced) && rng.IntN(2) == 0 {
+			extra := n.data[len(n.synced):]
+			k := rng.IntN(len(extra) + 1)
+			data = append(data, extra[:k]...)
+			if k > 0 && rng.IntN(4) == 0 {
+				data[len(n.synced)+rng.IntN(k)] ^= byte(1 + rng.IntN(255))
+			}
+		}
+		node := &memNode{data: data, synced: bytes.Clone(data)}
+		nd.cur[name], nd.durable[name] = node, node
+	}
 }
 
 // mutate counts a mutating operation and crashes when its turn has come.
@@ -147,6 +176,8 @@ func (m *Mem) OpenFile(name string, flag int, _ fs.FileMode) (File, error) {
 	}
 	n, ok := d.cur[base]
 	switch {
+	case ok && n.dir:
+		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EISDIR}
 	case ok && flag&os.O_CREATE != 0 && flag&os.O_EXCL != 0:
 		return nil, &os.PathError{Op: "open", Path: name, Err: fs.ErrExist}
 	case !ok && flag&os.O_CREATE == 0:
@@ -186,6 +217,9 @@ func (m *Mem) Rename(oldname, newname string) error {
 	if !ok {
 		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: fs.ErrNotExist}
 	}
+	if old, ok := d.cur[nb]; n.dir || ok && old.dir {
+		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: syscall.EISDIR}
+	}
 	delete(d.cur, ob)
 	d.cur[nb] = n
 	return nil
@@ -203,8 +237,12 @@ func (m *Mem) Remove(name string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := d.cur[base]; !ok {
+	n, ok := d.cur[base]
+	if !ok {
 		return &os.PathError{Op: "remove", Path: name, Err: fs.ErrNotExist}
+	}
+	if n.dir {
+		return &os.PathError{Op: "remove", Path: name, Err: syscall.EISDIR}
 	}
 	delete(d.cur, base)
 	return nil
@@ -222,14 +260,17 @@ func (m *Mem) ReadDir(dir string) ([]string, error) {
 		return nil, err
 	}
 	names := make([]string, 0, len(d.cur))
-	for n := range d.cur {
-		names = append(names, n)
+	for name, n := range d.cur {
+		if !n.dir {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
 	return names, nil
 }
 
-// MkdirAll creates dir and its parents, durably.
+// MkdirAll creates dir and its missing parents. Each new directory is an
+// entry of its parent, durable after SyncDir of the parent.
 func (m *Mem) MkdirAll(dir string, _ fs.FileMode) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -237,15 +278,56 @@ func (m *Mem) MkdirAll(dir string, _ fs.FileMode) error {
 		return ErrCrashed
 	}
 	p := path.Clean("/" + dir)
-	for {
-		if _, ok := m.dirs[p]; !ok {
-			m.dirs[p] = newMemDir()
+	var missing []string
+	for ; p != "/"; p = path.Dir(p) {
+		if _, ok := m.dirs[p]; ok {
+			break
 		}
-		if p == "/" {
-			return nil
+		parent, base := split(p)
+		if n, ok := m.dirs[parent]; ok {
+			if e, ok := n.cur[base]; ok && !e.dir {
+				return &os.PathError{Op: "mkdir", Path: p, Err: syscall.ENOTDIR}
+			}
 		}
-		p = path.Dir(p)
+		missing = append(missing, p)
 	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := m.mutate(); err != nil {
+			return err
+		}
+		parent, base := split(missing[i])
+		m.dirs[parent].cur[base] = &memNode{dir: true}
+		m.dirs[missing[i]] = newMemDir()
+	}
+	return nil
+}
+
+// Lock takes the in-memory lock of name: at most one holder at a time,
+// like flock on the OS filesystem. owner is not recorded.
+func (m *Mem) Lock(name, _ string) (Unlocker, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.crashed {
+		return nil, ErrCrashed
+	}
+	name = path.Clean("/" + name)
+	if m.locks[name] {
+		return nil, &LockedError{Path: name, Holder: "another user of this in-memory filesystem"}
+	}
+	m.locks[name] = true
+	return memLock{m: m, name: name}, nil
+}
+
+type memLock struct {
+	m    *Mem
+	name string
+}
+
+func (l memLock) Unlock() error {
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	delete(l.m.locks, l.name)
+	return nil
 }
 
 // SyncDir makes dir's current entries durable.
@@ -274,7 +356,9 @@ func (m *Mem) Files() map[string][]byte {
 	out := map[string][]byte{}
 	for dn, d := range m.dirs {
 		for fn, n := range d.cur {
-			out[path.Join(dn, fn)] = n.data
+			if !n.dir {
+				out[path.Join(dn, fn)] = n.data
+			}
 		}
 	}
 	return out
@@ -291,7 +375,7 @@ func (m *Mem) Damage(name string, f func([]byte) []byte) error {
 		return err
 	}
 	n, ok := d.cur[base]
-	if !ok {
+	if !ok || n.dir {
 		return &os.PathError{Op: "damage", Path: name, Err: fs.ErrNotExist}
 	}
 	n.data = f(n.data)

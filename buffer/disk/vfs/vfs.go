@@ -137,3 +137,33 @@ func (osFS) FreeBytes(dir string) (int64, error) {
 	}
 	return int64(st.Bavail) * st.Bsize, nil
 }
+
+// Locker is implemented by filesystems that can lock a file exclusively
+// (the OS filesystem with flock, Mem in memory). buffer/disk locks a
+// stream's directory through it when the filesystem has it.
+type Locker interface {
+	// Lock takes the exclusive lock of file name without waiting, creating
+	// the file if needed, and records owner as the holder. When another
+	// holder has it, it returns a *LockedError.
+	Lock(name, owner string) (Unlocker, error)
+}
+
+// Unlocker releases a lock.
+type Unlocker interface {
+	Unlock() error
+}
+
+// LockedError reports a lock held by someone else.
+type LockedError struct {
+	// Path is the lock file.
+	Path string
+	// Holder is what the holder wrote in it: "pid <pid>" and its owner
+	// description ("unknown" when it wrote nothing yet).
+	Holder string
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("%s is locked by %s", e.Path, e.Holder)
+}
+
+func (osFS) Lock(name, owner string) (Unlocker, error) { return LockFile(name, owner) }

@@ -1,0 +1,51 @@
+package assemble
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/sluice-dev/sluice/buffer"
+	"github.com/sluice-dev/sluice/buffer/disk"
+	"github.com/sluice-dev/sluice/buffer/memory"
+	"github.com/sluice-dev/sluice/config"
+)
+
+// openBuffer opens a stream's buffer under <data_dir>/buffer/<stream>.
+func openBuffer(s *config.Stream, dataDir string, log *slog.Logger, m metrics) (buffer.Buffer, error) {
+	bc := s.Buffer
+	switch bc.Type {
+	case "memory":
+		return memory.New(memory.Options{MaxBytes: int64(bc.MaxBytes)}), nil
+	default:
+		b, err := disk.Open(disk.Options{
+			Dir:          bufferDir(dataDir, s.Name),
+			Stream:       s.Name,
+			Durability:   buffer.Durability(bc.Durability),
+			SegmentBytes: int64(bc.SegmentBytes),
+			MaxBytes:     int64(bc.MaxBytes),
+			MinFreeBytes: minFree(bc.MinFreeBytes),
+			Logger:       log,
+			Metrics:      m.disk,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: opening buffer: %w", s.Name, err)
+		}
+		return b, nil
+	}
+}
+
+func bufferDescription(s *config.Stream, dataDir string) string {
+	if s.Buffer.Type == "memory" {
+		return "memory (lossy)"
+	}
+	return bufferDir(dataDir, s.Name) + " (" + s.Buffer.Durability + ")"
+}
+
+// minFree maps the config's min_free_bytes (0: no reserve) to
+// disk.Options.MinFreeBytes (negative: no reserve).
+func minFree(b config.Size) int64 {
+	if b == 0 {
+		return -1
+	}
+	return int64(b)
+}

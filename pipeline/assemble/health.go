@@ -1,0 +1,150 @@
+package assemble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Readiness: every stream's buffer must accept appends and its destination
+// and error output must be reachable. Probes run in the background, every
+// probeInterval, each bounded by probeTimeout and all streams at once, so
+// /readyz answers from the last results without doing I/O and one slow
+// destination delays no other stream.
+const (
+	probeInterval = 2 * time.Second
+	probeTimeout  = 2 * time.Second
+)
+
+// probe is one readiness check of a stream.
+type probe struct {
+	what  string // "buffer", "destination", "error output"
+	check func(ctx context.Context) error
+}
+
+// health holds the last result of every stream's probes.
+type health struct {
+	log     *slog.Logger
+	metrics *healthMetrics
+	streams map[string][]probe
+
+	mu      sync.Mutex
+	checked bool
+	failing map[string]string // stream → reason
+}
+
+type healthMetrics struct {
+	ready *prometheus.GaugeVec
+}
+
+func newHealthMetrics(reg prometheus.Registerer) (*healthMetrics, error) {
+	m := &healthMetrics{ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_stream_ready",
+		Help: "1 when the stream's buffer accepts appends and its destination and error output are reachable, 0 otherwise (see /readyz).",
+	}, []string{"stream"})}
+	if err := reg.Register(m.ready); err != nil {
+		return nil, fmt.Errorf("register readiness metric: %w", err)
+	}
+	return m, nil
+}
+
+func newHealth(log *slog.Logger, m *healthMetrics) *health {
+	return &health{log: log, metrics: m, streams: map[string][]probe{}, failing: map[string]string{}}
+}
+
+func (h *health) add(stream string, p ...probe) {
+	h.streams[stream] = append(h.streams[stream], p...)
+}
+
+// run probes every stream until ctx is done.
+func (h *health) run(ctx context.Context) {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		h.probeAll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (h *health) probeAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	for stream, probes := range h.streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.set(stream, runProbes(ctx, probes))
+		}()
+	}
+	wg.Wait()
+	h.mu.Lock()
+	h.checked = true
+	h.mu.Unlock()
+}
+
+// runProbes returns the first failing probe's reason, or "".
+func runProbes(ctx context.Context, probes []probe) string {
+	for _, p := range probes {
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		err := p.check(pctx)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("no answer within %v: %w", probeTimeout, err)
+			}
+			return p.what + ": " + err.Error()
+		}
+	}
+	return ""
+}
+
+func (h *health) set(stream, reason string) {
+	h.mu.Lock()
+	prev, was := h.failing[stream]
+	if reason == "" {
+		delete(h.failing, stream)
+	} else {
+		h.failing[stream] = reason
+	}
+	h.mu.Unlock()
+	switch {
+	case reason != "" && (!was || prev != reason):
+		h.log.Warn("stream not ready", "stream", stream, "reason", reason)
+	case reason == "" && was:
+		h.log.Info("stream ready again", "stream", stream)
+	}
+	v := 1.0
+	if reason != "" {
+		v = 0
+	}
+	h.metrics.ready.WithLabelValues(stream).Set(v)
+}
+
+// ready returns nil when every stream is ready, else an error naming each
+// stream that is not and why.
+func (h *health) ready() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.checked {
+		return errors.New("readiness not checked yet")
+	}
+	if len(h.failing) == 0 {
+		return nil
+	}
+	lines := make([]string, 0, len(h.failing))
+	for s, r := range h.failing {
+		lines = append(lines, "stream "+s+": "+r)
+	}
+	slices.Sort(lines)
+	return errors.New(strings.Join(lines, "\n"))
+}
