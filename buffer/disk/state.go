@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sluice-dev/sluice/buffer"
+	"github.com/sluice-dev/sluice/buffer/disk/vfs"
 	"github.com/sluice-dev/sluice/buffer/internal/frame"
 	"github.com/sluice-dev/sluice/pipeline"
 )
@@ -16,58 +18,111 @@ import (
 const (
 	cursorName    = "cursor"
 	cursorTmpName = "cursor.tmp"
+	lockName      = "lock"
 	cursorMagic   = "SLCU"
-	cursorVersion = 1
-	cursorSize    = 4 + 4 + 8 + 8 + 8 + 8 + 4
+	cursorV1      = 1
+	cursorV1Size  = 4 + 4 + 8 + 8 + 8 + 8 + 4
+	cursorVersion = 2
+	// cursorV2Head is the size of a version 2 file without in-flight
+	// batches and CRC: magic, version, pad, log id, committed, count, pad.
+	cursorV2Head = 4 + 4 + 8 + 8 + 4 + 4
+	cursorMax    = cursorV2Head + 16*buffer.MaxInflight + 4
 )
 
 // cursorState is the content of the cursor file.
 type cursorState struct {
 	logID     [8]byte
 	committed pipeline.Position
-	inflight  pipeline.BatchID
+	inflight  []pipeline.BatchID // in log order, Part and Round zero
 }
 
 var errBadCursor = errors.New("corrupt cursor file")
 
+// encode renders c in format version 2.
 func (c cursorState) encode() []byte {
-	b := make([]byte, cursorSize)
+	n := len(c.inflight)
+	b := make([]byte, cursorV2Head+16*n+4)
 	copy(b[0:4], cursorMagic)
 	b[4] = cursorVersion
 	copy(b[8:16], c.logID[:])
 	binary.LittleEndian.PutUint64(b[16:24], uint64(c.committed))
-	binary.LittleEndian.PutUint64(b[24:32], uint64(c.inflight.First))
-	binary.LittleEndian.PutUint64(b[32:40], uint64(c.inflight.End))
-	binary.LittleEndian.PutUint32(b[40:44], crc32.Checksum(b[:40], frame.Table()))
+	binary.LittleEndian.PutUint32(b[24:28], uint32(n))
+	for i, id := range c.inflight {
+		o := cursorV2Head + 16*i
+		binary.LittleEndian.PutUint64(b[o:], uint64(id.First))
+		binary.LittleEndian.PutUint64(b[o+8:], uint64(id.End))
+	}
+	end := len(b) - 4
+	binary.LittleEndian.PutUint32(b[end:], crc32.Checksum(b[:end], frame.Table()))
 	return b
 }
 
+// decodeCursor parses a cursor file of version 1 or 2.
 func decodeCursor(b []byte) (cursorState, error) {
 	var c cursorState
-	if len(b) != cursorSize || string(b[0:4]) != cursorMagic {
+	if len(b) < cursorV1Size || string(b[0:4]) != cursorMagic {
 		return c, fmt.Errorf("%w: bad size or magic", errBadCursor)
 	}
-	if b[4] != cursorVersion {
+	if b[5] != 0 || b[6] != 0 || b[7] != 0 {
+		return c, fmt.Errorf("%w: bad padding", errBadCursor)
+	}
+	var size int
+	switch b[4] {
+	case cursorV1:
+		size = cursorV1Size
+	case cursorVersion:
+		n := binary.LittleEndian.Uint32(b[24:28])
+		if n > buffer.MaxInflight || binary.LittleEndian.Uint32(b[28:32]) != 0 {
+			return c, fmt.Errorf("%w: bad in-flight count %d", errBadCursor, n)
+		}
+		size = cursorV2Head + 16*int(n) + 4
+	default:
 		return c, fmt.Errorf("%w: unknown version %d", errBadCursor, b[4])
 	}
-	if crc32.Checksum(b[:40], frame.Table()) != binary.LittleEndian.Uint32(b[40:44]) {
+	if len(b) != size {
+		return c, fmt.Errorf("%w: %d bytes, want %d", errBadCursor, len(b), size)
+	}
+	end := size - 4
+	if crc32.Checksum(b[:end], frame.Table()) != binary.LittleEndian.Uint32(b[end:]) {
 		return c, fmt.Errorf("%w: crc mismatch", errBadCursor)
 	}
 	copy(c.logID[:], b[8:16])
 	c.committed = pipeline.Position(binary.LittleEndian.Uint64(b[16:24]))
-	c.inflight.First = pipeline.Position(binary.LittleEndian.Uint64(b[24:32]))
-	c.inflight.End = pipeline.Position(binary.LittleEndian.Uint64(b[32:40]))
+	if b[4] == cursorV1 {
+		id := pipeline.BatchID{
+			First: pipeline.Position(binary.LittleEndian.Uint64(b[24:32])),
+			End:   pipeline.Position(binary.LittleEndian.Uint64(b[32:40])),
+		}
+		if id.End != 0 {
+			c.inflight = []pipeline.BatchID{id}
+		}
+	} else {
+		for o := cursorV2Head; o < end; o += 16 {
+			c.inflight = append(c.inflight, pipeline.BatchID{
+				First: pipeline.Position(binary.LittleEndian.Uint64(b[o:])),
+				End:   pipeline.Position(binary.LittleEndian.Uint64(b[o+8:])),
+			})
+		}
+	}
+	var prev pipeline.Position
+	for i, id := range c.inflight {
+		if id.End <= id.First || i > 0 && id.First < prev {
+			return c, fmt.Errorf("%w: in-flight batches out of order", errBadCursor)
+		}
+		prev = id.End
+	}
 	return c, nil
 }
 
-// readCursor reads the cursor file; it returns os.ErrNotExist when absent.
-func (l *Log) readCursor() (cursorState, error) {
-	f, err := l.fs.OpenFile(filepath.Join(l.dir, cursorName), os.O_RDONLY, 0)
+// readCursor reads the cursor file of dir; it returns an error wrapping
+// fs.ErrNotExist when absent, errBadCursor when unreadable as a cursor.
+func readCursor(fsys vfs.FS, dir string) (cursorState, error) {
+	f, err := fsys.OpenFile(filepath.Join(dir, cursorName), os.O_RDONLY, 0)
 	if err != nil {
 		return cursorState{}, err
 	}
 	defer f.Close()
-	b := make([]byte, cursorSize+1)
+	b := make([]byte, cursorMax+1)
 	n, err := f.ReadAt(b, 0)
 	if err != nil && err != io.EOF {
 		return cursorState{}, fmt.Errorf("read cursor: %w", err)
@@ -76,7 +131,9 @@ func (l *Log) readCursor() (cursorState, error) {
 }
 
 // writeCursor replaces the cursor file atomically and durably: temporary
-// file, fsync, rename, fsync of the directory.
+// file, fsync, rename, fsync of the directory. On error the previous
+// cursor file is still whole (the rename is atomic); which of the two a
+// crash leaves is then unknown.
 func (l *Log) writeCursor(c cursorState) error {
 	tmp := filepath.Join(l.dir, cursorTmpName)
 	f, err := l.fs.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
@@ -90,13 +147,16 @@ func (l *Log) writeCursor(c cursorState) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = l.fs.Rename(tmp, filepath.Join(l.dir, cursorName))
-	}
-	if err == nil {
-		err = l.fs.SyncDir(l.dir)
-	}
 	if err != nil {
+		// A file whose write or sync failed is not reused: the next
+		// attempt creates a new one.
+		_ = l.fs.Remove(tmp)
+		return fmt.Errorf("write cursor: %w", err)
+	}
+	if err := l.fs.Rename(tmp, filepath.Join(l.dir, cursorName)); err != nil {
+		return fmt.Errorf("write cursor: %w", err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("write cursor: %w", err)
 	}
 	return nil

@@ -47,9 +47,27 @@ const (
 // the test. It returns the endpoint URL and the storage directory.
 func StartS3rver(t testing.TB, buckets ...string) (endpoint, dir string) {
 	t.Helper()
+	s := NewS3rver(t, buckets...)
+	return s.Endpoint, s.Dir
+}
+
+// S3rver is a running s3rver that a test can stop and start again on the
+// same port and storage (an outage of the S3 store).
+type S3rver struct {
+	Endpoint string
+	Dir      string
+	t        testing.TB
+	args     []string
+	cmd      *exec.Cmd
+	done     chan struct{}
+}
+
+// NewS3rver is StartS3rver returning a handle.
+func NewS3rver(t testing.TB, buckets ...string) *S3rver {
+	t.Helper()
 	bin := filepath.Join(Dir(), "node_modules", "s3rver", "bin", "s3rver.js")
 	need(t, bin)
-	dir = t.TempDir()
+	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -63,36 +81,51 @@ func StartS3rver(t testing.TB, buckets ...string) (endpoint, dir string) {
 	for _, b := range buckets {
 		args = append(args, "--configure-bucket", b)
 	}
-	cmd := exec.Command("node", args...)
+	s := &S3rver{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, t: t, args: args}
+	t.Cleanup(s.Stop)
+	s.Start()
+	return s
+}
+
+// Start starts the server (again) and waits until it answers.
+func (s *S3rver) Start() {
+	s.t.Helper()
+	cmd := exec.Command("node", s.args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting s3rver: %v", err)
+		s.t.Fatalf("starting s3rver: %v", err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	endpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
+	s.cmd, s.done = cmd, done
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get(endpoint + "/")
+		resp, err := http.Get(s.Endpoint + "/")
 		if err == nil {
 			resp.Body.Close()
-			return endpoint, dir
+			return
 		}
 		select {
 		case <-done:
-			t.Fatalf("s3rver exited at start-up:\n%s", out.String())
+			s.t.Fatalf("s3rver exited at start-up:\n%s", out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("s3rver not answering on %s after 15s:\n%s", endpoint, out.String())
+			s.t.Fatalf("s3rver not answering on %s after 15s:\n%s", s.Endpoint, out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Stop kills the server and waits for it to exit. It is idempotent.
+func (s *S3rver) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
 }
 
 // Result is a DuckDB query result: column names, DuckDB type names and the

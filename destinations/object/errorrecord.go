@@ -1,4 +1,4 @@
-package format
+package object
 
 import (
 	"encoding/base64"
@@ -11,9 +11,6 @@ import (
 
 	"github.com/sluice-dev/sluice/pipeline"
 )
-
-// DefaultOutputType is the error-output-type of dead letters that have none.
-const DefaultOutputType = "delivery-failed"
 
 var outputTypeRE = regexp.MustCompile(`^[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,127}$`)
 
@@ -29,26 +26,26 @@ type ErrorRecord struct {
 	RawData                string `json:"rawData"`
 }
 
-// DeadLetterGroup is the dead letters of one error output type in a batch:
+// deadLetterGroup is the dead letters of one error output type in a batch:
 // they go to one object.
-type DeadLetterGroup struct {
+type deadLetterGroup struct {
 	OutputType string
-	// Indices index the dead letters passed to GroupDeadLetters, in order.
+	// Indices index the dead letters passed to groupDeadLetters, in order.
 	Indices []int
 	// Oldest is the earliest arrival time among them.
 	Oldest time.Time
 }
 
-// GroupDeadLetters groups dls by output type (DefaultOutputType when
+// groupDeadLetters groups dls by output type (pipeline.OutputDeliveryFailed when
 // empty), sorted by type so that object writes are deterministic. An
 // output type that cannot be a path element is an error.
-func GroupDeadLetters(dls []pipeline.DeadLetter) ([]DeadLetterGroup, error) {
+func groupDeadLetters(dls []pipeline.DeadLetter) ([]deadLetterGroup, error) {
 	byType := map[string]int{}
-	var groups []DeadLetterGroup
+	var groups []deadLetterGroup
 	for i := range dls {
 		t := dls[i].OutputType
 		if t == "" {
-			t = DefaultOutputType
+			t = pipeline.OutputDeliveryFailed
 		}
 		if !outputTypeRE.MatchString(t) {
 			return nil, fmt.Errorf("invalid error output type %q", t)
@@ -57,14 +54,14 @@ func GroupDeadLetters(dls []pipeline.DeadLetter) ([]DeadLetterGroup, error) {
 		if !ok {
 			g = len(groups)
 			byType[t] = g
-			groups = append(groups, DeadLetterGroup{OutputType: t, Oldest: dls[i].Record.Arrived})
+			groups = append(groups, deadLetterGroup{OutputType: t, Oldest: dls[i].Record.Arrived})
 		}
 		groups[g].Indices = append(groups[g].Indices, i)
 		if a := dls[i].Record.Arrived; a.Before(groups[g].Oldest) {
 			groups[g].Oldest = a
 		}
 	}
-	slices.SortFunc(groups, func(a, b DeadLetterGroup) int {
+	slices.SortFunc(groups, func(a, b deadLetterGroup) int {
 		switch {
 		case a.OutputType < b.OutputType:
 			return -1
@@ -76,10 +73,10 @@ func GroupDeadLetters(dls []pipeline.DeadLetter) ([]DeadLetterGroup, error) {
 	return groups, nil
 }
 
-// WriteErrorRecords writes the dead letters dls[i] for i in idx to w as
+// writeErrorRecords writes the dead letters dls[i] for i in idx to w as
 // newline-delimited Firehose error records; ending is the
 // attemptEndingTimestamp of them all.
-func WriteErrorRecords(w io.Writer, dls []pipeline.DeadLetter, idx []int, ending time.Time) error {
+func writeErrorRecords(w io.Writer, dls []pipeline.DeadLetter, idx []int, ending time.Time) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	for _, i := range idx {

@@ -1,4 +1,4 @@
-package format
+package object
 
 import (
 	"bytes"
@@ -17,11 +17,11 @@ func TestGroupDeadLettersAndErrorRecords(t *testing.T) {
 		{Record: pipeline.Record{Data: []byte("b"), Arrived: t0.Add(time.Second)}, Code: "X.B", Message: "no <html> escaping"},
 		{Record: pipeline.Record{Data: []byte("c"), Arrived: t0}, OutputType: "processing-failed", Code: "X.C"},
 	}
-	groups, err := GroupDeadLetters(dls)
+	groups, err := groupDeadLetters(dls)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(groups) != 2 || groups[0].OutputType != DefaultOutputType || groups[1].OutputType != "processing-failed" {
+	if len(groups) != 2 || groups[0].OutputType != pipeline.OutputDeliveryFailed || groups[1].OutputType != "processing-failed" {
 		t.Fatalf("groups %+v", groups)
 	}
 	if g := groups[1]; len(g.Indices) != 2 || g.Indices[0] != 0 || g.Indices[1] != 2 || !g.Oldest.Equal(t0) {
@@ -29,7 +29,7 @@ func TestGroupDeadLettersAndErrorRecords(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	ending := t0.Add(time.Minute)
-	if err := WriteErrorRecords(&buf, dls, groups[0].Indices, ending); err != nil {
+	if err := writeErrorRecords(&buf, dls, groups[0].Indices, ending); err != nil {
 		t.Fatal(err)
 	}
 	want := `{"attemptsMade":0,"arrivalTimestamp":1714554001000,"errorCode":"X.B","errorMessage":"no <html> escaping","attemptEndingTimestamp":1714554060000,"rawData":"Yg=="}` + "\n"
@@ -40,7 +40,7 @@ func TestGroupDeadLettersAndErrorRecords(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil || string(rec.RawData) != "Yg==" {
 		t.Fatalf("round trip: %+v %v", rec, err)
 	}
-	if _, err := GroupDeadLetters([]pipeline.DeadLetter{{OutputType: "../escape"}}); err == nil || !strings.Contains(err.Error(), "invalid error output type") {
+	if _, err := groupDeadLetters([]pipeline.DeadLetter{{OutputType: "../escape"}}); err == nil || !strings.Contains(err.Error(), "invalid error output type") {
 		t.Fatalf("a path-escaping output type was accepted: %v", err)
 	}
 }

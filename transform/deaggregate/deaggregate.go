@@ -164,7 +164,7 @@ func reasonIndex(reason string) int {
 func recordError(i int, code string, err error) pipeline.RecordError {
 	return pipeline.RecordError{Index: i, Err: &pipeline.CodedError{
 		Code:       code,
-		OutputType: OutputProcessingFailed,
+		OutputType: pipeline.OutputProcessingFailed,
 		Err:        err,
 	}}
 }

@@ -18,7 +18,7 @@ func BenchmarkProcess1KiB(b *testing.B) {
 		b.Run(fmt.Sprintf("extraction=%v", extract), func(b *testing.B) {
 			opts := DefaultOptions()
 			opts.CloudWatchLogs.DataMessageExtraction = extract
-			p, err := New(opts, pipeline.Deps{Registry: prometheus.NewRegistry()})
+			p, err := New(compile(b, opts), pipeline.Deps{Registry: prometheus.NewRegistry()})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -24,7 +24,6 @@ const (
 	CodeSizeLimitExceeded       = "Decompression.SizeLimitExceeded"
 	CodeMessageExtractionFailed = "CloudWatchLogs.MessageExtractionFailed"
 	OutputDecompressionFailed   = "decompression-failed"
-	OutputProcessingFailed      = "processing-failed"
 )
 
 // CloudWatch Logs subscription payload message types.
@@ -52,21 +51,22 @@ type Processor struct {
 
 var _ pipeline.Processor = (*Processor)(nil)
 
-// New validates opts and registers the metrics on deps.Registry (see
-// NewMetrics).
-func New(opts Options, deps pipeline.Deps) (*Processor, error) {
-	if err := opts.Validate(); err != nil {
-		return nil, fmt.Errorf("decompression: %w", err)
+// New builds the processor from compiled options (see Options.Compile; it
+// does not validate them again) and registers the metrics on
+// deps.Registry (see NewMetrics).
+func New(c Compiled, deps pipeline.Deps) (*Processor, error) {
+	if c.max <= 0 {
+		return nil, errors.New("decompression: options not compiled (use Options.Compile)")
 	}
 	m, err := NewMetrics(deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("decompression: %w", err)
 	}
-	return &Processor{max: opts.MaxDecompressedBytes, extract: opts.CloudWatchLogs.DataMessageExtraction, metrics: m}, nil
+	return &Processor{max: c.max, extract: c.extract, metrics: m}, nil
 }
 
 // ErrorOutputType is the error output type of records this processor
-// fails (runner.OutputTyper); message extraction failures name their own.
+// fails (pipeline.OutputTyper); message extraction failures name their own.
 func (p *Processor) ErrorOutputType() string { return OutputDecompressionFailed }
 
 // inflater is a reusable gzip reader.
@@ -116,7 +116,7 @@ func (p *Processor) Process(ctx context.Context, b pipeline.Batch) (pipeline.Bat
 		}
 		msgs, typ, err := extractMessages(data)
 		if err != nil {
-			failed = append(failed, recordError(i, CodeMessageExtractionFailed, OutputProcessingFailed, err))
+			failed = append(failed, recordError(i, CodeMessageExtractionFailed, pipeline.OutputProcessingFailed, err))
 			continue
 		}
 		if typ == MessageTypeControl {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"maps"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/transform/transformtest"
 )
 
 // gz compresses data with the standard library's gzip writer,
@@ -38,11 +40,20 @@ func newProc(t testing.TB, mod func(*Options)) *Processor {
 	if mod != nil {
 		mod(&opts)
 	}
-	p, err := New(opts, pipeline.Deps{Registry: prometheus.NewRegistry()})
+	p, err := New(compile(t, opts), pipeline.Deps{Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func compile(t testing.TB, opts Options) Compiled {
+	t.Helper()
+	c, err := opts.Compile()
+	if err != nil {
+		t.Fatalf("Compile(%+v): %v", opts, err)
+	}
+	return c
 }
 
 func batchOf(data ...[]byte) pipeline.Batch {
@@ -247,7 +258,7 @@ func TestMessageExtraction(t *testing.T) {
 	}
 	for i, f := range failed {
 		code, ot := codeOf(t, f.Err)
-		if f.Index != wantFailed[i] || code != CodeMessageExtractionFailed || ot != OutputProcessingFailed {
+		if f.Index != wantFailed[i] || code != CodeMessageExtractionFailed || ot != pipeline.OutputProcessingFailed {
 			t.Errorf("failure %d: index %d code %s output %s (%v)", i, f.Index, code, ot, f.Err)
 		}
 	}
@@ -276,7 +287,10 @@ func TestOptions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `compression_format: "ZIP"`) || !strings.Contains(err.Error(), "max_decompressed_bytes: 0") {
 		t.Errorf("err = %v, want both problems", err)
 	}
-	if _, err := New(Options{}, pipeline.Deps{}); err == nil || !strings.HasPrefix(err.Error(), "decompression: ") {
+	if keys, other := transformtest.OptionKeys(err); !slices.Equal(keys, []string{"compression_format", "max_decompressed_bytes"}) || len(other) > 0 {
+		t.Errorf("option keys %q, other errors %v", keys, other)
+	}
+	if _, err := New(Compiled{}, pipeline.Deps{}); err == nil || !strings.HasPrefix(err.Error(), "decompression: ") {
 		t.Errorf("New: %v", err)
 	}
 }
@@ -292,8 +306,8 @@ func TestProcessCancelled(t *testing.T) {
 
 func TestMetricsReuse(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	p1, err1 := New(DefaultOptions(), pipeline.Deps{Registry: reg})
-	p2, err2 := New(DefaultOptions(), pipeline.Deps{Registry: reg})
+	p1, err1 := New(compile(t, DefaultOptions()), pipeline.Deps{Registry: reg})
+	p2, err2 := New(compile(t, DefaultOptions()), pipeline.Deps{Registry: reg})
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}

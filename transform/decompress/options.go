@@ -2,7 +2,8 @@ package decompress
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // Limits and defaults of Options.
@@ -44,14 +45,32 @@ func DefaultOptions() Options {
 	return Options{CompressionFormat: FormatGZIP, MaxDecompressedBytes: DefaultMaxDecompressedBytes}
 }
 
-// Validate reports every problem with the options at once.
+// Compiled is options that passed Compile, in the form the processor
+// uses.
+type Compiled struct {
+	max     int
+	extract bool
+}
+
+// Validate reports every problem with the options at once (Compile
+// without its result).
 func (o Options) Validate() error {
+	_, err := o.Compile()
+	return err
+}
+
+// Compile validates the options, reporting every problem at once, each a
+// *pipeline.OptionError at its key, and returns them compiled for New.
+func (o Options) Compile() (Compiled, error) {
 	var errs []error
 	if o.CompressionFormat != FormatGZIP {
-		errs = append(errs, fmt.Errorf("compression_format: %q is not supported; the only format is %s", o.CompressionFormat, FormatGZIP))
+		errs = append(errs, pipeline.OptionErrorf("compression_format", "%q is not supported; the only format is %s", o.CompressionFormat, FormatGZIP))
 	}
 	if o.MaxDecompressedBytes <= 0 || o.MaxDecompressedBytes > maxMaxDecompressedBytes {
-		errs = append(errs, fmt.Errorf("max_decompressed_bytes: %d is not between 1 and %d", o.MaxDecompressedBytes, maxMaxDecompressedBytes))
+		errs = append(errs, pipeline.OptionErrorf("max_decompressed_bytes", "%d is not between 1 and %d", o.MaxDecompressedBytes, maxMaxDecompressedBytes))
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return Compiled{}, err
+	}
+	return Compiled{max: o.MaxDecompressedBytes, extract: o.CloudWatchLogs.DataMessageExtraction}, nil
 }

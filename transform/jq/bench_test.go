@@ -23,7 +23,7 @@ func record1KiB(i int) []byte {
 func benchmarkQuery(b *testing.B, query string, whole bool) {
 	p := newProc(b, query)
 	if whole {
-		p.fields = nil
+		p.c.fields = nil
 	}
 	const n = 1000
 	batch := pipeline.Batch{Stream: "bench"}

@@ -19,8 +19,8 @@
 // be valid jq 1.6, whose grammar accepts only terms joined by '|' there:
 // `.ts | strftime("%Y")` is accepted, `.a + .b` and `if … end` must be
 // parenthesised (Firehose reports "syntax error, unexpected if" for the
-// latter). Options.Validate reports every problem at once; New compiles
-// the query once.
+// latter). Options.Compile reports every problem at once and compiles the
+// query once; New builds the processor from the result.
 //
 // # Evaluation
 //

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/itchyny/gojq"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -25,42 +24,32 @@ const (
 // Processor extracts partition keys from JSON records with a jq query. It
 // is safe for concurrent use.
 type Processor struct {
-	code    *gojq.Code
-	keys    []partitionKey
-	fields  map[string]struct{} // nil: decode records whole
-	timeout time.Duration
+	c       Compiled
 	metrics *Metrics
 }
 
 var _ pipeline.Processor = (*Processor)(nil)
 
-// New validates opts, compiles the query once and registers the metrics on
-// deps.Registry (see NewMetrics).
-func New(opts Options, deps pipeline.Deps) (*Processor, error) {
-	c, err := opts.compile()
-	if err != nil {
-		return nil, fmt.Errorf("metadata_extraction: %w", err)
+// New builds the processor from compiled options (see Options.Compile,
+// which compiled the query once; New does not validate again) and
+// registers the metrics on deps.Registry (see NewMetrics).
+func New(c Compiled, deps pipeline.Deps) (*Processor, error) {
+	if c.code == nil {
+		return nil, errors.New("metadata_extraction: options not compiled (use Options.Compile)")
 	}
 	m, err := NewMetrics(deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("metadata_extraction: %w", err)
 	}
-	return &Processor{code: c.code, keys: c.keys, fields: c.fields, timeout: opts.RecordTimeout, metrics: m}, nil
+	return &Processor{c: c, metrics: m}, nil
 }
 
-// Keys returns the partition key names the query extracts, in query order,
-// without KeyPrefix. The configuration can check them against the
-// prefix's !{partitionKeyFromQuery:…} expressions.
-func (p *Processor) Keys() []string {
-	names := make([]string, len(p.keys))
-	for i, k := range p.keys {
-		names[i] = k.name
-	}
-	return names
-}
+// Keys returns the partition key names the query extracts (see
+// Compiled.Keys).
+func (p *Processor) Keys() []string { return p.c.Keys() }
 
 // ErrorOutputType is the error output type of records this processor
-// fails (runner.OutputTyper).
+// fails (pipeline.OutputTyper).
 func (p *Processor) ErrorOutputType() string { return OutputMetadataExtractionFailed }
 
 // Process sets KeyPrefix+name in the Keys of every record whose partition
@@ -74,9 +63,9 @@ func (p *Processor) Process(ctx context.Context, b pipeline.Batch) (pipeline.Bat
 	defer func() {
 		p.metrics.duration.WithLabelValues(b.Stream).Observe(time.Since(start).Seconds())
 	}()
-	bud := newBudget(ctx, p.timeout)
+	bud := newBudget(ctx, p.c.timeout)
 	defer bud.stop()
-	vals := make([]string, len(p.keys))
+	vals := make([]string, len(p.c.keys))
 	var failed []pipeline.RecordError
 	for i := range b.Records {
 		if err := ctx.Err(); err != nil {
@@ -96,10 +85,10 @@ func (p *Processor) Process(ctx context.Context, b pipeline.Batch) (pipeline.Bat
 		}
 		rec := &b.Records[i]
 		if rec.Keys == nil {
-			rec.Keys = make(map[string]string, len(p.keys))
+			rec.Keys = make(map[string]string, len(p.c.keys))
 		}
 		for k, v := range vals {
-			rec.Keys[p.keys[k].key] = v
+			rec.Keys[p.c.keys[k].key] = v
 		}
 	}
 	if len(failed) == 0 {
@@ -123,14 +112,14 @@ func (p *Processor) Process(ctx context.Context, b pipeline.Batch) (pipeline.Bat
 }
 
 // extract parses data, runs the query and renders every partition key
-// value into vals (in p.keys order).
+// value into vals (in p.c.keys order).
 func (p *Processor) extract(bud *budget, data []byte, vals []string) error {
-	doc, err := decode(data, p.fields)
+	doc, err := decode(data, p.c.fields)
 	if err != nil {
 		return err
 	}
 	ctx := bud.start()
-	iter := p.code.RunWithContext(ctx, doc)
+	iter := p.c.code.RunWithContext(ctx, doc)
 	v, ok := iter.Next()
 	if !ok {
 		return errors.New("the query produced no result")
@@ -151,7 +140,7 @@ func (p *Processor) extract(bud *budget, data []byte, vals []string) error {
 		}
 		return errors.New("the query produced more than one result")
 	}
-	for i, k := range p.keys {
+	for i, k := range p.c.keys {
 		s, err := render(obj[k.name])
 		if err != nil {
 			return fmt.Errorf("partition key %q: %w", k.name, err)

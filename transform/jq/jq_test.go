@@ -18,11 +18,20 @@ func newProc(t testing.TB, query string) *Processor {
 	t.Helper()
 	opts := DefaultOptions()
 	opts.Query = query
-	p, err := New(opts, pipeline.Deps{Registry: prometheus.NewRegistry()})
+	p, err := New(compile(t, opts), pipeline.Deps{Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatalf("New(%q): %v", query, err)
 	}
 	return p
+}
+
+func compile(t testing.TB, opts Options) Compiled {
+	t.Helper()
+	c, err := opts.Compile()
+	if err != nil {
+		t.Fatalf("Compile(%q): %v", opts.Query, err)
+	}
+	return c
 }
 
 func batchOf(stream string, data ...string) pipeline.Batch {
@@ -226,7 +235,7 @@ func TestRecordTimeout(t *testing.T) {
 	opts := DefaultOptions()
 	opts.Query = `{a: (.a | until(. < 0; . + 1))}`
 	opts.RecordTimeout = 50 * time.Millisecond
-	p, err := New(opts, pipeline.Deps{})
+	p, err := New(compile(t, opts), pipeline.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,11 +297,11 @@ func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	opts := DefaultOptions()
 	opts.Query = `{a: .a}`
-	p1, err := New(opts, pipeline.Deps{Registry: reg})
+	p1, err := New(compile(t, opts), pipeline.Deps{Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, err := New(opts, pipeline.Deps{Registry: reg}) // a second stream, same registry
+	p2, err := New(compile(t, opts), pipeline.Deps{Registry: reg}) // a second stream, same registry
 	if err != nil {
 		t.Fatalf("second New on the same registry: %v", err)
 	}

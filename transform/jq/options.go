@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/itchyny/gojq"
+
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // Limits and defaults of Options.
@@ -49,11 +51,10 @@ func DefaultOptions() Options {
 	return Options{JSONParsingEngine: EngineJQ16, RecordTimeout: DefaultRecordTimeout}
 }
 
-// Validate reports every problem with the options at once: the engine, the
-// timeout, and the query (syntax, shape, key names, jq 1.6 compatibility,
-// compilation).
+// Validate reports every problem with the options at once (Compile
+// without its result).
 func (o Options) Validate() error {
-	_, err := o.compile()
+	_, err := o.Compile()
 	return err
 }
 
@@ -64,39 +65,60 @@ type partitionKey struct {
 	key  string // KeyPrefix + name
 }
 
-// compiled is a validated query.
-type compiled struct {
+// Compiled is options that passed Compile: the query parsed, checked and
+// compiled once, in the form the processor uses.
+type Compiled struct {
 	code *gojq.Code
 	keys []partitionKey // in query order
 	// fields are the top-level fields the query reads, or nil when it may
 	// read the record in other ways (see rootFields).
-	fields map[string]struct{}
+	fields  map[string]struct{}
+	timeout time.Duration
 }
 
-func (o Options) compile() (compiled, error) {
+// Keys returns the partition key names the query extracts, in query
+// order, without KeyPrefix. The configuration checks them against the
+// prefix's !{partitionKeyFromQuery:…} expressions.
+func (c Compiled) Keys() []string {
+	names := make([]string, len(c.keys))
+	for i, k := range c.keys {
+		names[i] = k.name
+	}
+	return names
+}
+
+// Compile validates the options, reporting every problem at once, each a
+// *pipeline.OptionError at its key (the engine, the timeout, and the
+// query: syntax, shape, key names, jq 1.6 compatibility, compilation), and
+// returns them compiled for New.
+func (o Options) Compile() (Compiled, error) {
 	var errs []error
 	if o.JSONParsingEngine != EngineJQ16 {
-		errs = append(errs, fmt.Errorf("json_parsing_engine: %q is not supported; the only engine is %q", o.JSONParsingEngine, EngineJQ16))
+		errs = append(errs, pipeline.OptionErrorf("json_parsing_engine", "%q is not supported; the only engine is %q", o.JSONParsingEngine, EngineJQ16))
 	}
 	if o.RecordTimeout < 0 {
-		errs = append(errs, fmt.Errorf("record_timeout: %v is negative", o.RecordTimeout))
+		errs = append(errs, pipeline.OptionErrorf("record_timeout", "%v is negative", o.RecordTimeout))
 	}
 	c, qerrs := compileQuery(o.Query)
 	for _, err := range qerrs {
-		errs = append(errs, fmt.Errorf("query: %w", err))
+		errs = append(errs, &pipeline.OptionError{Key: "query", Err: err})
 	}
-	return c, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return Compiled{}, err
+	}
+	c.timeout = o.RecordTimeout
+	return c, nil
 }
 
 // compileQuery parses, checks and compiles a MetadataExtractionQuery. It
 // returns every problem it finds.
-func compileQuery(src string) (compiled, []error) {
+func compileQuery(src string) (Compiled, []error) {
 	if strings.TrimSpace(src) == "" {
-		return compiled{}, []error{errors.New("required (a jq object such as {customer_id: .customer_id})")}
+		return Compiled{}, []error{errors.New("required (a jq object such as {customer_id: .customer_id})")}
 	}
 	q, err := gojq.Parse(src)
 	if err != nil {
-		return compiled{}, []error{parseError(src, err)}
+		return Compiled{}, []error{parseError(src, err)}
 	}
 	var errs []error
 	if len(q.Imports) > 0 || q.Meta != nil {
@@ -105,7 +127,7 @@ func compileQuery(src string) (compiled, []error) {
 	obj := q.Term
 	if q.Op != 0 || obj == nil || obj.Type != gojq.TermTypeObject || len(obj.SuffixList) > 0 {
 		errs = append(errs, fmt.Errorf("%q is not a jq object construction: the query must be an object such as {customer_id: .customer_id, year: .ts | strftime(\"%%Y\")}", src))
-		return compiled{}, errs
+		return Compiled{}, errs
 	}
 	kvs := obj.Object.KeyVals
 	if len(kvs) == 0 {
@@ -137,20 +159,20 @@ func compileQuery(src string) (compiled, []error) {
 		keys = append(keys, partitionKey{name: name, key: KeyPrefix + name})
 	}
 	if len(errs) > 0 {
-		return compiled{}, errs
+		return Compiled{}, errs
 	}
 	// No environment loader: env and $ENV are empty, so a query cannot
 	// read the daemon's environment. input, inputs and debug are not
 	// available to library users of gojq.
 	code, err := gojq.Compile(q)
 	if err != nil {
-		return compiled{}, []error{fmt.Errorf("compile %q: %w", src, err)}
+		return Compiled{}, []error{fmt.Errorf("compile %q: %w", src, err)}
 	}
 	fields, ok := rootFields(obj.Object)
 	if !ok || len(q.FuncDefs) > 0 {
 		fields = nil
 	}
-	return compiled{code: code, keys: keys, fields: fields}, nil
+	return Compiled{code: code, keys: keys, fields: fields}, nil
 }
 
 // staticKey returns the name of an object key known before evaluation:

@@ -2,11 +2,12 @@ package jq
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/transform/transformtest"
 )
 
 func TestDefaultOptions(t *testing.T) {
@@ -75,8 +76,11 @@ func TestValidateRejects(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
-			if _, nerr := New(o, pipeline.Deps{}); nerr == nil {
-				t.Error("New accepted what Validate rejects")
+			if keys, other := transformtest.OptionKeys(err); len(keys) == 0 || len(other) > 0 || keys[0] != "query" {
+				t.Errorf("option keys %q, other errors %v: want every problem at query", keys, other)
+			}
+			if _, cerr := o.Compile(); cerr == nil || cerr.Error() != err.Error() {
+				t.Errorf("Compile: %v, want what Validate reports", cerr)
 			}
 		})
 	}
@@ -91,6 +95,10 @@ func TestValidateReportsEverythingAtOnce(t *testing.T) {
 	err := o.Validate()
 	if err == nil {
 		t.Fatal("Validate = nil")
+	}
+	keys, other := transformtest.OptionKeys(err)
+	if want := []string{"json_parsing_engine", "record_timeout", "query", "query", "query"}; !slices.Equal(keys, want) || len(other) > 0 {
+		t.Errorf("option keys %q, other errors %v, want keys %q", keys, other, want)
 	}
 	for _, w := range []string{
 		`json_parsing_engine: "JQ-1.7" is not supported`,

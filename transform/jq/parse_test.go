@@ -41,7 +41,7 @@ func TestRootFields(t *testing.T) {
 	for _, tt := range tests {
 		o := DefaultOptions()
 		o.Query = tt.query
-		c, err := o.compile()
+		c, err := o.Compile()
 		if err != nil {
 			t.Errorf("%s: %v", tt.query, err)
 			continue
@@ -85,11 +85,11 @@ func TestProjectionMatchesWholeDecode(t *testing.T) {
 	}
 	for _, q := range queries {
 		proj := newProc(t, q)
-		if proj.fields == nil {
+		if proj.c.fields == nil {
 			t.Fatalf("%s: not projected", q)
 		}
 		whole := newProc(t, q)
-		whole.fields = nil
+		whole.c.fields = nil
 		for _, r := range records {
 			got, want := outcome(t, proj, r), outcome(t, whole, r)
 			if got != want {
@@ -130,7 +130,7 @@ func TestProjectionSkipsValuesWithoutDecoding(t *testing.T) {
 	}
 	proj := newProc(t, `{a: .a}`)
 	whole := newProc(t, `{a: .a}`)
-	whole.fields = nil
+	whole.c.fields = nil
 	// A whole decode copies the 1 MiB payload into a string; the
 	// projection only validates and skips it.
 	if w := run(whole); w < 1<<20 {

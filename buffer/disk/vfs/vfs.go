@@ -135,7 +135,7 @@ func (osFS) FreeBytes(dir string) (int64, error) {
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
-	return int64(st.Bavail) * st.Bsize, nil
+	return int64(st.Bavail) * int64(st.Bsize), nil // Bsize is uint32 on darwin
 }
 
 // Locker is implemented by filesystems that can lock a file exclusively

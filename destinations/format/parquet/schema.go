@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // Column types.
@@ -95,27 +97,30 @@ const (
 	DefaultRowGroupBytes = 64 << 20
 )
 
-// Validate reports every problem of the schema, joined.
+// Validate reports every problem of the schema, joined, each as a
+// *pipeline.OptionError keyed by its path in the parquet block
+// ("columns[2].type", "columns[0].fields[1].name").
 func (s Schema) Validate() error {
 	var errs []error
 	if len(s.Columns) == 0 {
-		errs = append(errs, errors.New("schema has no columns"))
+		errs = append(errs, pipeline.OptionErrorf("columns", "schema has no columns"))
 	}
-	validateFields(s.Columns, "", &errs)
+	validateFields(s.Columns, "columns", &errs)
 	return errors.Join(errs...)
 }
 
-// Validate reports every problem of the options, joined.
+// Validate reports every problem of the options, joined, each as a
+// *pipeline.OptionError.
 func (o Options) Validate() error {
 	var errs []error
 	if _, err := parquetCodec(o.Compression); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, &pipeline.OptionError{Key: "compression", Err: err})
 	}
 	if o.RowGroupRows < 0 {
-		errs = append(errs, fmt.Errorf("row_group_rows %d is negative", o.RowGroupRows))
+		errs = append(errs, pipeline.OptionErrorf("row_group_rows", "%d is negative", o.RowGroupRows))
 	}
 	if o.RowGroupBytes < 0 {
-		errs = append(errs, fmt.Errorf("row_group_bytes %d is negative", o.RowGroupBytes))
+		errs = append(errs, pipeline.OptionErrorf("row_group_bytes", "%d is negative", o.RowGroupBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -125,79 +130,82 @@ func (c Config) Validate() error {
 	return errors.Join(c.Schema.Validate(), c.Options.Validate())
 }
 
-func validateFields(cols []Column, parent string, errs *[]error) {
+// validateFields checks the columns (or struct fields) cols found at key
+// (e.g. "columns", "columns[3].fields").
+func validateFields(cols []Column, key string, errs *[]error) {
 	seen := map[string]bool{}
 	for i := range cols {
 		c := &cols[i]
-		where := fmt.Sprintf("%scolumns[%d]", parent, i)
-		if c.Name != "" {
-			where = parent + c.Name
+		at := fmt.Sprintf("%s[%d]", key, i)
+		bad := func(sub, format string, args ...any) {
+			*errs = append(*errs, pipeline.OptionErrorf(at+sub, "%s", fmt.Sprintf(format, args...)))
 		}
 		switch {
 		case c.Name == "":
-			*errs = append(*errs, fmt.Errorf("%s: name is required", where))
+			bad(".name", "name is required")
 		case strings.ContainsAny(c.Name, ".,;{}()[]=\"'` \t\n\r"):
-			*errs = append(*errs, fmt.Errorf("%s: name %q holds a character column names cannot use (.,;{}()[]= quotes or whitespace); keep the JSON key in source", where, c.Name))
+			bad(".name", "name %q holds a character column names cannot use (.,;{}()[]= quotes or whitespace); keep the JSON key in source", c.Name)
 		case seen[strings.ToLower(c.Name)]:
-			*errs = append(*errs, fmt.Errorf("%s: duplicate column name %q (names are case-insensitive)", where, c.Name))
+			bad(".name", "duplicate column name %q (names are case-insensitive)", c.Name)
 		}
 		seen[strings.ToLower(c.Name)] = true
 		if c.Source != "" {
 			if _, err := parsePath(c.Source); err != nil {
-				*errs = append(*errs, fmt.Errorf("%s: source: %w", where, err))
+				bad(".source", "%v", err)
 			}
 		}
-		validateType(c, where, errs)
+		validateType(c, at, errs)
 	}
 }
 
-func validateType(c *Column, where string, errs *[]error) {
-	bad := func(format string, args ...any) {
-		*errs = append(*errs, fmt.Errorf("%s: "+format, append([]any{where}, args...)...))
+// validateType checks the type of the column at key.
+func validateType(c *Column, key string, errs *[]error) {
+	bad := func(sub, format string, args ...any) {
+		*errs = append(*errs, pipeline.OptionErrorf(key+sub, "%s", fmt.Sprintf(format, args...)))
 	}
 	if c.Type != TypeTimestamp && c.Unit != "" {
-		bad("unit applies to timestamp columns only")
+		bad(".unit", "unit applies to timestamp columns only")
 	}
 	if c.Type != TypeDecimal && (c.Precision != 0 || c.Scale != 0) {
-		bad("precision and scale apply to decimal columns only")
+		bad(".precision", "precision and scale apply to decimal columns only")
 	}
 	if c.Type != TypeList && c.Items != nil {
-		bad("items applies to list columns only")
+		bad(".items", "items applies to list columns only")
 	}
 	if c.Type != TypeStruct && len(c.Fields) > 0 {
-		bad("fields apply to struct columns only")
+		bad(".fields", "fields apply to struct columns only")
 	}
 	switch c.Type {
 	case TypeString, TypeInt32, TypeInt64, TypeFloat, TypeDouble, TypeBoolean, TypeDate, TypeJSON:
 	case TypeTimestamp:
 		if c.Unit != "" && c.Unit != UnitMillis && c.Unit != UnitMicros {
-			bad("unit %q: want millis or micros", c.Unit)
+			bad(".unit", "unit %q: want millis or micros", c.Unit)
 		}
 	case TypeDecimal:
 		if c.Precision < 1 || c.Precision > 38 {
-			bad("decimal precision %d: want 1..38", c.Precision)
+			bad(".precision", "decimal precision %d: want 1..38", c.Precision)
 		}
 		if c.Scale < 0 || c.Scale > c.Precision {
-			bad("decimal scale %d: want 0..precision", c.Scale)
+			bad(".scale", "decimal scale %d: want 0..precision", c.Scale)
 		}
 	case TypeList:
 		if c.Items == nil {
-			bad("list needs items")
+			bad(".items", "list needs items")
 			return
 		}
 		if c.Items.Name != "" || c.Items.Source != "" {
-			bad("list items take neither name nor source")
+			bad(".items", "list items take neither name nor source")
 		}
-		validateType(c.Items, where+".items", errs)
+		validateType(c.Items, key+".items", errs)
 	case TypeStruct:
 		if len(c.Fields) == 0 {
-			bad("struct needs fields")
+			bad(".fields", "struct needs fields")
 		}
-		validateFields(c.Fields, where+".", errs)
+		validateFields(c.Fields, key+".fields", errs)
 	case "":
-		bad("type is required")
+		bad(".type", "type is required")
 	default:
-		bad("unknown type %q (want string, int32, int64, float, double, boolean, timestamp, date, decimal, list, struct or json)", c.Type)
+		bad(".type", "unknown type %q (want string, int32, int64, float, double, boolean, timestamp, date, decimal, list, struct or json)", c.Type)
 	}
 }
 

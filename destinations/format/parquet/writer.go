@@ -29,10 +29,12 @@ type Format struct {
 
 var _ format.Format = (*Format)(nil)
 
-// New validates the configuration and returns the format.
+// New validates the configuration and returns the format. Validation
+// problems are returned as Validate reports them (joined
+// *pipeline.OptionErrors keyed inside the parquet block).
 func New(cfg Config) (*Format, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("parquet: %w", err)
+		return nil, err
 	}
 	schema, cols, n, err := compileSchema(cfg.Schema)
 	if err != nil {
