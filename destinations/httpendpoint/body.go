@@ -169,7 +169,7 @@ func newRequestBody(b []byte, release func()) *requestBody {
 	return rb
 }
 
-func (b *requestBody) Read(p []byte) (int, error)          { return b.r.Read(p) }
+func (b *requestBody) Read(p []byte) (int, error)         { return b.r.Read(p) }
 func (b *requestBody) WriteTo(w io.Writer) (int64, error) { return b.r.WriteTo(w) }
 
 // Close releases the buffer, once.

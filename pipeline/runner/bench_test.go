@@ -51,7 +51,7 @@ func benchRunner(b *testing.B, buf buffer.Buffer, comp string) {
 		b.Fatal(err)
 	}
 	r, err := New(Options{
-		Stream: "s", Buffer: buf, Destination: d, DestinationName: "file", DeadLetters: d,
+		Stream: "s", Buffer: buf, Destination: d, DestinationName: "file", ErrorOutput: d,
 		SizeBytes: 5 << 20, Interval: time.Hour, RetryDuration: time.Minute, Metrics: m,
 	})
 	if err != nil {

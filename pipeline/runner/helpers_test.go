@@ -64,7 +64,7 @@ func (e *env) opts() Options {
 		Buffer:          e.buf,
 		Destination:     e.file,
 		DestinationName: "file",
-		DeadLetters:     e.file,
+		ErrorOutput:     e.file,
 		SizeBytes:       1 << 20,
 		Interval:        time.Hour,
 		RetryDuration:   time.Minute,
@@ -306,6 +306,11 @@ func (s *scripted) Deliver(ctx context.Context, b pipeline.Batch) error {
 }
 
 func (s *scripted) Close(ctx context.Context) error { return s.next.Close(ctx) }
+func (s *scripted) Limits() pipeline.Limits         { return s.next.Limits() }
+func (s *scripted) Ready(ctx context.Context) error { return s.next.Ready(ctx) }
+func (s *scripted) Describe(in pipeline.DescribeInput) pipeline.Description {
+	return s.next.Describe(in)
+}
 
 func (s *scripted) batches() []pipeline.Batch {
 	s.mu.Lock()

@@ -195,7 +195,7 @@ func TestHardStopThenRestartRedeliversSameBatch(t *testing.T) {
 		t.Fatalf("Run after cancel = %v, want context.Canceled", err)
 	}
 	st := e.buf.State()
-	if st.Committed != 0 || st.Inflight.End == 0 {
+	if st.Committed != 0 || len(st.Inflight) == 0 {
 		t.Fatalf("after the hard stop: %+v, want nothing committed and a batch in flight", st)
 	}
 	before := e.objects()
@@ -211,7 +211,7 @@ func TestHardStopThenRestartRedeliversSameBatch(t *testing.T) {
 		t.Fatalf("second Run = %v", err)
 	}
 	calls := second.batches()
-	if len(calls) != 2 || calls[0].ID != st.Inflight || len(calls[0].Records) != 2 {
+	if len(calls) != 2 || calls[0].ID != st.Inflight[0] || len(calls[0].Records) != 2 {
 		t.Fatalf("second run delivered %d batches, first %v with %d records; want the in-flight batch %v with 2 records first",
 			len(calls), calls[0].ID, len(calls[0].Records), st.Inflight)
 	}
@@ -257,7 +257,7 @@ func TestRetryableFailureThenSuccess(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	if dl := e.deadLetters(OutputDeliveryFailed); len(dl) != 0 {
+	if dl := e.deadLetters(pipeline.OutputDeliveryFailed); len(dl) != 0 {
 		t.Errorf("%d dead letters, want none", len(dl))
 	}
 }
@@ -308,7 +308,7 @@ func TestRetriesExhaustedAreDeadLettered(t *testing.T) {
 	if attempts < 3 {
 		t.Fatalf("%d attempts within the retry duration, want several", attempts)
 	}
-	dls := e.deadLetters(OutputDeliveryFailed)
+	dls := e.deadLetters(pipeline.OutputDeliveryFailed)
 	if len(dls) != 3 {
 		t.Fatalf("%d dead letters, want 3", len(dls))
 	}
@@ -341,7 +341,7 @@ func TestRealPermanentFailureIsDeadLettered(t *testing.T) {
 	e.start(o)
 	recs := e.append([]byte("a"), []byte("b"))
 	eventually(t, 5*time.Second, "commit", e.committedAll)
-	dls := e.deadLetters(OutputDeliveryFailed)
+	dls := e.deadLetters(pipeline.OutputDeliveryFailed)
 	if len(dls) != 2 {
 		t.Fatalf("%d dead letters, want 2", len(dls))
 	}
@@ -400,7 +400,7 @@ func TestPartialFailure(t *testing.T) {
 	if want := []string{"r0r2r4", "r1"}; !slices.Equal(contents, want) {
 		t.Errorf("objects %q, want %q (no overwrite, no duplicate)", contents, want)
 	}
-	dls := e.deadLetters(OutputDeliveryFailed)
+	dls := e.deadLetters(pipeline.OutputDeliveryFailed)
 	if len(dls) != 1 || dls[0].data(t) != "r3" || dls[0].ErrorCode != "Test.Rejected" || dls[0].AttemptsMade != 1 {
 		t.Errorf("dead letters %+v, want r3 with code Test.Rejected after 1 attempt", dls)
 	}
@@ -409,18 +409,16 @@ func TestPartialFailure(t *testing.T) {
 	}
 }
 
-func TestSubBatchID(t *testing.T) {
-	id := pipeline.BatchID{First: 100, End: 140}
-	seen := map[pipeline.BatchID]bool{id: true}
-	for round := 1; round < 40; round++ {
-		s := subBatchID(id, round)
-		if seen[s] || s.First <= id.First || s.First >= id.End || s.End != id.End {
-			t.Fatalf("round %d: %v (seen: %v)", round, s, seen[s])
+func TestRetryRoundIdentities(t *testing.T) {
+	id := pipeline.BatchID{First: 100, End: 101}
+	seen := map[string]bool{id.String(): true}
+	for round := uint32(1); round < 40; round++ {
+		s := id
+		s.Round = round
+		if seen[s.String()] || s.Range() != id {
+			t.Fatalf("round %d: %v (seen: %v)", round, s, seen[s.String()])
 		}
-		seen[s] = true
-	}
-	if subBatchID(id, 0) != id {
-		t.Error("round 0 must keep the identity")
+		seen[s.String()] = true
 	}
 }
 
@@ -442,14 +440,14 @@ func TestDeadLetterWriterFailureBlocksCommit(t *testing.T) {
 	var dlCalls atomic.Int32
 	o := e.opts()
 	o.Interval = 0
-	o.DeadLetters = dlWriterFunc(func(ctx context.Context, id pipeline.BatchID, stream string, dls []pipeline.DeadLetter) error {
+	o.ErrorOutput = dlWriterFunc(func(ctx context.Context, id pipeline.BatchID, stream string, dls []pipeline.DeadLetter) error {
 		dlCalls.Add(1)
 		return dlw.WriteDeadLetters(ctx, id, stream, dls)
 	})
 	rn := e.start(o)
 	e.append([]byte("must not be lost"))
 	eventually(t, 5*time.Second, "several dead-letter attempts", func() bool { return dlCalls.Load() >= 5 })
-	if st := e.buf.State(); st.Committed != 0 || st.Inflight.End == 0 {
+	if st := e.buf.State(); st.Committed != 0 || len(st.Inflight) == 0 {
 		t.Fatalf("state %+v while dead letters cannot be written: want nothing committed", st)
 	}
 	// The error output recovers: the dead letters are written and only
@@ -470,6 +468,9 @@ func TestDeadLetterWriterFailureBlocksCommit(t *testing.T) {
 
 type dlWriterFunc func(ctx context.Context, id pipeline.BatchID, stream string, dls []pipeline.DeadLetter) error
 
+func (f dlWriterFunc) Backup(context.Context, pipeline.Batch) error { return errors.New("no backup") }
+func (f dlWriterFunc) Ready(context.Context) error                  { return nil }
+func (f dlWriterFunc) Close(context.Context) error                  { return nil }
 func (f dlWriterFunc) WriteDeadLetters(ctx context.Context, id pipeline.BatchID, stream string, dls []pipeline.DeadLetter) error {
 	return f(ctx, id, stream, dls)
 }
@@ -484,7 +485,7 @@ func TestHardStopWhileDeadLettersFail(t *testing.T) {
 		func(context.Context, pipeline.Batch) error { return errTest },
 	}}
 	var calls atomic.Int32
-	o.DeadLetters = dlWriterFunc(func(context.Context, pipeline.BatchID, string, []pipeline.DeadLetter) error {
+	o.ErrorOutput = dlWriterFunc(func(context.Context, pipeline.BatchID, string, []pipeline.DeadLetter) error {
 		calls.Add(1)
 		return errTest
 	})
@@ -495,7 +496,7 @@ func TestHardStopWhileDeadLettersFail(t *testing.T) {
 	if err := rn.wait(t, 5*time.Second); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v", err)
 	}
-	if st := e.buf.State(); st.Committed != 0 || st.Inflight.End == 0 {
+	if st := e.buf.State(); st.Committed != 0 || len(st.Inflight) == 0 {
 		t.Errorf("state %+v: the batch must stay in flight", st)
 	}
 }
@@ -537,7 +538,7 @@ func TestProcessors(t *testing.T) {
 	if len(objs) != 1 || string(objs[0]) != "A;C;" {
 		t.Errorf("objects %q, want [\"A;C;\"] (processors applied in order)", objs)
 	}
-	dls := e.deadLetters(OutputProcessingFailed)
+	dls := e.deadLetters(pipeline.OutputProcessingFailed)
 	if len(dls) != 1 || dls[0].data(t) != "bad" || dls[0].ErrorCode != "Lambda.ProcessingFailedStatus" {
 		t.Errorf("processing-failed dead letters %+v", dls)
 	}
@@ -592,7 +593,7 @@ func TestStreamsAreIndependent(t *testing.T) {
 		t.Fatal(err)
 	}
 	o2 := o
-	o2.Stream, o2.Buffer, o2.Destination, o2.DeadLetters = "t", other, d2, d2
+	o2.Stream, o2.Buffer, o2.Destination, o2.ErrorOutput = "t", other, d2, d2
 	e.start(o2)
 	if err := other.Append(context.Background(), []pipeline.Record{{Data: []byte("flows")}}); err != nil {
 		t.Fatal(err)

@@ -88,13 +88,22 @@ func newTestEnv(tb testing.TB, opts Options) *testEnv {
 		opts.CacheDir = sharedCache(tb)
 	}
 	deps := pipeline.Deps{Logger: slog.New(slog.NewTextHandler(env.log, nil)), Registry: env.reg, DataDir: tb.TempDir()}
-	p, err := New(opts, deps)
+	p, err := New(compile(tb, opts), deps)
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
-	tb.Cleanup(func() { _ = p.Close() })
+	tb.Cleanup(func() { _ = p.Close(context.Background()) })
 	env.p = p
 	return env
+}
+
+func compile(tb testing.TB, opts Options) Compiled {
+	tb.Helper()
+	c, err := opts.Compile()
+	if err != nil {
+		tb.Fatalf("Compile: %v", err)
+	}
+	return c
 }
 
 func testOptions(module string) Options {
@@ -148,8 +157,8 @@ func (e *testEnv) process(tb testing.TB, b pipeline.Batch) []outcome {
 		}
 		seen[re.Index] = true
 		ce, ok := re.Err.(*pipeline.CodedError)
-		if !ok || ce.OutputType != OutputProcessingFailed {
-			tb.Fatalf("record %d: error %#v is not a CodedError with output type %s", re.Index, re.Err, OutputProcessingFailed)
+		if !ok || ce.OutputType != pipeline.OutputProcessingFailed {
+			tb.Fatalf("record %d: error %#v is not a CodedError with output type %s", re.Index, re.Err, pipeline.OutputProcessingFailed)
 		}
 		res[re.Index] = outcome{code: ce.Code, msg: ce.Err.Error()}
 	}

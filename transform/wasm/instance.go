@@ -33,6 +33,7 @@ const (
 type engine struct {
 	s        settings
 	rt       wazero.Runtime
+	cache    wazero.CompilationCache
 	compiled wazero.CompiledModule
 	name     string // the module's file name, argv[0] and log attribute
 	log      *slog.Logger
@@ -59,7 +60,7 @@ func newEngine(ctx context.Context, s settings, log *slog.Logger) (*engine, erro
 		WithMemoryLimitPages(s.memoryPages).
 		WithCloseOnContextDone(true)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	e := &engine{s: s, rt: rt, name: filepath.Base(s.module), log: log, lines: newLineLimiter(50, time.Second)}
+	e := &engine{s: s, rt: rt, cache: cache, name: filepath.Base(s.module), log: log, lines: newLineLimiter(50, time.Second)}
 	fail := func(err error) (*engine, error) {
 		_ = rt.Close(ctx)
 		_ = cache.Close(ctx)
@@ -79,8 +80,10 @@ func newEngine(ctx context.Context, s settings, log *slog.Logger) (*engine, erro
 	return e, nil
 }
 
+// close closes the runtime, then the compilation cache, which holds the
+// compiled code (on disk, the cache files stay).
 func (e *engine) close(ctx context.Context) error {
-	return e.rt.Close(ctx)
+	return errors.Join(e.rt.Close(ctx), e.cache.Close(ctx))
 }
 
 // checkShape verifies the imports and exports ABI.md §1 requires.

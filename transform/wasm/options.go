@@ -1,16 +1,20 @@
 package wasm
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // Defaults and limits of Options.
@@ -147,12 +151,16 @@ func DefaultOptions() Options {
 	}
 }
 
-// Validate reports every problem with the options at once. It checks that
-// the module file exists but does not compile it (New does).
+// Validate reports every problem with the options at once (Compile
+// without its result).
 func (o Options) Validate() error {
-	_, err := o.resolve("")
+	_, err := o.Compile()
 	return err
 }
+
+// Compiled is options that passed Compile, with defaults applied, in the
+// form New uses.
+type Compiled struct{ s settings }
 
 // settings are validated options with defaults applied.
 type settings struct {
@@ -166,14 +174,25 @@ type settings struct {
 	env          []string // sorted key=value pairs
 	config       []byte
 	allowFS      []string
-	cacheDir     string // "" = in-memory cache only
-	region       string
+	// cacheDir is the compilation cache's directory; "" keeps compiled
+	// code in memory only. In Compiled it is as configured ("" for the
+	// default, "-" for none); New resolves it with the data directory.
+	cacheDir string
+	// region is as configured in Compiled ("" for the default); New
+	// resolves it with the configuration's region.
+	region string
 }
 
-// resolve validates o and applies defaults; dataDir fills the default
-// cache directory.
-func (o Options) resolve(dataDir string) (settings, error) {
+// Compile validates the options, reporting every problem at once, each a
+// *pipeline.OptionError at its key, and returns them compiled for New. It
+// checks that the module file and the allow_fs directories exist; it does
+// not compile the module (New does: compiling is the processor's work, not
+// its configuration's).
+func (o Options) Compile() (Compiled, error) {
 	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, pipeline.OptionErrorf(key, format, args...))
+	}
 	s := settings{
 		module:       o.Module,
 		batchRecords: o.BatchRecords,
@@ -183,60 +202,61 @@ func (o Options) resolve(dataDir string) (settings, error) {
 		retries:      DefaultRetries,
 		region:       o.Region,
 		allowFS:      o.AllowFS,
+		cacheDir:     o.CacheDir,
 	}
 	if o.Module == "" {
-		errs = append(errs, errors.New("module: required (the path of a .wasm file)"))
+		bad("module", "required (the path of a .wasm file)")
 	} else if fi, err := os.Stat(o.Module); err != nil {
-		errs = append(errs, fmt.Errorf("module: %w", err))
+		bad("module", "%w", err)
 	} else if fi.IsDir() {
-		errs = append(errs, fmt.Errorf("module: %s is a directory", o.Module))
+		bad("module", "%s is a directory", o.Module)
 	}
 	switch {
 	case s.batchRecords == 0:
 		s.batchRecords = DefaultBatchRecords
 	case s.batchRecords < 0:
-		errs = append(errs, fmt.Errorf("batch_records: %d is negative", s.batchRecords))
+		bad("batch_records", "%d is negative", s.batchRecords)
 	}
 	switch {
 	case o.BatchBytes == 0:
 		s.batchBytes = DefaultBatchBytes
 	case o.BatchBytes < 0 || o.BatchBytes > MaxBatchBytes:
-		errs = append(errs, fmt.Errorf("batch_bytes: %v is outside 1B–%v", o.BatchBytes, ByteSize(MaxBatchBytes)))
+		bad("batch_bytes", "%v is outside 1B–%v", o.BatchBytes, ByteSize(MaxBatchBytes))
 	}
 	switch {
 	case s.timeout == 0:
 		s.timeout = DefaultTimeout
 	case s.timeout < 0:
-		errs = append(errs, fmt.Errorf("timeout: %v is negative", s.timeout))
+		bad("timeout", "%v is negative", s.timeout)
 	}
 	mem := o.MemoryLimit
 	if mem == 0 {
 		mem = DefaultMemoryLimit
 	}
 	if mem < pageSize || mem > MaxMemoryLimit {
-		errs = append(errs, fmt.Errorf("memory_limit: %v is outside 64KiB–4GiB", mem))
+		bad("memory_limit", "%v is outside 64KiB–4GiB", mem)
 	}
 	s.memoryPages = uint32(min(mem, MaxMemoryLimit) / pageSize)
 	switch {
 	case s.instances == 0:
 		s.instances = runtime.GOMAXPROCS(0)
 	case s.instances < 0:
-		errs = append(errs, fmt.Errorf("instances: %d is negative", s.instances))
+		bad("instances", "%d is negative", s.instances)
 	}
 	if o.Retries != nil {
 		s.retries = *o.Retries
 		if s.retries < 0 || s.retries > MaxRetries {
-			errs = append(errs, fmt.Errorf("retries: %d is outside 0–%d", s.retries, MaxRetries))
+			bad("retries", "%d is outside 0–%d", s.retries, MaxRetries)
 		}
 	}
-	for k, v := range o.Env {
+	for _, k := range slices.Sorted(maps.Keys(o.Env)) {
+		v := o.Env[k]
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
-			errs = append(errs, fmt.Errorf("env: %q: names must be non-empty without '=' or NUL, values without NUL", k))
+			bad("env."+k, "%q: names must be non-empty without '=' or NUL, values without NUL", k)
 			continue
 		}
 		s.env = append(s.env, k+"="+v)
 	}
-	sort.Strings(s.env)
 	switch c := o.Config.(type) {
 	case nil:
 	case string:
@@ -244,28 +264,36 @@ func (o Options) resolve(dataDir string) (settings, error) {
 	default:
 		b, err := json.Marshal(c)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("config: cannot encode as JSON: %w", err))
+			bad("config", "cannot encode as JSON: %w", err)
 		}
 		s.config = b
 	}
-	for _, d := range o.AllowFS {
+	for i, d := range o.AllowFS {
+		key := fmt.Sprintf("allow_fs[%d]", i)
 		if !filepath.IsAbs(d) {
-			errs = append(errs, fmt.Errorf("allow_fs: %q is not an absolute path", d))
+			bad(key, "%q is not an absolute path", d)
 		} else if fi, err := os.Stat(d); err != nil {
-			errs = append(errs, fmt.Errorf("allow_fs: %w", err))
+			bad(key, "%w", err)
 		} else if !fi.IsDir() {
-			errs = append(errs, fmt.Errorf("allow_fs: %s is not a directory", d))
+			bad(key, "%s is not a directory", d)
 		}
 	}
+	if err := errors.Join(errs...); err != nil {
+		return Compiled{}, err
+	}
+	return Compiled{s: s}, nil
+}
+
+// resolve completes compiled settings with what the configuration gives
+// every component: the data directory (the default compilation cache) and
+// the region (the default region).
+func (s settings) resolve(deps pipeline.Deps) settings {
 	switch {
-	case o.CacheDir == "-":
-	case o.CacheDir != "":
-		s.cacheDir = o.CacheDir
-	case dataDir != "":
-		s.cacheDir = filepath.Join(dataDir, CacheDirName)
+	case s.cacheDir == "-":
+		s.cacheDir = ""
+	case s.cacheDir == "" && deps.DataDir != "":
+		s.cacheDir = filepath.Join(deps.DataDir, CacheDirName)
 	}
-	if s.region == "" {
-		s.region = DefaultRegion
-	}
-	return s, errors.Join(errs...)
+	s.region = cmp.Or(s.region, deps.Region, DefaultRegion)
+	return s
 }

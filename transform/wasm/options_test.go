@@ -1,8 +1,12 @@
 package wasm
 
 import (
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/transform/transformtest"
 )
 
 func TestByteSize(t *testing.T) {
@@ -26,26 +30,37 @@ func TestByteSize(t *testing.T) {
 func TestOptionsDefaults(t *testing.T) {
 	o := DefaultOptions()
 	o.Module = "testdata/passthrough.wat" // any existing file
-	s, err := o.resolve("/data")
+	c, err := o.Compile()
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := c.s.resolve(pipeline.Deps{DataDir: "/data"})
 	if s.batchRecords != DefaultBatchRecords || s.batchBytes != DefaultBatchBytes || s.timeout != DefaultTimeout ||
 		s.memoryPages != uint32(DefaultMemoryLimit/pageSize) || s.retries != DefaultRetries || s.instances < 1 ||
 		s.cacheDir != "/data/wasm-cache" || s.region != DefaultRegion {
 		t.Errorf("defaults: %+v", s)
 	}
+	if s := c.s.resolve(pipeline.Deps{Region: "eu-west-3"}); s.region != "eu-west-3" || s.cacheDir != "" {
+		t.Errorf("region from deps, no data directory: %+v", s)
+	}
 	zero := 0
-	o.Retries, o.CacheDir = &zero, "-"
+	o.Retries, o.CacheDir, o.Region = &zero, "-", "ap-south-1"
 	o.Env = map[string]string{"B": "2", "A": "1"}
-	if s, err = o.resolve("/data"); err != nil || s.retries != 0 || s.cacheDir != "" || strings.Join(s.env, ",") != "A=1,B=2" {
-		t.Errorf("retries 0, no cache, env: %+v, %v", s, err)
+	c, err = o.Compile()
+	if s := c.s.resolve(pipeline.Deps{DataDir: "/data", Region: "eu-west-3"}); err != nil || s.retries != 0 || s.cacheDir != "" ||
+		strings.Join(s.env, ",") != "A=1,B=2" || s.region != "ap-south-1" {
+		t.Errorf("retries 0, no cache, env, region: %+v, %v", s, err)
 	}
 	o.Env = map[string]string{"A=B": "x"}
 	o.Timeout = -1
 	o.BatchBytes = MaxBatchBytes + 1
+	o.AllowFS = []string{"/", "relative"}
 	err = o.Validate()
-	for _, w := range []string{"env", "timeout", "batch_bytes"} {
+	keys, other := transformtest.OptionKeys(err)
+	if want := []string{"batch_bytes", "timeout", "env.A=B", "allow_fs[1]"}; !slices.Equal(keys, want) || len(other) > 0 {
+		t.Errorf("Validate: option keys %q, other errors %v, want %q", keys, other, want)
+	}
+	for _, w := range []string{"env", "timeout", "batch_bytes", "allow_fs"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("Validate: %v, want a problem with %s", err, w)
 		}

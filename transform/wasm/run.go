@@ -44,11 +44,15 @@ const (
 // 1-based position as ID. It fails only when the module cannot be loaded
 // or ctx is done.
 func RunModule(ctx context.Context, opts Options, deps pipeline.Deps, recs []pipeline.Record) ([]Result, error) {
-	p, err := New(opts, deps)
+	c, err := opts.Compile()
+	if err != nil {
+		return nil, fmt.Errorf("wasm: %w", err)
+	}
+	p, err := New(c, deps)
 	if err != nil {
 		return nil, err
 	}
-	defer p.Close()
+	defer func() { _ = p.Close(context.WithoutCancel(ctx)) }()
 	in := make([]pipeline.Record, len(recs))
 	copy(in, recs)
 	seen := make(map[string]bool, len(in))

@@ -30,8 +30,6 @@ const (
 	// result is ProcessingFailed.
 	MsgProcessingFailed = "ProcessingFailed status set for record"
 
-	OutputProcessingFailed = "processing-failed"
-
 	// KeyPrefix namespaces the partition keys a module returns in
 	// pipeline.Record.Keys: key "year" is "partitionKeyFromLambda:year",
 	// as written in a prefix expression !{partitionKeyFromLambda:year}.
@@ -64,19 +62,19 @@ type Processor struct {
 
 var _ pipeline.Processor = (*Processor)(nil)
 
-// New validates opts, compiles the module once (through the compilation
-// cache in opts.CacheDir, default <deps.DataDir>/wasm-cache), creates one
-// instance to check the module's ABI version and configuration, and
-// registers the metrics on deps.Registry (see NewMetrics). Further
-// instances are created on demand, up to opts.Instances.
-func New(opts Options, deps pipeline.Deps) (*Processor, error) {
-	if opts.Region == "" {
-		opts.Region = deps.Region
+// New builds the processor from compiled options (see Options.Compile; it
+// does not validate them again): it compiles the module once (through the
+// compilation cache in the cache_dir option, default
+// <deps.DataDir>/wasm-cache), creates one instance to check the module's
+// ABI version and configuration, and registers the metrics on
+// deps.Registry (see NewMetrics). Further instances are created on
+// demand, up to the instances option. The region shown to the guest
+// defaults to deps.Region. Close releases it.
+func New(c Compiled, deps pipeline.Deps) (*Processor, error) {
+	if c.s.module == "" {
+		return nil, errors.New("wasm: options not compiled (use Options.Compile)")
 	}
-	s, err := opts.resolve(deps.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("wasm: %w", err)
-	}
+	s := c.s.resolve(deps)
 	m, err := NewMetrics(deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("wasm: %w", err)
@@ -114,12 +112,14 @@ func New(opts Options, deps pipeline.Deps) (*Processor, error) {
 }
 
 // ErrorOutputType is the error output type of records this processor
-// fails (runner.OutputTyper).
-func (p *Processor) ErrorOutputType() string { return OutputProcessingFailed }
+// fails (pipeline.OutputTyper).
+func (p *Processor) ErrorOutputType() string { return pipeline.OutputProcessingFailed }
 
-// Close releases the runtime and every instance. Calls in progress fail.
-func (p *Processor) Close() error {
-	p.closeOnce.Do(func() { p.closeErr = p.e.close(context.Background()) })
+// Close releases the runtime, every instance and the compiled code; calls
+// in progress fail. Only the first call closes; later ones return its
+// result.
+func (p *Processor) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() { p.closeErr = p.e.close(ctx) })
 	return p.closeErr
 }
 
@@ -246,7 +246,7 @@ func (p *Processor) runChunk(ctx context.Context, stream string, recs []pipeline
 	errs := make([]pipeline.RecordError, len(recs))
 	err := fmt.Errorf("%d attempts failed, the last: %w", attempts, last.err)
 	for i := range recs {
-		errs[i] = pipeline.RecordError{Index: base + i, Err: &pipeline.CodedError{Code: last.code, OutputType: OutputProcessingFailed, Err: err}}
+		errs[i] = pipeline.RecordError{Index: base + i, Err: &pipeline.CodedError{Code: last.code, OutputType: pipeline.OutputProcessingFailed, Err: err}}
 	}
 	p.m.records.WithLabelValues(stream, ProcessorName, RecordsFailed).Add(float64(len(recs)))
 	return chunkResult{errs: errs}
@@ -405,5 +405,5 @@ func (p *Processor) apply(stream string, recs []pipeline.Record, base int, rs []
 }
 
 func recordError(index int, code, msg string) pipeline.RecordError {
-	return pipeline.RecordError{Index: index, Err: &pipeline.CodedError{Code: code, OutputType: OutputProcessingFailed, Err: errors.New(msg)}}
+	return pipeline.RecordError{Index: index, Err: &pipeline.CodedError{Code: code, OutputType: pipeline.OutputProcessingFailed, Err: errors.New(msg)}}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/transform/transformtest"
 )
 
 func TestPassThrough(t *testing.T) {
@@ -284,9 +286,14 @@ func TestNewRejects(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.opts.CacheDir = "-"
-			_, err := New(c.opts, pipeline.Deps{})
+			comp, err := c.opts.Compile()
 			if err == nil {
-				t.Fatal("New succeeded")
+				_, err = New(comp, pipeline.Deps{})
+			} else if keys, other := transformtest.OptionKeys(err); len(keys) == 0 || len(other) > 0 {
+				t.Errorf("Compile: option keys %q, other errors %v: want every problem at its key", keys, other)
+			}
+			if err == nil {
+				t.Fatal("Compile and New succeeded")
 			}
 			for _, w := range c.want {
 				if !strings.Contains(err.Error(), w) {
@@ -295,34 +302,54 @@ func TestNewRejects(t *testing.T) {
 			}
 		})
 	}
+	if _, err := New(Compiled{}, pipeline.Deps{}); err == nil || !strings.Contains(err.Error(), "not compiled") {
+		t.Errorf("New(Compiled{}): %v", err)
+	}
+}
+
+// cacheFiles lists the compilation cache's files with their size and
+// modification time.
+func cacheFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && fi.Size() > 0 {
+			files[path] = fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }
 
 func TestCompilationCache(t *testing.T) {
 	dataDir := t.TempDir()
 	opts := testOptions(guestModule(t))
 	deps := pipeline.Deps{DataDir: dataDir}
-	p, err := New(opts, deps)
+	p, err := New(compile(t, opts), deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = p.Close()
-	var files int
-	_ = filepath.Walk(filepath.Join(dataDir, CacheDirName), func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() && fi.Size() > 0 {
-			files++
-		}
-		return nil
-	})
-	if files == 0 {
-		t.Fatalf("no compiled module under %s", filepath.Join(dataDir, CacheDirName))
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	start := time.Now()
-	p, err = New(opts, deps)
+	dir := filepath.Join(dataDir, CacheDirName)
+	cold := cacheFiles(t, dir)
+	if len(cold) == 0 {
+		t.Fatalf("no compiled module under %s", dir)
+	}
+	// A warm start loads the compiled code: nothing is compiled, so no
+	// cache file is written again.
+	p, err = New(compile(t, opts), deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
-	t.Logf("New with a warm cache: %v", time.Since(start))
+	defer p.Close(context.Background())
+	if warm := cacheFiles(t, dir); !maps.Equal(warm, cold) {
+		t.Errorf("the warm start rewrote the cache: %v, then %v", cold, warm)
+	}
 }
 
 func TestConcurrentProcess(t *testing.T) {

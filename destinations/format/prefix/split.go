@@ -39,9 +39,11 @@ const (
 	CodeMetadataExtractionFailed           = "DynamicPartitioning.MetadataExtractionFailed"
 	CodeActivePartitionsLimitExceeded      = "DynamicPartitioning.ActivePartitionsLimitExceeded"
 	CodePrefixEvaluationFailed             = "DynamicPartitioning.PrefixEvaluationFailed"
-	dataKind                               = "data"
 	partitionIDSeparator              byte = ';'
 )
+
+// DataKind is the kind (see ObjectSeed) of the data objects Split names.
+const DataKind = "data"
 
 // ErrActivePartitionsExceeded is wrapped by the errors of records beyond
 // the active-partition limit.
@@ -80,6 +82,13 @@ type Partition struct {
 // the partition, so a redelivered batch maps to the same keys. Split reads
 // records but copies no record data.
 func (s *Spec) Split(b pipeline.Batch, maxActive int) (parts []Partition, failed []pipeline.RecordError) {
+	return s.SplitKind(b, maxActive, DataKind)
+}
+
+// SplitKind is Split for objects of another kind than data objects (see
+// ObjectSeed): the same partitions, other object names (and random
+// strings), e.g. for a backup copy of a batch in the same store.
+func (s *Spec) SplitKind(b pipeline.Batch, maxActive int, kind string) (parts []Partition, failed []pipeline.RecordError) {
 	if maxActive <= 0 {
 		maxActive = DefaultMaxActivePartitions
 	}
@@ -91,7 +100,7 @@ func (s *Spec) Split(b pipeline.Batch, maxActive int) (parts []Partition, failed
 		for i := range p.Records {
 			p.Records[i] = i
 		}
-		if err := s.finish(&p, b); err != nil {
+		if err := s.finish(&p, b, kind); err != nil {
 			return nil, failAll(p.Records, err)
 		}
 		return []Partition{p}, nil
@@ -149,7 +158,7 @@ func (s *Spec) Split(b pipeline.Batch, maxActive int) (parts []Partition, failed
 	}
 	kept := parts[:0]
 	for i := range parts {
-		if err := s.finish(&parts[i], b); err != nil {
+		if err := s.finish(&parts[i], b, kind); err != nil {
 			failed = append(failed, failAll(parts[i].Records, err)...)
 			continue
 		}
@@ -162,8 +171,8 @@ func (s *Spec) Split(b pipeline.Batch, maxActive int) (parts []Partition, failed
 }
 
 // finish evaluates a partition's prefix and object key.
-func (s *Spec) finish(p *Partition, b pipeline.Batch) error {
-	seed := ObjectSeed(b.Stream, dataKind, b.ID, p.ID)
+func (s *Spec) finish(p *Partition, b pipeline.Batch, kind string) error {
+	seed := ObjectSeed(b.Stream, kind, b.ID, p.ID)
 	prefix, err := s.Key(Values{Time: p.Oldest, Keys: p.Keys, Seed: seed})
 	if err != nil {
 		return &pipeline.CodedError{Code: CodePrefixEvaluationFailed, OutputType: OutputPartitioningFailed, Err: err}

@@ -154,9 +154,13 @@ func TestResultsThroughHost(t *testing.T) {
 func TestInitFailureThroughHost(t *testing.T) {
 	opts := echoOptions(t)
 	opts.Config = "fail"
-	p, err := wasm.New(opts, testDeps(t))
+	c, err := opts.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := wasm.New(c, testDeps(t))
 	if err == nil {
-		p.Close()
+		_ = p.Close(context.Background())
 		t.Fatal("New succeeded with a failing OnInit")
 	}
 }

@@ -1,0 +1,245 @@
+package httpendpoint
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-dev/sluice/pipeline"
+)
+
+// Header names of the specification.
+const (
+	HeaderProtocolVersion  = "X-Amz-Firehose-Protocol-Version"
+	HeaderRequestID        = "X-Amz-Firehose-Request-Id"
+	HeaderSourceARN        = "X-Amz-Firehose-Source-Arn"
+	HeaderAccessKey        = "X-Amz-Firehose-Access-Key"
+	HeaderCommonAttributes = "X-Amz-Firehose-Common-Attributes"
+	// ProtocolVersion is the value of HeaderProtocolVersion.
+	ProtocolVersion = "1.0"
+)
+
+// Defaults of the stream's identity when pipeline.Deps leaves them empty.
+const (
+	DefaultRegion    = "us-east-1"
+	DefaultAccountID = "000000000000"
+)
+
+// maxIdleConns is the idle connections kept to the endpoint: one per batch
+// a stream may have in flight (buffer.MaxInflight, max_in_flight's bound).
+const maxIdleConns = 64
+
+// readyTimeout bounds Ready when its context has no deadline.
+const readyTimeout = 5 * time.Second
+
+// Destination delivers batches to an HTTP endpoint, one POST per Deliver.
+type Destination struct {
+	cfg       Config
+	stream    string
+	sourceARN string
+	header    http.Header // the headers every request carries
+	client    *http.Client
+	transport *http.Transport
+	log       *slog.Logger
+	closed    atomic.Bool
+}
+
+var _ pipeline.Destination = (*Destination)(nil)
+
+// New builds the destination of stream from a compiled configuration. It
+// reads access_key_file, if any; it does not contact the endpoint (Ready
+// does).
+func New(ctx context.Context, cfg *Config, stream string, deps pipeline.Deps) (*Destination, error) {
+	if cfg == nil {
+		return nil, errors.New("http endpoint destination: nil Config (use Compile)")
+	}
+	if stream == "" {
+		return nil, errors.New("http endpoint destination: empty stream name")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("http endpoint destination %s: %w", stream, err)
+	}
+	c := *cfg
+	if c.accessKeyFile != "" {
+		k, err := readAccessKey(c.accessKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("http endpoint destination %s: %w", stream, err)
+		}
+		c.accessKey = k
+	}
+	region, account := deps.Region, deps.AccountID
+	if region == "" {
+		region = DefaultRegion
+	}
+	if account == "" {
+		account = DefaultAccountID
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Destination{
+		cfg:       c,
+		stream:    stream,
+		sourceARN: fmt.Sprintf("arn:aws:firehose:%s:%s:deliverystream/%s", region, account, stream),
+		log:       log.With("destination", "http_endpoint", "stream", stream),
+	}
+	d.header = http.Header{
+		"Content-Type":        {"application/json"},
+		HeaderProtocolVersion: {ProtocolVersion},
+		HeaderSourceARN:       {d.sourceARN},
+		"User-Agent":          {"sluice"},
+	}
+	if c.gzip {
+		d.header["Content-Encoding"] = []string{"gzip"}
+	}
+	if c.accessKey != "" {
+		d.header[HeaderAccessKey] = []string{string(c.accessKey)}
+	}
+	if c.attrsHeader != "" {
+		d.header[HeaderCommonAttributes] = []string{c.attrsHeader}
+	}
+	d.transport = &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          maxIdleConns,
+		MaxIdleConnsPerHost:   maxIdleConns,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// The response must not be compressed (the specification), and
+		// asking for gzip would hide what the endpoint sent.
+		DisableCompression: true,
+	}
+	d.client = &http.Client{
+		Transport: d.transport,
+		// Redirects are not followed: a 3xx is a failed attempt.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return d, nil
+}
+
+// requestIDSpace is the UUID namespace of request ids.
+var requestIDSpace = [16]byte{0x40, 0x62, 0xc9, 0x0e, 0x31, 0xde, 0x4f, 0x4e, 0x9c, 0x23, 0xb3, 0x4a, 0xd0, 0x8e, 0x4e, 0x03}
+
+// RequestID is the X-Amz-Firehose-Request-Id (and body requestId) of batch
+// id of stream: a name-based UUID (RFC 9562 version 5) of the stream and
+// id.String(), so it is the same on every retry of the batch and when the
+// batch is rebuilt and redelivered after a crash, and differs between the
+// parts and rounds of a batch. Endpoints deduplicate on it.
+func RequestID(stream string, id pipeline.BatchID) string {
+	h := sha1.New()
+	h.Write(requestIDSpace[:])
+	h.Write([]byte(stream))
+	h.Write([]byte{0})
+	h.Write([]byte(id.String()))
+	var u [16]byte
+	copy(u[:], h.Sum(nil))
+	u[6] = u[6]&0x0f | 0x50
+	u[8] = u[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], u[10:])
+	return string(s[:])
+}
+
+// Deliver POSTs b's records in one request and classifies the outcome:
+// nil only for a 200 whose JSON body carries the request's requestId. See
+// the package documentation for the errors.
+func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
+	if d.closed.Load() {
+		return fmt.Errorf("http endpoint destination %s: %w", d.stream, pipeline.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("http endpoint destination %s: batch %v: %w", d.stream, b.ID, err)
+	}
+	if len(b.Records) == 0 {
+		return nil // Firehose never sends a request without records
+	}
+	id := RequestID(d.stream, b.ID)
+	body, err := buildBody(id, time.Now().UnixMilli(), b.Records, d.cfg.gzip)
+	if err != nil {
+		return fmt.Errorf("http endpoint destination %s: batch %v: encoding the request: %w", d.stream, b.ID, err)
+	}
+	actx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, d.cfg.url, body)
+	if err != nil {
+		_ = body.Close()
+		return fmt.Errorf("http endpoint destination %s: %w", d.stream, err)
+	}
+	req.ContentLength = int64(body.n)
+	req.Header = d.header.Clone()
+	req.Header[HeaderRequestID] = []string{id}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return d.fail(ctx, b, id, d.transportError(ctx, actx, err))
+	}
+	defer resp.Body.Close()
+	data, rerr := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if rerr != nil {
+		return d.fail(ctx, b, id, d.transportError(ctx, actx, fmt.Errorf("reading the response: %w", rerr)))
+	}
+	if err := classify(resp.StatusCode, resp.Header, data, id, time.Now()); err != nil {
+		return d.fail(ctx, b, id, err)
+	}
+	return nil
+}
+
+// fail logs a failed attempt and returns err with the stream and batch.
+func (d *Destination) fail(ctx context.Context, b pipeline.Batch, id string, err error) error {
+	var coded *pipeline.CodedError
+	if errors.As(err, &coded) {
+		coded.Err = fmt.Errorf("http endpoint destination %s: batch %v (request %s): %w", d.stream, b.ID, id, coded.Err)
+		d.log.LogAttrs(ctx, slog.LevelDebug, "delivery attempt failed",
+			slog.String("batch", b.ID.String()), slog.String("request_id", id),
+			slog.String("code", coded.Code), slog.Bool("retryable", pipeline.IsRetryable(err)))
+		return err
+	}
+	return fmt.Errorf("http endpoint destination %s: batch %v (request %s): %w", d.stream, b.ID, id, err)
+}
+
+// Limits are the specification's: at most MaxRecords records and MaxBytes
+// record bytes per request, so that the body stays within 64 MiB.
+func (d *Destination) Limits() pipeline.Limits {
+	return pipeline.Limits{MaxRecords: MaxRecords, MaxBytes: MaxBytes}
+}
+
+// Ready opens (and closes) a TCP connection to the endpoint's host and
+// port within ctx's deadline (5 s without one).
+func (d *Destination) Ready(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, readyTimeout)
+		defer cancel()
+	}
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", d.cfg.hostPort)
+	if err != nil {
+		return fmt.Errorf("http endpoint %s unreachable: %w", d.cfg.hostPort, err)
+	}
+	return conn.Close()
+}
+
+// Close stops deliveries and closes idle connections.
+func (d *Destination) Close(context.Context) error {
+	d.closed.Store(true)
+	d.transport.CloseIdleConnections()
+	return nil
+}
