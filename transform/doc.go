@@ -1,7 +1,7 @@
 // Package transform holds Sluice's record processors: the implementations
 // of pipeline.Processor a stream's processing configuration lists, one
-// sub-package each. This package itself only documents how they fit
-// together; it has no code.
+// sub-package each. This package documents how they fit together and holds
+// the little they share (sub-record IDs, record counters).
 //
 //	processor type         package                Firehose processor
 //	record_deaggregation   transform/deaggregate  RecordDeAggregation (+ KPL de-aggregation)
@@ -50,6 +50,14 @@
 //
 // # Conventions every processor follows
 //
+//   - Each package has Options (decoded from the processor's YAML block
+//     onto DefaultOptions()), Options.Compile, which reports every problem
+//     at once as *pipeline.OptionError values at their keys and returns a
+//     Compiled value (a query parsed and compiled, a delimiter decoded),
+//     and New(Compiled, pipeline.Deps), which builds the processor from it
+//     without validating again. Options.Validate is Compile without its
+//     result. A processor that holds resources (wasm) has
+//     Close(ctx context.Context) error.
 //   - Partition keys live in pipeline.Record.Keys under a namespaced name:
 //     "partitionKeyFromQuery:<name>" and "partitionKeyFromLambda:<name>",
 //     exactly as the prefix expressions !{partitionKeyFromQuery:<name>} and

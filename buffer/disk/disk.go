@@ -30,6 +30,8 @@ const (
 	DefaultMaxPendingBytes = 32 << 20
 	DefaultReadChunkBytes  = 1 << 20
 	DefaultMinFreeBytes    = 64 << 20
+	DefaultReopenBackoff   = time.Second
+	maxReopenBackoff       = time.Minute
 )
 
 // Options configure a stream's log.
@@ -69,6 +71,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Now gives arrival times (default time.Now).
 	Now func() time.Time
+	// Owner describes this process in the directory's lock file (after its
+	// pid), e.g. its listen address, so that a second Open names it.
+	Owner string
+	// ReopenBackoff is the wait before the log first tries to recover by
+	// itself after a failed fsync (see the package doc); it doubles after
+	// each failed attempt, up to a minute. Default DefaultReopenBackoff.
+	ReopenBackoff time.Duration
 }
 
 // segment is one segment file. base never changes; the active (last)
@@ -98,34 +107,45 @@ type Log struct {
 	logID    [8]byte
 	logHex   string
 	notify   chan struct{}
+	lock     vfs.Unlocker // nil: the filesystem cannot lock
 
 	// Writer goroutine.
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
-	pool sync.Pool // *[]byte encode buffers
-	iov  [][]byte
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	pool     sync.Pool // *[]byte encode buffers
+	iov      [][]byte
+	backoff0 time.Duration
+	backoff  time.Duration // the wait after the next failed reopen
+	retry    *time.Timer
 
 	mu        sync.Mutex
 	closed    bool
-	failed    error // sticky: a sync failed, the log must be reopened
+	failed    error     // a sync failed: appends are refused until reopen
+	nextTry   time.Time // when failed: the next reopen attempt
 	queue     []*request
 	spare     []*request
 	tail      pipeline.Position // after the last queued record
 	head      pipeline.Position // after the last durable record
 	committed pipeline.Position
-	inflight  pipeline.BatchID
-	pending   int64         // encoded bytes queued or being written
-	freed     chan struct{} // closed (and replaced) when pending shrinks
-	segs      []*segment    // by base; the last one is active
+	inflight  []pipeline.BatchID // in log order; replaced, never modified
+	pending   int64              // encoded bytes queued or being written
+	freed     chan struct{}      // closed (and replaced) when pending shrinks
+	segs      []*segment         // by base; the last one is active
+
+	// fmu guards the lifetime of segment files: Read and State hold it
+	// shared while they read, segment deletion and Close exclusively to
+	// close files.
+	fmu sync.RWMutex
 
 	// Read side: one runner.
-	rmu       sync.Mutex
-	rbuf      []byte
-	rrecs     []pipeline.Record
-	rsegs     []*segment
-	idbuf     []byte
-	lastSkip  pipeline.Position
+	rmu      sync.Mutex
+	rrecs    []pipeline.Record // scratch, copied out per Read
+	rsegs    []*segment
+	idbuf    []byte
+	lastSkip pipeline.Position
+
+	omu       sync.Mutex // the cached arrival time of the oldest record
 	oldestPos pipeline.Position
 	oldest    time.Time
 
@@ -134,13 +154,6 @@ type Log struct {
 
 var _ buffer.Buffer = (*Log)(nil)
 
-type discard struct{}
-
-func (discard) Enabled(context.Context, slog.Level) bool  { return false }
-func (discard) Handle(context.Context, slog.Record) error { return nil }
-func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discard) WithGroup(string) slog.Handler           { return d }
-
 const segSuffix = ".seg"
 
 func segName(base pipeline.Position) string { return fmt.Sprintf("%020d%s", uint64(base), segSuffix) }
@@ -148,6 +161,12 @@ func segName(base pipeline.Position) string { return fmt.Sprintf("%020d%s", uint
 // Open opens (creating if needed) the log in opts.Dir and recovers it: a
 // torn or corrupt tail of the last segment is truncated at the last good
 // frame (counted and logged), fully committed segments are deleted.
+//
+// It creates opts.Dir and its missing parents, syncing the parent of each
+// directory it creates, and locks the directory (file "lock", on
+// filesystems that can lock) until Close: a second Open of the same
+// directory fails with an error wrapping a *LockedError that names the
+// holder.
 func Open(opts Options) (*Log, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("disk buffer: Options.Dir is empty")
@@ -173,6 +192,7 @@ func Open(opts Options) (*Log, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		freed:    make(chan struct{}),
+		backoff0: opts.ReopenBackoff,
 	}
 	if l.fs == nil {
 		l.fs = vfs.OS()
@@ -202,21 +222,62 @@ func Open(opts Options) (*Log, error) {
 		l.now = time.Now
 	}
 	if l.log == nil {
-		l.log = slog.New(discard{})
+		l.log = slog.New(slog.DiscardHandler)
 	}
+	if l.backoff0 <= 0 {
+		l.backoff0 = DefaultReopenBackoff
+	}
+	l.backoff = l.backoff0
 	l.log = l.log.With("stream", opts.Stream, "dir", opts.Dir)
 	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics(nil)
+		opts.Metrics = newMetrics()
 	}
 	l.m = opts.Metrics.forStream(opts.Stream)
-	if err := l.recover(); err != nil {
+	if err := l.open(opts.Owner); err != nil {
 		l.closeFiles()
+		if l.lock != nil {
+			_ = l.lock.Unlock()
+		}
 		return nil, fmt.Errorf("disk buffer %s: open %s: %w", opts.Stream, opts.Dir, err)
 	}
 	l.m.segments.Set(float64(len(l.segs)))
+	l.m.healthy.Set(1)
 	l.measureFree()
+	l.retry = time.NewTimer(time.Hour)
+	l.retry.Stop()
 	go l.writer()
 	return l, nil
+}
+
+// open makes and locks the directory, then recovers the log.
+func (l *Log) open(owner string) error {
+	if err := makeDirs(l.fs, l.dir); err != nil {
+		return err
+	}
+	if lk, ok := l.fs.(vfs.Locker); ok {
+		u, err := lk.Lock(filepath.Join(l.dir, lockName), owner)
+		if err != nil {
+			return err
+		}
+		l.lock = u
+	}
+	return l.recover()
+}
+
+// makeDirs creates dir and its missing parents and syncs the parent of
+// every directory it created, so that they survive a power loss before
+// anything in them is acknowledged.
+func makeDirs(fsys vfs.FS, dir string) error {
+	created, err := fsys.MkdirAll(dir, 0o755)
+	if err != nil {
+		return err
+	}
+	for i := len(created) - 1; i >= 0; i-- {
+		if err := fsys.SyncDir(filepath.Dir(created[i])); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (l *Log) closeFiles() {
@@ -226,7 +287,8 @@ func (l *Log) closeFiles() {
 }
 
 // Close answers pending appends (their groups are written first), stops the
-// writer goroutine and closes the files. Closing twice is harmless.
+// writer goroutine, closes the files and releases the directory's lock.
+// Closing twice is harmless.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -237,16 +299,35 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	close(l.stop)
 	<-l.done
-	// Lock order: smu, rmu, mu.
+	// Lock order: smu, rmu, fmu, mu.
 	l.smu.Lock()
 	l.rmu.Lock()
+	l.fmu.Lock()
 	l.mu.Lock()
 	l.closeFiles()
 	l.segs = nil
 	l.mu.Unlock()
+	l.fmu.Unlock()
 	l.rmu.Unlock()
 	l.smu.Unlock()
+	l.m.healthy.Set(0)
+	if l.lock != nil {
+		if err := l.lock.Unlock(); err != nil {
+			return fmt.Errorf("disk buffer %s: close: %w", l.stream, err)
+		}
+	}
 	return nil
+}
+
+// Healthy reports nil while the log accepts appends; otherwise why not:
+// closed, or a failed fsync it has not recovered from yet. It does no I/O.
+func (l *Log) Healthy() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return fmt.Errorf("disk buffer %s: %w", l.stream, pipeline.ErrClosed)
+	}
+	return l.failed
 }
 
 // Notify returns the channel signalled after appends become readable.

@@ -2,14 +2,16 @@ package disk
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // Metrics are the disk buffer's Prometheus metrics, labelled by stream.
-// Create one per process with NewMetrics and pass it to every Open.
+// Create them with NewMetrics and pass them to every Open.
 type Metrics struct {
 	corruptTruncations *prometheus.CounterVec
 	corruptSkips       *prometheus.CounterVec
 	corruptBytes       *prometheus.CounterVec
+	cursorRecoveries   *prometheus.CounterVec
 	fsyncs             *prometheus.CounterVec
 	fsyncSeconds       *prometheus.HistogramVec
 	groupRecords       *prometheus.HistogramVec
@@ -19,77 +21,70 @@ type Metrics struct {
 	full               *prometheus.CounterVec
 	diskFull           *prometheus.CounterVec
 	writeErrors        *prometheus.CounterVec
+	reopens            *prometheus.CounterVec
 	segments           *prometheus.GaugeVec
+	healthy            *prometheus.GaugeVec
 }
 
-// NewMetrics creates the metrics and registers them with reg (when reg is
-// not nil). It panics if they are already registered there: create one
-// Metrics per process and share it between streams.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewMetrics creates the metrics and registers them with reg (nil: not
+// registered). When reg already has them (another NewMetrics of the same
+// process), the registered ones are used: every stream shares one family.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := newMetrics()
+	if err := pipeline.RegisterAll(reg, &m.corruptTruncations, &m.corruptSkips, &m.corruptBytes,
+		&m.cursorRecoveries, &m.fsyncs, &m.appendedRecords, &m.appendedBytes, &m.full, &m.diskFull,
+		&m.writeErrors, &m.reopens); err != nil {
+		return nil, err
+	}
+	if err := pipeline.RegisterAll(reg, &m.fsyncSeconds, &m.groupRecords, &m.groupBytes); err != nil {
+		return nil, err
+	}
+	if err := pipeline.RegisterAll(reg, &m.segments, &m.healthy); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func newMetrics() *Metrics {
 	lbl := []string{"stream"}
-	m := &Metrics{
-		corruptTruncations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_buffer_corrupt_truncations_total",
-			Help: "Torn or corrupt segment tails truncated at recovery.",
-		}, lbl),
-		corruptSkips: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_buffer_corrupt_skips_total",
-			Help: "Corrupt regions inside the log skipped by reads (to the next segment boundary).",
-		}, lbl),
-		corruptBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_buffer_corrupt_bytes_total",
-			Help: "Bytes of log lost to truncated tails and skipped corrupt regions.",
-		}, lbl),
-		fsyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_buffer_fsyncs_total",
-			Help: "fdatasync calls on segment files.",
-		}, lbl),
-		fsyncSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "sluice_buffer_fsync_duration_seconds",
-			Help:    "Duration of segment fdatasync calls.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-		}, lbl),
-		groupRecords: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "sluice_buffer_group_records",
-			Help:    "Records written by one group commit.",
-			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
-		}, lbl),
-		groupBytes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "sluice_buffer_group_bytes",
-			Help:    "Bytes written by one group commit.",
-			Buckets: prometheus.ExponentialBuckets(256, 4, 10),
-		}, lbl),
-		appendedRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_buffer_appended_records_total",
-			Help: "Records acknowledged by Append.",
-		}, lbl),
-		appendedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_buffer_appended_bytes_total",
-			Help: "Frame bytes acknowledged by Append.",
-		}, lbl),
-		full: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_buffer_full_total",
-			Help: "Appends refused because the stream's quota was exhausted, or the disk's free space reserve reached.",
-		}, lbl),
-		diskFull: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_buffer_disk_full_total",
-			Help: "Appends refused because the filesystem's free space would fall below the buffer's min_free_bytes.",
-		}, lbl),
-		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_buffer_write_errors_total",
-			Help: "Failed segment writes or syncs.",
-		}, lbl),
-		segments: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_buffer_segments",
-			Help: "Segment files held.",
-		}, lbl),
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, append(lbl, labels...))
 	}
-	if reg != nil {
-		reg.MustRegister(m.corruptTruncations, m.corruptSkips, m.corruptBytes, m.fsyncs,
-			m.fsyncSeconds, m.groupRecords, m.groupBytes, m.appendedRecords, m.appendedBytes,
-			m.full, m.diskFull, m.writeErrors, m.segments)
+	histogram := func(name, help string, buckets []float64) *prometheus.HistogramVec {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, lbl)
 	}
-	return m
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, lbl)
+	}
+	return &Metrics{
+		corruptTruncations: counter("sluice_buffer_corrupt_truncations_total",
+			"Torn or corrupt segment tails truncated at recovery."),
+		corruptSkips: counter("sluice_buffer_corrupt_skips_total",
+			"Corrupt regions inside the log skipped by reads (to the next segment boundary)."),
+		corruptBytes: counter("sluice_buffer_corrupt_bytes_total",
+			"Bytes of log lost to truncated tails and skipped corrupt regions."),
+		cursorRecoveries: counter("sluice_buffer_cursor_recoveries_total",
+			"Opens that found the cursor file missing or corrupt and redelivered from the oldest segment with a new log id.", "reason"),
+		fsyncs: counter("sluice_buffer_fsyncs_total", "fdatasync calls on segment files."),
+		fsyncSeconds: histogram("sluice_buffer_fsync_duration_seconds",
+			"Duration of segment fdatasync calls.", prometheus.ExponentialBuckets(0.0001, 2, 16)),
+		groupRecords: histogram("sluice_buffer_group_records",
+			"Records written by one group commit.", prometheus.ExponentialBuckets(1, 4, 10)),
+		groupBytes: histogram("sluice_buffer_group_bytes",
+			"Bytes written by one group commit.", prometheus.ExponentialBuckets(256, 4, 10)),
+		appendedRecords: counter("sluice_buffer_appended_records_total", "Records acknowledged by Append."),
+		appendedBytes:   counter("sluice_buffer_appended_bytes_total", "Frame bytes acknowledged by Append."),
+		full: counter("sluice_buffer_full_total",
+			"Appends refused because the stream's quota was exhausted, or the disk's free space reserve reached."),
+		diskFull: counter("sluice_buffer_disk_full_total",
+			"Appends refused because the filesystem's free space would fall below the buffer's min_free_bytes."),
+		writeErrors: counter("sluice_buffer_write_errors_total", "Failed segment writes or syncs."),
+		reopens: counter("sluice_buffer_reopens_total",
+			"Recoveries of the writer after a failed fsync: a new segment started, appends accepted again."),
+		segments: gauge("sluice_buffer_segments", "Segment files held."),
+		healthy: gauge("sluice_buffer_healthy",
+			"1 while the buffer accepts appends; 0 after a failed fsync until it recovers, and once closed."),
+	}
 }
 
 // streamMetrics are the metrics of one stream, resolved once.
@@ -97,6 +92,8 @@ type streamMetrics struct {
 	corruptTruncations prometheus.Counter
 	corruptSkips       prometheus.Counter
 	corruptBytes       prometheus.Counter
+	cursorMissing      prometheus.Counter
+	cursorCorrupt      prometheus.Counter
 	fsyncs             prometheus.Counter
 	fsyncSeconds       prometheus.Observer
 	groupRecords       prometheus.Observer
@@ -106,7 +103,9 @@ type streamMetrics struct {
 	full               prometheus.Counter
 	diskFull           prometheus.Counter
 	writeErrors        prometheus.Counter
+	reopens            prometheus.Counter
 	segments           prometheus.Gauge
+	healthy            prometheus.Gauge
 }
 
 func (m *Metrics) forStream(stream string) *streamMetrics {
@@ -114,6 +113,8 @@ func (m *Metrics) forStream(stream string) *streamMetrics {
 		corruptTruncations: m.corruptTruncations.WithLabelValues(stream),
 		corruptSkips:       m.corruptSkips.WithLabelValues(stream),
 		corruptBytes:       m.corruptBytes.WithLabelValues(stream),
+		cursorMissing:      m.cursorRecoveries.WithLabelValues(stream, cursorMissing),
+		cursorCorrupt:      m.cursorRecoveries.WithLabelValues(stream, cursorCorrupt),
 		fsyncs:             m.fsyncs.WithLabelValues(stream),
 		fsyncSeconds:       m.fsyncSeconds.WithLabelValues(stream),
 		groupRecords:       m.groupRecords.WithLabelValues(stream),
@@ -123,6 +124,16 @@ func (m *Metrics) forStream(stream string) *streamMetrics {
 		full:               m.full.WithLabelValues(stream),
 		diskFull:           m.diskFull.WithLabelValues(stream),
 		writeErrors:        m.writeErrors.WithLabelValues(stream),
+		reopens:            m.reopens.WithLabelValues(stream),
 		segments:           m.segments.WithLabelValues(stream),
+		healthy:            m.healthy.WithLabelValues(stream),
+	}
+}
+
+func (m *streamMetrics) cursorRecovered(reason string) {
+	if reason == cursorMissing {
+		m.cursorMissing.Inc()
+	} else {
+		m.cursorCorrupt.Inc()
 	}
 }

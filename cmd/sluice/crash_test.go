@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -88,9 +89,10 @@ func crashUnderLoad(t *testing.T, cfgBody string, env []string, recPad int, coll
 	t.Logf("seed %d", seed)
 
 	var (
-		mu    sync.Mutex
-		acked = map[string]bool{}
-		sent  atomic.Int64
+		mu      sync.Mutex
+		acked   = map[string]bool{}
+		sentSet = map[string]bool{}
+		sent    atomic.Int64
 	)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -108,7 +110,16 @@ func crashUnderLoad(t *testing.T, cfgBody string, env []string, recPad int, coll
 					recs[i] = fmt.Appendf(nil, "p%d-c%d-r%d-%s", p, call, i, pad[:(call*31+i*17)%max(1, recPad)])
 				}
 				sent.Add(int64(n))
+				mu.Lock()
+				for _, r := range recs {
+					sentSet[string(r)] = true
+				}
+				mu.Unlock()
 				ok, err := putBatch(ctx, c, addr, "crash", recs)
+				var ae *answerError
+				if errors.As(err, &ae) {
+					t.Errorf("the daemon answered, but not with a PutRecordBatch success: %v", err)
+				}
 				if err != nil {
 					time.Sleep(5 * time.Millisecond) // daemon down: try new records later
 					continue
@@ -159,6 +170,16 @@ func crashUnderLoad(t *testing.T, cfgBody string, env []string, recPad int, coll
 			}
 		}
 	}
+	sentAll := snapshot(&mu, sentSet)
+	invented := 0
+	for r := range got {
+		if !sentAll[r] {
+			invented++
+			if invented <= 5 {
+				t.Errorf("delivered line %.60q… was never sent (torn or corrupted)", r)
+			}
+		}
+	}
 	for r, n := range got {
 		if n > 1 {
 			dups++
@@ -169,8 +190,8 @@ func crashUnderLoad(t *testing.T, cfgBody string, env []string, recPad int, coll
 	}
 	t.Logf("%d sent, %d acknowledged, %d delivered lines, %d lost, %d duplicated, over %d kills",
 		sent.Load(), len(want), len(got), lost, dups, kills)
-	if lost > 0 || dups > 0 {
-		t.Fatalf("%d acknowledged records lost, %d duplicated\n%s", lost, dups, d.log.String())
+	if lost > 0 || dups > 0 || invented > 0 {
+		t.Fatalf("%d acknowledged records lost, %d duplicated, %d never sent\n%s", lost, dups, invented, d.log.String())
 	}
 }
 

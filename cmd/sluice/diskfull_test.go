@@ -200,6 +200,7 @@ func putBatchCodes(ctx context.Context, c *http.Client, addr, stream string, rec
 		return nil, err
 	}
 	hr.Header.Set("X-Amz-Target", "Firehose_20150804.PutRecordBatch")
+	hr.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	resp, err := c.Do(hr)
 	if err != nil {
 		return nil, err
@@ -210,20 +211,27 @@ func putBatchCodes(ctx context.Context, c *http.Client, addr, stream string, rec
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, out)
+		return nil, &answerError{fmt.Sprintf("HTTP %d: %s", resp.StatusCode, out)}
 	}
 	var res struct {
 		RequestResponses []struct{ RecordId, ErrorCode string }
 	}
 	if err := json.Unmarshal(out, &res); err != nil || len(res.RequestResponses) != len(recs) {
-		return nil, fmt.Errorf("response %.200s: %v", out, err)
+		return nil, &answerError{fmt.Sprintf("response %.200s: %v", out, err)}
 	}
 	codes := make([]string, len(recs))
 	for i, r := range res.RequestResponses {
 		if r.ErrorCode == "" && r.RecordId == "" {
-			return nil, fmt.Errorf("entry %d has neither RecordId nor ErrorCode: %.200s", i, out)
+			return nil, &answerError{fmt.Sprintf("entry %d has neither RecordId nor ErrorCode: %.200s", i, out)}
 		}
 		codes[i] = r.ErrorCode
 	}
 	return codes, nil
 }
+
+// answerError is a complete answer from the daemon that is not a valid
+// PutRecordBatch success: unlike a transport error (the daemon is down, or
+// was killed mid-answer), it is a defect in a crash test.
+type answerError struct{ msg string }
+
+func (e *answerError) Error() string { return e.msg }

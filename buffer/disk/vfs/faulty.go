@@ -180,9 +180,9 @@ func (f *Faulty) ReadDir(dir string) ([]string, error) {
 }
 
 // MkdirAll makes directories in the wrapped filesystem.
-func (f *Faulty) MkdirAll(dir string, perm fs.FileMode) error {
+func (f *Faulty) MkdirAll(dir string, perm fs.FileMode) ([]string, error) {
 	if err := f.fail(OpMkdir, dir); err != nil {
-		return &os.PathError{Op: "mkdir", Path: dir, Err: err}
+		return nil, &os.PathError{Op: "mkdir", Path: dir, Err: err}
 	}
 	return f.FS.MkdirAll(dir, perm)
 }

@@ -271,11 +271,11 @@ func (m *Mem) ReadDir(dir string) ([]string, error) {
 
 // MkdirAll creates dir and its missing parents. Each new directory is an
 // entry of its parent, durable after SyncDir of the parent.
-func (m *Mem) MkdirAll(dir string, _ fs.FileMode) error {
+func (m *Mem) MkdirAll(dir string, _ fs.FileMode) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.crashed {
-		return ErrCrashed
+		return nil, ErrCrashed
 	}
 	p := path.Clean("/" + dir)
 	var missing []string
@@ -286,20 +286,22 @@ func (m *Mem) MkdirAll(dir string, _ fs.FileMode) error {
 		parent, base := split(p)
 		if n, ok := m.dirs[parent]; ok {
 			if e, ok := n.cur[base]; ok && !e.dir {
-				return &os.PathError{Op: "mkdir", Path: p, Err: syscall.ENOTDIR}
+				return nil, &os.PathError{Op: "mkdir", Path: p, Err: syscall.ENOTDIR}
 			}
 		}
 		missing = append(missing, p)
 	}
+	var created []string
 	for i := len(missing) - 1; i >= 0; i-- {
 		if err := m.mutate(); err != nil {
-			return err
+			return created, err
 		}
 		parent, base := split(missing[i])
 		m.dirs[parent].cur[base] = &memNode{dir: true}
 		m.dirs[missing[i]] = newMemDir()
+		created = append(created, missing[i])
 	}
-	return nil
+	return created, nil
 }
 
 // Lock takes the in-memory lock of name: at most one holder at a time,

@@ -35,7 +35,10 @@ type FS interface {
 	Remove(name string) error
 	// ReadDir returns the names of the files in dir, sorted.
 	ReadDir(dir string) ([]string, error)
-	MkdirAll(dir string, perm fs.FileMode) error
+	// MkdirAll creates dir and its missing parents and returns the
+	// directories it created, outermost first. Each is durable only after
+	// SyncDir of its parent.
+	MkdirAll(dir string, perm fs.FileMode) ([]string, error)
 	// SyncDir makes the directory's entries durable.
 	SyncDir(dir string) error
 }
@@ -57,8 +60,38 @@ func (osFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
 
 func (osFS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
 func (osFS) Remove(name string) error             { return os.Remove(name) }
-func (osFS) MkdirAll(dir string, perm fs.FileMode) error {
-	return os.MkdirAll(dir, perm)
+func (osFS) MkdirAll(dir string, perm fs.FileMode) ([]string, error) {
+	var missing []string
+	for p := filepath.Clean(dir); ; {
+		st, err := os.Stat(p)
+		if err == nil {
+			if !st.IsDir() {
+				return nil, &os.PathError{Op: "mkdir", Path: p, Err: syscall.ENOTDIR}
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		missing = append(missing, p)
+		parent := filepath.Dir(p)
+		if parent == p {
+			break
+		}
+		p = parent
+	}
+	var created []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		err := os.Mkdir(missing[i], perm)
+		if errors.Is(err, fs.ErrExist) {
+			continue // made by someone else meanwhile
+		}
+		if err != nil {
+			return created, err
+		}
+		created = append(created, missing[i])
+	}
+	return created, nil
 }
 
 func (osFS) ReadDir(dir string) ([]string, error) {

@@ -97,13 +97,26 @@ func CheckPrefix(p string) error {
 	return nil
 }
 
+// checkKey accepts a key that names a file inside the root.
+func checkKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") || strings.ContainsAny(key, "\\\x00") {
+		return fmt.Errorf("invalid key %q", key)
+	}
+	for _, el := range strings.Split(key, "/") {
+		if el == "." || el == ".." {
+			return fmt.Errorf("invalid key %q: \".\" or \"..\" path element", key)
+		}
+	}
+	return nil
+}
+
 // Create starts the object key in a temporary file of its directory.
 func (s *Store) Create(ctx context.Context, key string, _ object.Meta) (object.Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("file create %s: %w", key, err)
 	}
-	if err := CheckPrefix(key); err != nil || key == "" || strings.HasSuffix(key, "/") {
-		return nil, &Error{Op: "create", Path: key, Code: CodeInvalidPath, Err: fmt.Errorf("invalid key: %v", err)}
+	if err := checkKey(key); err != nil {
+		return nil, &Error{Op: "create", Path: key, Code: CodeInvalidPath, Err: err}
 	}
 	final := filepath.Join(s.root, filepath.FromSlash(key))
 	dir := filepath.Dir(final)
