@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,10 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ReadLimits", func(t *testing.T) { testReadLimits(t, h) })
 	t.Run("Notify", func(t *testing.T) { testNotify(t, h) })
 	t.Run("InflightCommit", func(t *testing.T) { testInflightCommit(t, h) })
+	t.Run("SeveralInflight", func(t *testing.T) { testSeveralInflight(t, h) })
+	t.Run("InflightLimit", func(t *testing.T) { testInflightLimit(t, h) })
+	t.Run("ReadOwned", func(t *testing.T) { testReadOwned(t, h) })
+	t.Run("Healthy", func(t *testing.T) { testHealthy(t, h) })
 	t.Run("Quota", func(t *testing.T) { testQuota(t, h) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, h) })
 	t.Run("EmptyRecords", func(t *testing.T) { testEmpty(t, h) })
@@ -274,8 +279,8 @@ func testInflightCommit(t *testing.T, h Harness) {
 	if err := b.MarkInflight(ctx, id); err != nil {
 		t.Fatalf("MarkInflight: %v", err)
 	}
-	if got := b.State().Inflight; got != id {
-		t.Fatalf("Inflight %v, want %v", got, id)
+	if got := b.State().Inflight; !slices.Equal(got, []pipeline.BatchID{id}) {
+		t.Fatalf("Inflight %v, want [%v]", got, id)
 	}
 	if h.Durable {
 		if err := b.Close(); err != nil {
@@ -283,17 +288,17 @@ func testInflightCommit(t *testing.T, h Harness) {
 		}
 		b = h.Open(t, dir, bigQuota)
 		s := b.State()
-		if s.Inflight != id || s.Committed != s0.Committed || s.Head != s0.Head {
+		if !slices.Equal(s.Inflight, []pipeline.BatchID{id}) || s.Committed != s0.Committed || s.Head != s0.Head {
 			t.Fatalf("after reopen state %+v, want inflight %v committed %d head %d", s, id, s0.Committed, s0.Head)
 		}
-		rebuilt, _ := readAll(t, b, s.Committed, s.Inflight.End)
+		rebuilt, _ := readAll(t, b, s.Committed, id.End)
 		equalRecs(t, "rebuilt in-flight batch", rebuilt, batch)
 	}
 	if err := b.Commit(ctx, next); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
 	s := b.State()
-	if s.Committed != next || s.Inflight.End != 0 || s.Bytes >= s0.Bytes || s.Bytes != int64(s.Head-s.Committed) {
+	if s.Committed != next || len(s.Inflight) != 0 || s.Bytes >= s0.Bytes || s.Bytes != int64(s.Head-s.Committed) {
 		t.Fatalf("after commit state %+v (before %+v)", s, s0)
 	}
 	if s.Records != -1 && s.Records != 6 {
@@ -306,7 +311,7 @@ func testInflightCommit(t *testing.T, h Harness) {
 			t.Fatalf("Close: %v", err)
 		}
 		b = h.Open(t, dir, bigQuota)
-		if s2 := b.State(); s2.Committed != next || s2.Inflight.End != 0 || s2.Head != s.Head {
+		if s2 := b.State(); s2.Committed != next || len(s2.Inflight) != 0 || s2.Head != s.Head {
 			t.Fatalf("after reopen state %+v, want committed %d head %d", s2, next, s.Head)
 		}
 		rest, _ = readAll(t, b, b.State().Committed, 0)
@@ -537,4 +542,191 @@ func testReopen(t *testing.T, h Harness) {
 	}
 	got, _ := readAll(t, b, head, 0)
 	equalRecs(t, "after reopen", got, snapshot(second))
+}
+
+// readBatches reads n consecutive batches of per records from from.
+func readBatches(t *testing.T, b buffer.Buffer, from pipeline.Position, n, per int) ([]pipeline.BatchID, [][]rec) {
+	t.Helper()
+	var ids []pipeline.BatchID
+	var batches [][]rec
+	for i := 0; i < n; i++ {
+		recs, next, err := b.Read(context.Background(), from, 0, per, 0)
+		if err != nil || len(recs) != per {
+			t.Fatalf("Read batch %d at %d: %d records, err %v", i, from, len(recs), err)
+		}
+		ids = append(ids, pipeline.BatchID{First: from, End: next})
+		batches = append(batches, snapshot(recs))
+		from = next
+	}
+	return ids, batches
+}
+
+func testSeveralInflight(t *testing.T, h Harness) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := h.Open(t, dir, bigQuota)
+	defer func() { _ = b.Close() }()
+	mustAppend(t, b, makeRecs("m", 17, 100))
+	// Commit one record first, so that there is a position before the
+	// committed one.
+	_, one, err := b.Read(ctx, b.State().Committed, 0, 1, 0)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if err := b.Commit(ctx, one); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	ids, batches := readBatches(t, b, one, 3, 4)
+	a, bb, c := ids[0], ids[1], ids[2]
+	for _, id := range ids {
+		if err := b.MarkInflight(ctx, id); err != nil {
+			t.Fatalf("MarkInflight(%v): %v", id, err)
+		}
+	}
+	if got := b.State().Inflight; !slices.Equal(got, ids) {
+		t.Fatalf("Inflight %v, want %v", got, ids)
+	}
+	// State returns a copy.
+	b.State().Inflight[0] = pipeline.BatchID{}
+	if got := b.State().Inflight; !slices.Equal(got, ids) {
+		t.Fatalf("modifying State().Inflight changed the buffer: %v", got)
+	}
+	// Marking a batch in flight again is a no-op, Part and Round are not
+	// kept.
+	if err := b.MarkInflight(ctx, pipeline.BatchID{First: bb.First, End: bb.End, Part: 2, Round: 1}); err != nil {
+		t.Fatalf("marking a batch in flight again: %v", err)
+	}
+	head := b.State().Head
+	for name, id := range map[string]pipeline.BatchID{
+		"overlapping the last":    {First: c.First + 1, End: head},
+		"before the last":         {First: a.First, End: bb.End},
+		"spanning two":            {First: bb.First, End: head},
+		"empty":                   {First: c.End, End: c.End},
+		"reversed":                {First: head, End: c.End},
+		"beyond head":             {First: c.End, End: head + 1},
+		"before committed":        {First: a.First - 1, End: a.First},
+		"inside one already held": {First: bb.First, End: bb.End - 1},
+	} {
+		if err := b.MarkInflight(ctx, id); err == nil {
+			t.Fatalf("MarkInflight %s (%v) accepted", name, id)
+		}
+	}
+	if got := b.State().Inflight; !slices.Equal(got, ids) {
+		t.Fatalf("refused marks changed the set: %v", got)
+	}
+	if err := b.Commit(ctx, a.End); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	want := []pipeline.BatchID{bb, c}
+	if s := b.State(); !slices.Equal(s.Inflight, want) || s.Committed != a.End {
+		t.Fatalf("after committing the first: %+v, want inflight %v", s, want)
+	}
+	if h.Durable {
+		if err := b.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		b = h.Open(t, dir, bigQuota)
+		s := b.State()
+		if !slices.Equal(s.Inflight, want) || s.Committed != a.End || s.Head != head {
+			t.Fatalf("after reopen: %+v, want inflight %v committed %d head %d", s, want, a.End, head)
+		}
+		for i, id := range s.Inflight {
+			got, _ := readAll(t, b, id.First, id.End)
+			equalRecs(t, fmt.Sprintf("rebuilt batch %v", id), got, batches[i+1])
+		}
+	}
+	// A batch after the last one may be marked, with a gap or not.
+	d := pipeline.BatchID{First: c.End, End: head}
+	if err := b.MarkInflight(ctx, d); err != nil {
+		t.Fatalf("MarkInflight after the last: %v", err)
+	}
+	// Committing into the middle of the set drops what it covers.
+	if err := b.Commit(ctx, c.End); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if s := b.State(); !slices.Equal(s.Inflight, []pipeline.BatchID{d}) {
+		t.Fatalf("after committing two more: %+v, want inflight [%v]", s, d)
+	}
+	if err := b.Commit(ctx, head); err != nil {
+		t.Fatalf("Commit all: %v", err)
+	}
+	if s := b.State(); len(s.Inflight) != 0 {
+		t.Fatalf("after committing everything: inflight %v", s.Inflight)
+	}
+}
+
+func testInflightLimit(t *testing.T, h Harness) {
+	ctx := context.Background()
+	b := open(t, h, t.TempDir(), bigQuota)
+	mustAppend(t, b, makeRecs("l", buffer.MaxInflight+1, 10))
+	ids, _ := readBatches(t, b, b.State().Committed, buffer.MaxInflight+1, 1)
+	for _, id := range ids[:buffer.MaxInflight] {
+		if err := b.MarkInflight(ctx, id); err != nil {
+			t.Fatalf("MarkInflight(%v): %v", id, err)
+		}
+	}
+	if err := b.MarkInflight(ctx, ids[buffer.MaxInflight]); err == nil {
+		t.Fatalf("batch %d in flight accepted (MaxInflight %d)", buffer.MaxInflight+1, buffer.MaxInflight)
+	}
+	if n := len(b.State().Inflight); n != buffer.MaxInflight {
+		t.Fatalf("%d in flight, want %d", n, buffer.MaxInflight)
+	}
+	if err := b.Commit(ctx, ids[0].End); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if err := b.MarkInflight(ctx, ids[buffer.MaxInflight]); err != nil {
+		t.Fatalf("MarkInflight after a commit made room: %v", err)
+	}
+}
+
+func testReadOwned(t *testing.T, h Harness) {
+	ctx := context.Background()
+	b := open(t, h, t.TempDir(), bigQuota)
+	mustAppend(t, b, makeRecs("o", 12, 300))
+	start := b.State().Committed
+	first, next, err := b.Read(ctx, start, 0, 4, 0)
+	if err != nil || len(first) != 4 {
+		t.Fatalf("Read: %d records, %v", len(first), err)
+	}
+	want := snapshot(first)
+	// Later reads, of other records and of the same ones, do not touch the
+	// memory of the first batch.
+	for _, from := range []pipeline.Position{next, start, next} {
+		recs, _, err := b.Read(ctx, from, 0, 8, 0)
+		if err != nil || len(recs) == 0 {
+			t.Fatalf("Read(%d): %d records, %v", from, len(recs), err)
+		}
+		for i := range recs {
+			for j := range recs[i].Data {
+				recs[i].Data[j] = 'X'
+			}
+		}
+		equalRecs(t, "first batch after another Read", snapshot(first), want)
+	}
+	// What the caller does to its records does not change the buffer.
+	for i := range first {
+		for j := range first[i].Data {
+			first[i].Data[j] = 'Y'
+		}
+		first[i].Data = append(first[i].Data, 'Z')
+	}
+	again, _ := readAll(t, b, start, next)
+	equalRecs(t, "re-read after the caller modified its records", again, want)
+}
+
+func testHealthy(t *testing.T, h Harness) {
+	b := h.Open(t, t.TempDir(), bigQuota)
+	if err := b.Healthy(); err != nil {
+		t.Fatalf("Healthy on a new buffer: %v", err)
+	}
+	mustAppend(t, b, makeRecs("h", 2, 10))
+	if err := b.Healthy(); err != nil {
+		t.Fatalf("Healthy after an append: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := b.Healthy(); !errors.Is(err, pipeline.ErrClosed) {
+		t.Fatalf("Healthy after Close: %v, want ErrClosed", err)
+	}
 }

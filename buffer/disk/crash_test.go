@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,8 +66,8 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // strict in-memory filesystem, crashes it at a random operation (keeping
 // random torn prefixes of unsynced writes), recovers and checks that every
 // acknowledged, uncommitted record is there, in order, with the same bytes
-// and ID, that nothing committed comes back, and that an in-flight batch is
-// rebuilt exactly. Each iteration chains several crash/recover epochs, some
+// and ID, that nothing committed comes back, and that the in-flight
+// batches (up to three at a time) are rebuilt exactly. Each iteration chains several crash/recover epochs, some
 // crashing during recovery itself.
 func TestRandomCrashes(t *testing.T) {
 	iters := 300
@@ -74,7 +75,10 @@ func TestRandomCrashes(t *testing.T) {
 		iters = 60
 	}
 	reg := prometheus.NewRegistry()
-	metrics := disk.NewMetrics(reg)
+	metrics, err := disk.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	done := 0
 	for it := 0; it < iters && time.Now().Before(deadline); it++ {
@@ -135,26 +139,26 @@ func verifyRecovered(t *testing.T, what string, l *disk.Log, model *crashModel) 
 	if st.Committed > model.floor && !model.attempted[st.Committed] {
 		t.Fatalf("%s: committed %d was never committed (floor %d)", what, st.Committed, model.floor)
 	}
-	// Rebuild the in-flight batch exactly.
-	if st.Inflight.End != 0 {
-		want, ok := model.marked[st.Inflight]
+	// Rebuild the in-flight batches exactly.
+	for _, id := range st.Inflight {
+		want, ok := model.marked[id]
 		if !ok {
-			t.Fatalf("%s: in-flight batch %v was never marked", what, st.Inflight)
+			t.Fatalf("%s: in-flight batch %v was never marked", what, id)
 		}
 		var got []string
-		from := st.Committed
-		for from < st.Inflight.End {
-			recs, next, err := l.Read(ctx, from, 0, 0, st.Inflight.End)
+		from := id.First
+		for from < id.End {
+			recs, next, err := l.Read(ctx, from, 0, 0, id.End)
 			if err != nil || len(recs) == 0 {
-				t.Fatalf("%s: rebuilding in-flight batch %v at %d: %d records, %v", what, st.Inflight, from, len(recs), err)
+				t.Fatalf("%s: rebuilding in-flight batch %v at %d: %d records, %v", what, id, from, len(recs), err)
 			}
 			for _, r := range recs {
 				got = append(got, r.ID)
 			}
 			from = next
 		}
-		if from != st.Inflight.End || strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Fatalf("%s: in-flight batch %v rebuilt as %v (end %d), want %v", what, st.Inflight, got, from, want)
+		if from != id.End || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("%s: in-flight batch %v rebuilt as %v (end %d), want %v", what, id, got, from, want)
 		}
 	}
 	seen := map[pipeline.Position]bool{}
@@ -202,14 +206,15 @@ func verifyRecovered(t *testing.T, what string, l *disk.Log, model *crashModel) 
 	model.floor = st.Committed
 	clear(model.attempted)
 	for id := range model.marked {
-		if id != st.Inflight {
+		if !slices.Contains(st.Inflight, id) {
 			delete(model.marked, id)
 		}
 	}
 }
 
-// runWorkload runs appenders and one committer until the filesystem
-// crashes or they have done their share.
+// runWorkload runs appenders and one runner-like reader until the
+// filesystem crashes or they have done their share. The reader keeps up to
+// three batches in flight and commits the oldest.
 func runWorkload(l *disk.Log, model *crashModel, rng *rand.Rand) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -256,14 +261,35 @@ func runWorkload(l *disk.Log, model *crashModel, rng *rand.Rand) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for c := 0; c < 40; c++ {
-			from := l.State().Committed
+		st := l.State()
+		inflight := st.Inflight // rebuilt after the crash: still to commit
+		from := st.Committed
+		if n := len(inflight); n > 0 {
+			from = inflight[n-1].End
+		}
+		for c := 0; c < 60; c++ {
+			if n := len(inflight); n > 0 && (n >= 3 || rng.IntN(3) == 0) {
+				upTo := inflight[0].End
+				model.mu.Lock()
+				model.attempted[upTo] = true
+				model.mu.Unlock()
+				if err := l.Commit(ctx, upTo); err != nil {
+					return
+				}
+				model.mu.Lock()
+				if upTo > model.floor {
+					model.floor = upTo
+				}
+				model.mu.Unlock()
+				inflight = inflight[1:]
+				continue
+			}
 			recs, next, err := l.Read(ctx, from, 1+rng.IntN(3000), 0, 0)
 			if err != nil {
 				return
 			}
 			if len(recs) == 0 {
-				time.Sleep(100 * time.Microsecond)
+				time.Sleep(100 * time.Microsecond) // pacing: wait for appenders
 				continue
 			}
 			id := pipeline.BatchID{First: from, End: next}
@@ -277,17 +303,8 @@ func runWorkload(l *disk.Log, model *crashModel, rng *rand.Rand) {
 			if err := l.MarkInflight(ctx, id); err != nil {
 				return
 			}
-			model.mu.Lock()
-			model.attempted[next] = true
-			model.mu.Unlock()
-			if err := l.Commit(ctx, next); err != nil {
-				return
-			}
-			model.mu.Lock()
-			if next > model.floor {
-				model.floor = next
-			}
-			model.mu.Unlock()
+			inflight = append(inflight, id)
+			from = next
 		}
 	}()
 	wg.Wait()

@@ -1,25 +1,16 @@
 package disk
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluice-dev/sluice/buffer"
 	"github.com/sluice-dev/sluice/buffer/disk/vfs"
-	"github.com/sluice-dev/sluice/buffer/internal/frame"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -76,7 +67,8 @@ type Options struct {
 	Owner string
 	// ReopenBackoff is the wait before the log first tries to recover by
 	// itself after a failed fsync (see the package doc); it doubles after
-	// each failed attempt, up to a minute. Default DefaultReopenBackoff.
+	// each failed attempt, up to 64 times itself and at most a minute.
+	// Default DefaultReopenBackoff.
 	ReopenBackoff time.Duration
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluice-dev/sluice/buffer"
 	"github.com/sluice-dev/sluice/buffer/buffertest"
 	"github.com/sluice-dev/sluice/buffer/disk"
@@ -41,4 +42,13 @@ func TestConformanceMemFS(t *testing.T) {
 			return l
 		},
 	})
+}
+
+func newMetrics(t testing.TB, reg *prometheus.Registry) *disk.Metrics {
+	t.Helper()
+	m, err := disk.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

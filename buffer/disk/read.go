@@ -2,15 +2,11 @@ package disk
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sort"
-	"time"
 
-	"github.com/sluice-dev/sluice/buffer"
 	"github.com/sluice-dev/sluice/buffer/internal/frame"
 	"github.com/sluice-dev/sluice/pipeline"
 )
@@ -18,9 +14,11 @@ import (
 // Read returns durable records from position from onwards (see
 // buffer.Buffer). maxBytes <= 0 and maxRecords <= 0 mean no limit.
 //
-// The records' Data alias a read buffer reused by the next Read; their IDs
-// share one string allocated per call; Meta maps are allocated only for
-// records that carry metadata.
+// The records and their memory belong to the caller: their Data alias one
+// buffer allocated for this Read (sized from maxBytes; it grows only when
+// the frames do not fit), their IDs share one string, the slice is
+// allocated to size, and Meta maps are allocated only for records that
+// carry metadata. No later Read touches them.
 //
 // A corrupt frame inside the log (bit rot, or the torn tail of an older
 // segment after a power loss in mode os) is logged and counted, and Read
@@ -35,7 +33,9 @@ func (l *Log) Read(ctx context.Context, from pipeline.Position, maxBytes, maxRec
 		return nil, from, err
 	}
 	l.rmu.Lock()
+	l.fmu.RLock()
 	recs, next, err := l.read(from, maxBytes, maxRecords, end)
+	l.fmu.RUnlock()
 	l.rmu.Unlock()
 	if err == nil && len(recs) == 0 && next > from {
 		l.mu.Lock()
@@ -51,7 +51,7 @@ func (l *Log) Read(ctx context.Context, from pipeline.Position, maxBytes, maxRec
 	return recs, next, err
 }
 
-// read does Read's work with l.rmu held.
+// read does Read's work with l.rmu and l.fmu (shared) held.
 func (l *Log) read(from pipeline.Position, maxBytes, maxRecords int, end pipeline.Position) ([]pipeline.Record, pipeline.Position, error) {
 	l.mu.Lock()
 	if l.closed {
@@ -71,7 +71,7 @@ func (l *Log) read(from pipeline.Position, maxBytes, maxRecords int, end pipelin
 		return nil, from, fmt.Errorf("disk buffer %s: read at %d: reclaimed (oldest segment starts at %d)", l.stream, from, l.rsegs[0].base)
 	}
 
-	r := reader{l: l, buf: l.rbuf[:0]}
+	r := reader{l: l, buf: make([]byte, 0, readEstimate(limit-from, maxBytes, l.chunk))}
 	l.rrecs = l.rrecs[:0]
 	l.idbuf = l.idbuf[:0]
 	next := from
@@ -114,14 +114,27 @@ func (l *Log) read(from pipeline.Position, maxBytes, maxRecords int, end pipelin
 		}
 		si++
 	}
-	if cap(r.buf) > cap(l.rbuf) {
-		l.rbuf = r.buf[:0]
+	if len(l.rrecs) == 0 {
+		return nil, next, nil
 	}
+	recs := make([]pipeline.Record, len(l.rrecs))
+	copy(recs, l.rrecs)
+	clear(l.rrecs) // drop the scratch's references to the caller's memory
 	ids := string(l.idbuf)
-	for i := range l.rrecs {
-		l.rrecs[i].ID = ids[i*frame.IDLen : (i+1)*frame.IDLen]
+	for i := range recs {
+		recs[i].ID = ids[i*frame.IDLen : (i+1)*frame.IDLen]
 	}
-	return l.rrecs, next, nil
+	return recs, next, nil
+}
+
+// readEstimate is the initial size of a Read's buffer: the frames of
+// maxBytes of payload when records are not tiny, bounded by what is there.
+func readEstimate(span pipeline.Position, maxBytes, chunk int) int {
+	est := chunk
+	if maxBytes > 0 {
+		est = maxBytes + maxBytes/16 + 4<<10
+	}
+	return int(min(int64(est), int64(span)))
 }
 
 func (l *Log) skipped(seg *segment, at, to pipeline.Position, err error) {
@@ -135,9 +148,10 @@ func (l *Log) skipped(seg *segment, at, to pipeline.Position, err error) {
 	l.m.corruptBytes.Add(float64(to - at))
 }
 
-// reader fetches frames of one segment into a growing buffer. Bytes handed
-// out are never overwritten during one Read: when the buffer must grow, the
-// unread part is copied into a new one.
+// reader fetches frames of one segment into a buffer handed out to the
+// caller. Bytes handed out are never overwritten: when the buffer must
+// grow, the unread part is copied into a new one and the old one stays
+// with the records that alias it.
 type reader struct {
 	l      *Log
 	seg    *segment
@@ -165,17 +179,16 @@ func (r *reader) fill(n int) error {
 	if r.off+int64(n) > r.endOff {
 		return fmt.Errorf("%w: frame crosses the end of the segment", frame.ErrShort)
 	}
-	want := max(n-have, r.l.chunk)
-	if rest := r.endOff - fileOff; int64(want) > rest {
-		want = int(rest)
-	}
-	if cap(r.buf)-len(r.buf) < want {
-		// Grow by a quarter, not double: the buffer is kept for the next
-		// Read, so its capacity is what a batch costs in memory for good.
-		nb := make([]byte, have, max(cap(r.buf)+cap(r.buf)/4, have+want))
+	rest := r.endOff - fileOff
+	if need := n - have; cap(r.buf)-len(r.buf) < need {
+		// Double (bounded by what is left to read): the estimate was
+		// short, records are smaller than they were assumed to be.
+		nb := make([]byte, have, int(min(int64(max(2*cap(r.buf), have+need)), int64(have)+rest)))
 		copy(nb, r.buf[r.r:])
 		r.buf, r.r = nb, 0
 	}
+	// Read a chunk ahead, within the buffer's room and the range.
+	want := int(min(int64(max(n-have, r.l.chunk)), int64(cap(r.buf)-len(r.buf)), rest))
 	dst := r.buf[len(r.buf) : len(r.buf)+want]
 	m, err := r.seg.f.ReadAt(dst, fileOff)
 	r.buf = r.buf[:len(r.buf)+m]
@@ -206,146 +219,4 @@ func (r *reader) frame() (frame.Frame, error) {
 	r.r += n
 	r.off += int64(n)
 	return fr, nil
-}
-
-// MarkInflight durably records the batch about to be delivered.
-func (l *Log) MarkInflight(ctx context.Context, id pipeline.BatchID) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	l.smu.Lock()
-	defer l.smu.Unlock()
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return pipeline.ErrClosed
-	}
-	if id.First < l.committed || id.End < id.First || id.End > l.head {
-		err := fmt.Errorf("disk buffer %s: mark inflight %s: outside [%d, %d]", l.stream, id, l.committed, l.head)
-		l.mu.Unlock()
-		return err
-	}
-	c := l.cursorLocked()
-	l.mu.Unlock()
-	c.inflight = id
-	if err := l.writeCursor(c); err != nil {
-		return fmt.Errorf("disk buffer %s: mark inflight: %w", l.stream, err)
-	}
-	l.mu.Lock()
-	l.inflight = id
-	l.mu.Unlock()
-	return nil
-}
-
-// Commit durably records that everything before upTo is delivered, then
-// deletes the segments that lie entirely before it (the active segment is
-// kept until the log rolls past it).
-func (l *Log) Commit(ctx context.Context, upTo pipeline.Position) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	l.smu.Lock()
-	defer l.smu.Unlock()
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return pipeline.ErrClosed
-	}
-	if upTo > l.head {
-		err := fmt.Errorf("disk buffer %s: commit %d: beyond head %d", l.stream, upTo, l.head)
-		l.mu.Unlock()
-		return err
-	}
-	if upTo <= l.committed {
-		l.mu.Unlock()
-		return nil
-	}
-	c := l.cursorLocked()
-	l.mu.Unlock()
-	c.committed = upTo
-	if c.inflight.End <= upTo {
-		c.inflight = pipeline.BatchID{}
-	}
-	if err := l.writeCursor(c); err != nil {
-		return fmt.Errorf("disk buffer %s: commit: %w", l.stream, err)
-	}
-	l.mu.Lock()
-	l.committed = upTo
-	l.inflight = c.inflight
-	l.mu.Unlock()
-	return l.reclaim(upTo)
-}
-
-// reclaim deletes the segments that end at or before upTo. A deletion lost
-// to a crash is redone by the next Open.
-func (l *Log) reclaim(upTo pipeline.Position) error {
-	l.rmu.Lock()
-	defer l.rmu.Unlock()
-	l.mu.Lock()
-	var dead []*segment
-	for len(l.segs) > 1 && l.segs[1].base <= upTo {
-		dead = append(dead, l.segs[0])
-		l.segs[0] = nil
-		l.segs = l.segs[1:]
-	}
-	n := len(l.segs)
-	l.mu.Unlock()
-	l.m.segments.Set(float64(n))
-	for _, s := range dead {
-		_ = s.f.Close()
-		if err := l.fs.Remove(filepath.Join(l.dir, segName(s.base))); err != nil {
-			return fmt.Errorf("disk buffer %s: delete committed segment: %w", l.stream, err)
-		}
-	}
-	if len(dead) > 0 {
-		l.measureFree()
-	}
-	return nil
-}
-
-// State reports the cursors and usage. Records is -1 (not tracked: that
-// would take memory growing with the backlog). Oldest reads the header of
-// the oldest undelivered record (cached per position).
-func (l *Log) State() buffer.State {
-	l.mu.Lock()
-	s := buffer.State{
-		Committed: l.committed,
-		Head:      l.head,
-		Inflight:  l.inflight,
-		Bytes:     int64(l.head - l.committed),
-		Records:   -1,
-	}
-	closed := l.closed
-	l.mu.Unlock()
-	if s.Head > s.Committed && !closed {
-		s.Oldest = l.oldestAt(s.Committed)
-	}
-	return s
-}
-
-func (l *Log) oldestAt(pos pipeline.Position) time.Time {
-	l.rmu.Lock()
-	defer l.rmu.Unlock()
-	if l.oldestPos == pos && !l.oldest.IsZero() {
-		return l.oldest
-	}
-	l.mu.Lock()
-	if l.closed || len(l.segs) == 0 {
-		l.mu.Unlock()
-		return time.Time{}
-	}
-	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > pos }) - 1
-	if i < 0 {
-		l.mu.Unlock()
-		return time.Time{}
-	}
-	seg := l.segs[i]
-	l.mu.Unlock()
-	var hdr [frame.HeaderSize]byte
-	if _, err := seg.f.ReadAt(hdr[:], int64(pos-seg.base)); err != nil {
-		return time.Time{}
-	}
-	l.oldestPos = pos
-	l.oldest = frame.ArrivedTime(int64(binary.LittleEndian.Uint64(hdr[8:16])))
-	return l.oldest
 }

@@ -28,7 +28,11 @@ type env struct {
 
 func newEnv(t *testing.T, seg int64) *env {
 	reg := prometheus.NewRegistry()
-	return &env{t: t, fs: vfs.NewMem(), reg: reg, m: disk.NewMetrics(reg), seg: seg}
+	m, err := disk.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, fs: vfs.NewMem(), reg: reg, m: m, seg: seg}
 }
 
 func (e *env) open() *disk.Log {
@@ -217,7 +221,7 @@ func (f slowFile) Sync() error { time.Sleep(f.delay); return f.File.Sync() }
 
 func TestGroupCommit(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	l, err := disk.Open(disk.Options{Dir: "/g", FS: slowFS{vfs.NewMem(), 2 * time.Millisecond}, Metrics: disk.NewMetrics(reg), Logger: testLogger()})
+	l, err := disk.Open(disk.Options{Dir: "/g", FS: slowFS{vfs.NewMem(), 2 * time.Millisecond}, Metrics: newMetrics(t, reg), Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,19 +250,65 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
+// syncGate blocks segment Syncs, once armed, until released, and says
+// when one is waiting.
+type syncGate struct {
+	vfs.FS
+	mu      sync.Mutex
+	armed   bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+type syncGateFile struct {
+	vfs.File
+	g *syncGate
+}
+
+func newSyncGate(fs vfs.FS) *syncGate {
+	return &syncGate{FS: fs, entered: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+func (g *syncGate) arm() {
+	g.mu.Lock()
+	g.armed = true
+	g.mu.Unlock()
+}
+
+func (g *syncGate) OpenFile(name string, flag int, perm iofs.FileMode) (vfs.File, error) {
+	f, err := g.FS.OpenFile(name, flag, perm)
+	if err != nil || !strings.HasSuffix(name, ".seg") {
+		return f, err
+	}
+	return syncGateFile{f, g}, nil
+}
+
+func (f syncGateFile) Sync() error {
+	f.g.mu.Lock()
+	armed := f.g.armed
+	f.g.mu.Unlock()
+	if armed {
+		select {
+		case f.g.entered <- struct{}{}:
+		default:
+		}
+		<-f.g.release
+	}
+	return f.File.Sync()
+}
+
 func TestCloseAnswersPendingAppends(t *testing.T) {
 	fs := vfs.NewMem()
-	open := func() *disk.Log {
-		l, err := disk.Open(disk.Options{Dir: "/c", FS: slowFS{fs, time.Millisecond}, Logger: testLogger()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
+	gate := newSyncGate(fs)
+	l, err := disk.Open(disk.Options{Dir: "/c", FS: gate, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	l := open()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	acked := map[string]bool{}
+	firstAck := make(chan struct{})
+	var once sync.Once
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
 		go func() {
@@ -276,11 +326,23 @@ func TestCloseAnswersPendingAppends(t *testing.T) {
 				mu.Lock()
 				acked[string(recs[0].Data)] = true
 				mu.Unlock()
+				once.Do(func() { close(firstAck) })
 			}
 		}()
 	}
-	time.Sleep(20 * time.Millisecond)
-	if err := l.Close(); err != nil {
+	<-firstAck
+	// Hold the writer in a sync with a group in hand, close, and only
+	// then let the sync finish: the group and what queued behind it must
+	// still be answered.
+	gate.arm()
+	<-gate.entered
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	for l.Append(context.Background(), []pipeline.Record{{Data: []byte("probe")}}) == nil {
+		t.Fatal("Append acknowledged while the writer is blocked")
+	}
+	close(gate.release)
+	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
 	finished := make(chan struct{})
@@ -290,7 +352,10 @@ func TestCloseAnswersPendingAppends(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("appenders still blocked after Close")
 	}
-	l = open()
+	l, err = disk.Open(disk.Options{Dir: "/c", FS: fs, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer l.Close()
 	recs, _, err := l.Read(context.Background(), 0, 0, 0, 0)
 	if err != nil {
@@ -300,9 +365,6 @@ func TestCloseAnswersPendingAppends(t *testing.T) {
 	for _, r := range recs {
 		got[string(r.Data)] = true
 	}
-	if len(acked) == 0 {
-		t.Fatal("nothing acknowledged before Close")
-	}
 	for k := range acked {
 		if !got[k] {
 			t.Fatalf("acknowledged record %q missing after Close and reopen", k)
@@ -310,24 +372,49 @@ func TestCloseAnswersPendingAppends(t *testing.T) {
 	}
 }
 
+// doneWatch is a context that reports when Done is first called: Append
+// calls it only to wait for room in the writer's queue.
+type doneWatch struct {
+	context.Context
+	once    sync.Once
+	waiting chan struct{}
+}
+
+func (c *doneWatch) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.waiting) })
+	return c.Context.Done()
+}
+
 func TestPendingBytesBounded(t *testing.T) {
 	// With MaxPendingBytes smaller than two appends, a second appender waits
 	// for the first group and gives up when its context ends.
-	fs := slowFS{vfs.NewMem(), 50 * time.Millisecond}
-	l, err := disk.Open(disk.Options{Dir: "/p", FS: fs, MaxPendingBytes: 1500, Logger: testLogger()})
+	gate := newSyncGate(vfs.NewMem())
+	l, err := disk.Open(disk.Options{Dir: "/p", FS: gate, MaxPendingBytes: 1500, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	big := func() []pipeline.Record { return []pipeline.Record{{Data: make([]byte, 1000)}} }
+	gate.arm()
 	first := make(chan error, 1)
 	go func() { first <- l.Append(context.Background(), big()) }()
-	time.Sleep(10 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
-	defer cancel()
-	if err := l.Append(ctx, big()); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("second append over the pending bound: %v, want deadline exceeded", err)
+	<-gate.entered // the first append's 1017 bytes are pending
+	cctx, cancel := context.WithCancel(context.Background())
+	ctx := &doneWatch{Context: cctx, waiting: make(chan struct{})}
+	second := make(chan error, 1)
+	go func() { second <- l.Append(ctx, big()) }()
+	select {
+	case <-ctx.waiting:
+	case err := <-second:
+		t.Fatalf("second append over the pending bound returned %v without waiting", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("second append over the pending bound neither waits nor returns")
 	}
+	cancel()
+	if err := <-second; !errors.Is(err, context.Canceled) {
+		t.Fatalf("second append over the pending bound: %v, want its context's error", err)
+	}
+	close(gate.release)
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}

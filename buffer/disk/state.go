@@ -60,7 +60,7 @@ func (c cursorState) encode() []byte {
 // decodeCursor parses a cursor file of version 1 or 2.
 func decodeCursor(b []byte) (cursorState, error) {
 	var c cursorState
-	if len(b) < cursorV1Size || string(b[0:4]) != cursorMagic {
+	if len(b) < cursorV2Head+4 || string(b[0:4]) != cursorMagic {
 		return c, fmt.Errorf("%w: bad size or magic", errBadCursor)
 	}
 	if b[5] != 0 || b[6] != 0 || b[7] != 0 {

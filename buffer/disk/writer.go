@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"time"
 
 	"github.com/sluice-dev/sluice/buffer/internal/frame"
@@ -106,7 +108,10 @@ func (l *Log) enqueue(ctx context.Context, req *request) error {
 		case l.closed:
 			l.mu.Unlock()
 			return pipeline.ErrClosed
-		case l.failed != nil:
+		case l.failed != nil && time.Now().Before(l.nextTry):
+			// The writer retries at nextTry; until then appends are
+			// refused at once. After it, they are queued: the writer
+			// tries to reopen before writing them.
 			err := l.failed
 			l.mu.Unlock()
 			return err
@@ -149,18 +154,34 @@ func (l *Log) enqueue(ctx context.Context, req *request) error {
 }
 
 // writer is the single goroutine that writes and syncs groups of requests.
+// After a failed fsync it also retries to reopen the log (see reopen), at
+// the backoff's pace or when an append asks for it.
 func (l *Log) writer() {
 	defer close(l.done)
 	for {
 		select {
 		case <-l.wake:
+		case <-l.retry.C:
 		case <-l.stop:
+			l.retry.Stop()
 			// Closed: no new requests can be queued; write what is left.
 			for l.writeQueued() {
 			}
 			return
 		}
+		l.mu.Lock()
+		due := l.failed != nil && !time.Now().Before(l.nextTry)
+		l.mu.Unlock()
+		if due {
+			l.reopen()
+		}
 		for l.writeQueued() {
+		}
+		l.mu.Lock()
+		failed, next := l.failed != nil, l.nextTry
+		l.mu.Unlock()
+		if failed {
+			l.retry.Reset(time.Until(next))
 		}
 	}
 }
@@ -289,13 +310,17 @@ func (l *Log) flush(seg *segment, reqs []*request, bytes int64) error {
 	return nil
 }
 
+// setFailed puts the log in the failed state, in which appends are refused
+// until the writer has reopened it.
 func (l *Log) setFailed(err error) error {
 	l.mu.Lock()
 	if l.failed == nil {
-		l.failed = fmt.Errorf("disk buffer failed, reopen required: %w", err)
+		l.failed = fmt.Errorf("disk buffer %s refuses appends until it recovers from: %w", l.stream, err)
+		l.nextTry = time.Now().Add(l.backoff)
 	}
 	l.mu.Unlock()
-	l.log.Error("disk buffer: unrecoverable write error; appends fail until reopened", "err", err)
+	l.m.healthy.Set(0)
+	l.log.Error("disk buffer: sync failed; appends are refused until the writer recovers", "err", err, "retry_in", l.backoff)
 	return err
 }
 
@@ -326,4 +351,78 @@ func (l *Log) fail(group []*request, err error) {
 	for _, r := range queued {
 		r.done <- err
 	}
+}
+
+// reopen recovers the writer after a failed sync (or roll), as Open would
+// but without closing the log. After a failed fsync the state of the
+// active segment's unsynced pages is unknown (the kernel may have dropped
+// them and marked them clean, and will not report it again), so that file
+// is never written again: its unacknowledged tail is cut, its acknowledged
+// part scanned again, and a new segment is started at the head. On success
+// appends are accepted again; on failure the next attempt waits twice as
+// long, up to 64 times the first wait and at most a minute.
+func (l *Log) reopen() {
+	l.mu.Lock()
+	seg := l.segs[len(l.segs)-1]
+	l.mu.Unlock()
+	err := l.replaceActive(seg)
+	l.mu.Lock()
+	if err != nil {
+		l.backoff = min(2*l.backoff, 64*l.backoff0, maxReopenBackoff)
+		l.nextTry = time.Now().Add(l.backoff)
+		l.mu.Unlock()
+		l.log.Error("disk buffer: recovering from the failed sync failed", "err", err, "retry_in", l.backoff)
+		return
+	}
+	l.failed = nil
+	l.backoff = l.backoff0
+	head := l.head
+	l.mu.Unlock()
+	l.m.reopens.Inc()
+	l.m.healthy.Set(1)
+	l.log.Warn("disk buffer: recovered from the failed sync; appends are accepted again in a new segment", "position", head)
+	select {
+	case l.notify <- struct{}{}:
+	default:
+	}
+}
+
+// replaceActive starts a new active segment after seg, which is not
+// written again.
+func (l *Log) replaceActive(seg *segment) error {
+	base := seg.base + pipeline.Position(seg.size)
+	if seg.size == 0 {
+		// Nothing acknowledged in it: replace the file itself, since
+		// the new segment has the same name.
+		name := filepath.Join(l.dir, segName(seg.base))
+		if err := l.fs.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove segment: %w", err)
+		}
+		f, err := l.createSegment(base)
+		if err != nil {
+			return err
+		}
+		l.fmu.Lock()
+		l.mu.Lock()
+		old := seg.f
+		seg.f = f
+		l.mu.Unlock()
+		l.fmu.Unlock()
+		_ = old.Close()
+		return nil
+	}
+	// Best effort: reads of seg stop at the next segment's base anyway.
+	if err := seg.f.Truncate(seg.size); err != nil {
+		l.log.Warn("disk buffer: cutting the unacknowledged tail of the failed segment", "segment", segName(seg.base), "err", err)
+	}
+	good, err := scan(seg.f, seg.size)
+	switch {
+	case err != nil:
+		l.log.Warn("disk buffer: scanning the failed segment", "segment", segName(seg.base), "err", err)
+	case good < seg.size:
+		// Read will meet the damage, skip it and count it.
+		l.log.Error("disk buffer: acknowledged records of the failed segment are unreadable",
+			"segment", segName(seg.base), "position", seg.base+pipeline.Position(good), "bytes", seg.size-good)
+	}
+	return l.newSegment(base)
 }

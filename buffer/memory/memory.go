@@ -15,13 +15,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/sluice-dev/sluice/buffer"
 	"github.com/sluice-dev/sluice/buffer/internal/frame"
+	"github.com/sluice-dev/sluice/buffer/internal/marks"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -55,11 +58,8 @@ type Buffer struct {
 	entries   []entry // entries[0] is the oldest undelivered record
 	head      pipeline.Position
 	committed pipeline.Position
-	inflight  pipeline.BatchID
+	inflight  []pipeline.BatchID // in log order; replaced, never modified
 	bytes     int64
-
-	rbuf  []byte
-	rrecs []pipeline.Record
 }
 
 var _ buffer.Buffer = (*Buffer)(nil)
@@ -155,9 +155,10 @@ func cloneMeta(m map[string]string) map[string]string {
 }
 
 // Read returns records from position from onwards (see buffer.Buffer).
-// maxBytes <= 0 and maxRecords <= 0 mean no limit. Data is copied into a
-// buffer reused by the next Read; Meta maps are shared and must not be
-// modified.
+// maxBytes <= 0 and maxRecords <= 0 mean no limit. The records belong to
+// the caller: their Data are copied into one buffer allocated for this
+// Read, so a caller modifying them cannot alter what a redelivery returns;
+// Meta maps are shared and must not be modified.
 func (b *Buffer) Read(ctx context.Context, from pipeline.Position, maxBytes, maxRecords int, end pipeline.Position) ([]pipeline.Record, pipeline.Position, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, from, err
@@ -171,55 +172,60 @@ func (b *Buffer) Read(ctx context.Context, from pipeline.Position, maxBytes, max
 	if i < len(b.entries) && b.entries[i].pos != from && from < b.head {
 		return nil, from, fmt.Errorf("read at position %d: not a record boundary", from)
 	}
-	b.rrecs = b.rrecs[:0]
-	b.rbuf = b.rbuf[:0]
-	next := from
+	first, next := i, from
 	payload := 0
 	for ; i < len(b.entries); i++ {
 		e := &b.entries[i]
 		if end != 0 && e.pos >= end {
 			break
 		}
-		if maxRecords > 0 && len(b.rrecs) >= maxRecords {
+		if maxRecords > 0 && i-first >= maxRecords {
 			break
 		}
-		if maxBytes > 0 && len(b.rrecs) > 0 && payload+len(e.rec.Data) > maxBytes {
+		if maxBytes > 0 && i > first && payload+len(e.rec.Data) > maxBytes {
 			break
 		}
 		payload += len(e.rec.Data)
-		b.rrecs = append(b.rrecs, e.rec)
 		next = e.pos + pipeline.Position(e.size)
 	}
-	// Copy the payloads into the reusable read buffer so that a caller
-	// modifying Data in place cannot alter what a redelivery returns.
-	if cap(b.rbuf) < payload {
-		b.rbuf = make([]byte, 0, payload)
+	if i == first {
+		return nil, next, nil
 	}
-	for j := range b.rrecs {
-		start := len(b.rbuf)
-		b.rbuf = append(b.rbuf, b.rrecs[j].Data...)
-		b.rrecs[j].Data = b.rbuf[start:len(b.rbuf):len(b.rbuf)]
+	recs := make([]pipeline.Record, i-first)
+	data := make([]byte, 0, payload)
+	for j := range recs {
+		recs[j] = b.entries[first+j].rec
+		start := len(data)
+		data = append(data, recs[j].Data...)
+		recs[j].Data = data[start:len(data):len(data)]
 	}
-	return b.rrecs, next, nil
+	return recs, next, nil
 }
 
 // Notify returns the channel signalled after appends.
 func (b *Buffer) Notify() <-chan struct{} { return b.notify }
 
-// MarkInflight records the batch about to be delivered (in memory only).
+// MarkInflight adds the batch about to be delivered to the in-flight set
+// (in memory only), with the rules of buffer/disk: only the range is kept,
+// marking a batch in flight again is a no-op, and a batch that is empty,
+// outside [committed, head], out of order, or one too many, is refused.
 func (b *Buffer) MarkInflight(ctx context.Context, id pipeline.BatchID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	id = id.Range()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return pipeline.ErrClosed
 	}
-	if id.First < b.committed || id.End < id.First || id.End > b.head {
-		return fmt.Errorf("mark inflight %s: outside [%d, %d]", id, b.committed, b.head)
+	if err := marks.Check(b.inflight, b.committed, b.head, id); err != nil {
+		if errors.Is(err, marks.ErrMarked) {
+			return nil
+		}
+		return fmt.Errorf("memory buffer: mark inflight %s: %w", id, err)
 	}
-	b.inflight = id
+	b.inflight = marks.Add(b.inflight, id)
 	return nil
 }
 
@@ -252,9 +258,7 @@ func (b *Buffer) Commit(ctx context.Context, upTo pipeline.Position) error {
 		b.entries = append([]entry(nil), b.entries...)
 	}
 	b.committed = upTo
-	if b.inflight.End <= upTo {
-		b.inflight = pipeline.BatchID{}
-	}
+	b.inflight = marks.Commit(b.inflight, upTo)
 	return nil
 }
 
@@ -265,7 +269,7 @@ func (b *Buffer) State() buffer.State {
 	s := buffer.State{
 		Committed: b.committed,
 		Head:      b.head,
-		Inflight:  b.inflight,
+		Inflight:  slices.Clone(b.inflight),
 		Bytes:     b.bytes,
 		Records:   int64(len(b.entries)),
 	}
@@ -273,6 +277,17 @@ func (b *Buffer) State() buffer.State {
 		s.Oldest = b.entries[0].rec.Arrived
 	}
 	return s
+}
+
+// Healthy reports nil, or pipeline.ErrClosed once closed: a memory buffer
+// has no I/O to fail.
+func (b *Buffer) Healthy() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return fmt.Errorf("memory buffer: %w", pipeline.ErrClosed)
+	}
+	return nil
 }
 
 // Close releases the records; other methods then return

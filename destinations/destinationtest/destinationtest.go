@@ -1,6 +1,10 @@
 // Package destinationtest is a conformance suite for pipeline.Destination
-// implementations. A destination's tests call Run with a Harness that
-// creates the destination and reads back what it stored.
+// and pipeline.ErrorOutput implementations. A destination's tests call Run
+// with a Harness that creates the destination and reads back what it
+// stored. Besides delivery (read-back, idempotent redelivery, cancellation,
+// concurrency, close) it checks partial failures, the classification of
+// real store failures as retryable or permanent, readiness, and the error
+// output side (dead letters and backups, idempotent and readable back).
 package destinationtest
 
 import (
@@ -30,6 +34,52 @@ type Harness struct {
 	// batch is expected to be stored as one unit holding the concatenation
 	// of its records' data (Firehose's object layout).
 	Expect func(b pipeline.Batch) [][]byte
+	// Partial, when set, checks that the records a destination refuses
+	// come back in a *pipeline.PartialError while the others are stored.
+	Partial *Partial
+	// Failures are real failures of the destination's store, each checked
+	// for its classification (see Failure).
+	Failures []Failure
+	// ErrorOutput, when set, checks the destination's error output side.
+	ErrorOutput *ErrorOutput
+}
+
+// Partial is a destination that refuses some records of a batch.
+type Partial struct {
+	// New returns a fresh destination for stream; Harness.Read reads what
+	// it stores.
+	New func(t *testing.T, stream string) pipeline.Destination
+	// Batch returns a batch of stream, the indices of the records the
+	// destination must refuse (permanently, with an error code), and the
+	// units storing the others.
+	Batch func(stream string) (b pipeline.Batch, refused []int, want [][]byte)
+}
+
+// Failure is a real failure of a destination's store: a directory replaced
+// by a file, a server stopped, a bucket deleted.
+type Failure struct {
+	Name string
+	// New returns a fresh, working destination for stream and brk, which
+	// breaks its store. The suite calls brk once, before its test returns.
+	New func(t *testing.T, stream string) (d pipeline.Destination, brk func())
+	// Retryable and Code are the classification Deliver must report once
+	// the store is broken (pipeline.IsRetryable, the error's ErrorCode).
+	Retryable bool
+	Code      string
+}
+
+// ErrorOutput adapts a pipeline.ErrorOutput to the suite.
+type ErrorOutput struct {
+	// New returns a fresh error output of stream with nothing stored yet.
+	// The suite closes it.
+	New func(t *testing.T, stream string) pipeline.ErrorOutput
+	// ReadDeadLetters returns the dead letters stored for stream, decoded:
+	// Record.Data, Record.Arrived (to the millisecond), Attempts, Code,
+	// Message and OutputType. Order does not matter.
+	ReadDeadLetters func(t *testing.T, stream string) []pipeline.DeadLetter
+	// ReadBackups returns the units the backups of stream's batches
+	// stored, like Harness.Read.
+	ReadBackups func(t *testing.T, stream string) [][]byte
 }
 
 // Run runs the conformance suite as subtests of t.
@@ -51,6 +101,18 @@ func Run(t *testing.T, h Harness) {
 	t.Run("CancelDuringDelivery", s.cancelDuring)
 	t.Run("ConcurrentDeliveries", s.concurrent)
 	t.Run("Close", s.close)
+	t.Run("Ready", s.ready)
+	if h.Partial != nil {
+		t.Run("PartialFailure", s.partial)
+	}
+	for _, f := range h.Failures {
+		t.Run("Failure/"+f.Name, func(t *testing.T) { s.failure(t, f) })
+	}
+	if h.ErrorOutput != nil {
+		t.Run("ErrorOutput/DeadLetters", s.deadLetters)
+		t.Run("ErrorOutput/Backup", s.backup)
+		t.Run("ErrorOutput/Close", s.errorOutputClose)
+	}
 }
 
 type suite struct{ h Harness }
@@ -237,8 +299,8 @@ func (s *suite) cancelDuring(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- d.Deliver(ctx, b) }()
-	time.Sleep(2 * time.Millisecond)
-	cancel()
+	cancel() // wherever the delivery is by then
+
 	select {
 	case err := <-errc:
 		switch {

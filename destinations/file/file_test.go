@@ -1,39 +1,40 @@
 package file
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluice-dev/sluice/destinations/destinationtest"
+	"github.com/sluice-dev/sluice/destinations/object"
+	"github.com/sluice-dev/sluice/destinations/object/filestore"
+	"github.com/sluice-dev/sluice/destinations/object/objecttest"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
-func newDest(t testing.TB, opts Options, stream string) *Destination {
+func newDest(t testing.TB, opts Options, stream string) *object.Writer {
 	t.Helper()
-	d, err := New(opts, stream, pipeline.Deps{})
+	cfg, err := Compile(opts)
+	if err != nil {
+		t.Fatalf("Compile: %v", err)
+	}
+	d, err := New(context.Background(), cfg, stream, pipeline.Deps{})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	return d
 }
 
-// readObjects returns the decoded content of every object under root
-// outside the error prefix, keyed by slash-separated key. It fails the
-// test if a temporary file is visible.
-func readObjects(t testing.TB, root, errPrefix string) map[string][]byte {
+// listFiles returns the raw content of every file under root, keyed by
+// slash-separated key. It fails the test if a temporary file is visible.
+func listFiles(t testing.TB, root string) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
@@ -49,22 +50,9 @@ func readObjects(t testing.TB, root, errPrefix string) map[string][]byte {
 			t.Errorf("temporary file visible: %s", key)
 			return nil
 		}
-		if errPrefix != "" && strings.HasPrefix(key, errPrefix) {
-			return nil
-		}
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return err
-		}
-		if strings.HasSuffix(key, ".gz") {
-			zr, err := gzip.NewReader(bytes.NewReader(data))
-			if err != nil {
-				t.Fatalf("%s: not gzip: %v", key, err)
-			}
-			data, err = io.ReadAll(zr)
-			if err != nil {
-				t.Fatalf("%s: bad gzip: %v", key, err)
-			}
 		}
 		out[key] = data
 		return nil
@@ -75,42 +63,57 @@ func readObjects(t testing.TB, root, errPrefix string) map[string][]byte {
 	return out
 }
 
+// readObjects returns the decoded content of every object under root
+// outside the error prefix, keyed by slash-separated key.
+func readObjects(t testing.TB, root, errPrefix string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for key, data := range listFiles(t, root) {
+		if errPrefix == "" || !strings.HasPrefix(key, errPrefix) {
+			out[key] = objecttest.Decode(t, key, data)
+		}
+	}
+	return out
+}
+
+// store is the conformance harness's view of a file store under root.
+func store(root string) objecttest.Store {
+	return objecttest.Store{
+		New: func(t *testing.T, o object.Options, stream string) *object.Writer {
+			return newDest(t, Options{Path: root, Options: o}, stream)
+		},
+		List: func(t *testing.T) map[string][]byte { return listFiles(t, root) },
+		Failures: []destinationtest.Failure{{
+			Name: "directory-replaced-by-a-file",
+			New: func(t *testing.T, stream string) (pipeline.Destination, func()) {
+				dir := filepath.Join(t.TempDir(), "out")
+				d := newDest(t, Options{Path: dir}, stream)
+				return d, func() {
+					if err := os.RemoveAll(dir); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(dir, []byte("not a directory"), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			},
+			Retryable: false, Code: filestore.CodeInvalidPath,
+		}},
+	}
+}
+
 func TestConformance(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts Options
+		opts object.Options
 	}{
-		{"uncompressed", Options{}},
-		{"gzip", Options{Compression: "gzip", Prefix: "logs/"}},
-		{"newline", Options{AppendNewline: true, Prefix: "raw", Compression: "UNCOMPRESSED"}},
+		{"uncompressed", object.Options{}},
+		{"gzip", object.Options{Compression: "gzip", Prefix: "logs/"}},
+		{"zstd", object.Options{Compression: "ZSTD", Prefix: "z/", MaxConcurrentObjects: 1}},
+		{"newline", object.Options{AppendNewline: true, Prefix: "raw", Compression: "UNCOMPRESSED"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			root := t.TempDir()
-			opts := tc.opts
-			opts.Path = root
-			h := destinationtest.Harness{
-				New: func(t *testing.T, stream string) pipeline.Destination { return newDest(t, opts, stream) },
-				Read: func(t *testing.T, stream string) [][]byte {
-					var units [][]byte
-					for key, data := range readObjects(t, root, DefaultErrorOutputPrefix) {
-						if strings.Contains(key, "/"+stream+"-1-") {
-							units = append(units, data)
-						}
-					}
-					return units
-				},
-			}
-			if opts.AppendNewline {
-				h.Expect = func(b pipeline.Batch) [][]byte {
-					var buf bytes.Buffer
-					for _, r := range b.Records {
-						buf.Write(r.Data)
-						buf.WriteByte('\n')
-					}
-					return [][]byte{buf.Bytes()}
-				}
-			}
-			destinationtest.Run(t, h)
+			destinationtest.Run(t, objecttest.Harness(store(t.TempDir()), tc.opts))
 		})
 	}
 }
@@ -133,7 +136,7 @@ func TestObjectKeyLayout(t *testing.T) {
 		{"a/b/", "Gzip", "a/b/", ".gz"},
 	} {
 		root := t.TempDir()
-		d := newDest(t, Options{Path: root, Prefix: tc.prefix, Compression: tc.comp}, "s1")
+		d := newDest(t, Options{Path: root, Options: object.Options{Prefix: tc.prefix, Compression: tc.comp}}, "s1")
 		if err := d.Deliver(context.Background(), b); err != nil {
 			t.Fatal(err)
 		}
@@ -183,68 +186,6 @@ func TestObjectKeyIdentity(t *testing.T) {
 	}
 }
 
-func TestDeadLetters(t *testing.T) {
-	root := t.TempDir()
-	d := newDest(t, Options{Path: root, Compression: "GZIP", ErrorOutputPrefix: "failed/"}, "dl")
-	now := time.Date(2024, 5, 6, 7, 8, 9, 123e6, time.UTC)
-	d.now = func() time.Time { return now }
-	old := time.Date(2024, 5, 6, 6, 59, 59, 999e6, time.UTC)
-	dls := []pipeline.DeadLetter{
-		{Record: pipeline.Record{Data: []byte("hello\n\"x\"<>"), Arrived: old.Add(time.Second)}, Attempts: 3, Code: "File.InvalidPath", Message: "not a directory", OutputType: "delivery-failed"},
-		{Record: pipeline.Record{Data: []byte{}, Arrived: old}, Attempts: 1, Code: "Lambda.ProcessingFailedStatus", Message: "bad", OutputType: "processing-failed"},
-		{Record: pipeline.Record{Data: []byte{0xff, 0}, Arrived: old.Add(2 * time.Second)}, Attempts: 3, Code: "File.InvalidPath", Message: "m"},
-	}
-	id := pipeline.BatchID{First: 5, End: 77}
-	if err := d.WriteDeadLetters(context.Background(), id, "dl", dls); err != nil {
-		t.Fatal(err)
-	}
-	// Writing the same batch's dead letters again replaces them.
-	if err := d.WriteDeadLetters(context.Background(), id, "dl", dls); err != nil {
-		t.Fatal(err)
-	}
-	objs := readObjects(t, root, "")
-	if len(objs) != 2 {
-		t.Fatalf("%d objects, want 2 (one per output type): %v", len(objs), slices.Collect(mapsKeys(objs)))
-	}
-	want := map[string]string{
-		"failed/delivery-failed/2024/05/06/07/": `{"attemptsMade":3,"arrivalTimestamp":1714978800999,"errorCode":"File.InvalidPath","errorMessage":"not a directory","attemptEndingTimestamp":1714979289123,"rawData":"aGVsbG8KIngiPD4="}` + "\n" +
-			`{"attemptsMade":3,"arrivalTimestamp":1714978801999,"errorCode":"File.InvalidPath","errorMessage":"m","attemptEndingTimestamp":1714979289123,"rawData":"/wA="}` + "\n",
-		"failed/processing-failed/2024/05/06/06/": `{"attemptsMade":1,"arrivalTimestamp":1714978799999,"errorCode":"Lambda.ProcessingFailedStatus","errorMessage":"bad","attemptEndingTimestamp":1714979289123,"rawData":""}` + "\n",
-	}
-	for key, data := range objs {
-		m := keyRE.FindStringSubmatch(key)
-		if m == nil || m[6] != "" {
-			t.Fatalf("dead-letter key %q does not have the layout (uncompressed)", key)
-		}
-		w, ok := want[m[1]+m[2]]
-		if !ok {
-			t.Fatalf("unexpected dead-letter object %q", key)
-		}
-		if string(data) != w {
-			t.Errorf("%s:\n got %s\nwant %s", key, data, w)
-		}
-		for line := range strings.Lines(string(data)) {
-			var v map[string]any
-			if err := json.Unmarshal([]byte(line), &v); err != nil || len(v) != 6 {
-				t.Errorf("line %q: %v (fields %d)", line, err, len(v))
-			}
-		}
-	}
-	if err := d.WriteDeadLetters(context.Background(), id, "dl", []pipeline.DeadLetter{{OutputType: "../x"}}); err == nil {
-		t.Error("output type ../x accepted")
-	}
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 func TestStaleTempFilesRemoved(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "2024", "01", "01", "00")
@@ -286,7 +227,7 @@ func TestPermanentFailureIsClassified(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "blocked"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := newDest(t, Options{Path: root, Prefix: "blocked/"}, "s")
+	d := newDest(t, Options{Path: root, Options: object.Options{Prefix: "blocked/"}}, "s")
 	b := destinationtest.NewBatch("s", 0, time.Now(), []byte("r"))
 	err := d.Deliver(context.Background(), b)
 	if err == nil {
@@ -295,43 +236,23 @@ func TestPermanentFailureIsClassified(t *testing.T) {
 	if pipeline.IsRetryable(err) {
 		t.Errorf("ENOTDIR classified retryable: %v", err)
 	}
-	var fe *Error
+	var fe *filestore.Error
 	if !errors.As(err, &fe) || fe.ErrorCode() != "File.InvalidPath" {
-		t.Errorf("error %v: want *file.Error with code File.InvalidPath", err)
+		t.Errorf("error %v: want *filestore.Error with code File.InvalidPath", err)
 	}
 	if got := readObjects(t, root, ""); len(got) != 1 { // only "blocked"
 		t.Errorf("objects after failure: %v", got)
 	}
 }
 
-func TestErrorCodes(t *testing.T) {
-	for _, tc := range []struct {
-		err       error
-		code      string
-		retryable bool
-	}{
-		{&fs.PathError{Op: "write", Path: "p", Err: syscall.ENOSPC}, "File.NoSpace", true},
-		{&fs.PathError{Op: "write", Path: "p", Err: syscall.EIO}, "File.IOError", true},
-		{&fs.PathError{Op: "mkdir", Path: "p", Err: errNotDir}, "File.InvalidPath", false},
-		{&fs.PathError{Op: "open", Path: "p", Err: fs.ErrPermission}, "File.AccessDenied", false},
-		{errors.New("something else"), "File.WriteFailed", true},
-	} {
-		err := classify("op", "p", tc.err)
-		var fe *Error
-		if !errors.As(err, &fe) || fe.Code != tc.code || pipeline.IsRetryable(err) != tc.retryable {
-			t.Errorf("classify(%v) = %v, want code %s retryable %v", tc.err, err, tc.code, tc.retryable)
-		}
-		if !errors.Is(err, tc.err) {
-			t.Errorf("classify(%v) lost the cause", tc.err)
-		}
-	}
-}
-
 func TestValidate(t *testing.T) {
+	o := func(path string, oo object.Options) Options { return Options{Path: path, Options: oo} }
 	good := []Options{
-		{Path: "out"},
-		{Path: "/abs", Prefix: "logs", Compression: "gzip", ErrorOutputPrefix: "e/"},
-		{Path: "x", Compression: "Uncompressed", Prefix: "a/b/c/"},
+		o("out", object.Options{}),
+		o("/abs", object.Options{Prefix: "logs", Compression: "gzip", ErrorOutputPrefix: "e/"}),
+		o("x", object.Options{Compression: "Uncompressed", Prefix: "a/b/c/"}),
+		o("x", object.Options{Compression: "ZSTD"}),
+		o("x", object.Options{Compression: "HADOOP_SNAPPY", MaxConcurrentObjects: 8}),
 	}
 	for _, o := range good {
 		if err := o.Validate(); err != nil {
@@ -340,17 +261,17 @@ func TestValidate(t *testing.T) {
 	}
 	bad := map[string]Options{
 		"path":                {},
-		"compression":         {Path: "x", Compression: "ZIP"},
-		"prefix":              {Path: "x", Prefix: "/abs"},
-		"..":                  {Path: "x", Prefix: "a/../b"},
-		"!{bogus:x}":          {Path: "x", Prefix: "!{bogus:x}"},
-		"error-output-type":   {Path: "x", Prefix: "!{timestamp:yyyy}/"},
-		"custom_time_zone":    {Path: "x", CustomTimeZone: "Mars/Base"},
-		"file_extension":      {Path: "x", FileExtension: "gz"},
-		"max_active":          {Path: "x", MaxActivePartitions: -1},
-		`".." path elements`:  {Path: "x", Prefix: "a/!{timestamp:'..'}/", ErrorOutputPrefix: "e/!{firehose:error-output-type}/"},
-		"error_output_prefix": {Path: "x", ErrorOutputPrefix: ".hidden/"},
-		"must differ":         {Path: "x", Prefix: "same/", ErrorOutputPrefix: "same/"},
+		"compression":         o("x", object.Options{Compression: "LZMA"}),
+		"prefix":              o("x", object.Options{Prefix: "/abs"}),
+		"..":                  o("x", object.Options{Prefix: "a/../b"}),
+		"!{bogus:x}":          o("x", object.Options{Prefix: "!{bogus:x}"}),
+		"error-output-type":   o("x", object.Options{Prefix: "!{timestamp:yyyy}/"}),
+		"custom_time_zone":    o("x", object.Options{CustomTimeZone: "Mars/Base"}),
+		"file_extension":      o("x", object.Options{FileExtension: "gz"}),
+		"max_active":          o("x", object.Options{MaxActivePartitions: -1}),
+		`".." path elements`:  o("x", object.Options{Prefix: "a/!{timestamp:'..'}/", ErrorOutputPrefix: "e/!{firehose:error-output-type}/"}),
+		"error_output_prefix": o("x", object.Options{ErrorOutputPrefix: ".hidden/"}),
+		"must differ":         o("x", object.Options{Prefix: "same/", ErrorOutputPrefix: "same/"}),
 	}
 	for want, o := range bad {
 		err := o.Validate()
@@ -358,17 +279,57 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%+v: error %v, want one mentioning %q", o, err, want)
 		}
 	}
-	// All problems are reported at once.
-	if err := (Options{Compression: "lz4", Prefix: "/x"}).Validate(); err == nil || strings.Count(err.Error(), "\n") != 2 {
+	// All problems are reported at once, each keyed by its option.
+	err := (Options{Options: object.Options{Compression: "lz4", Prefix: "/x"}}).Validate()
+	if err == nil || strings.Count(err.Error(), "\n") != 2 {
 		t.Errorf("want three joined errors, got %v", err)
 	}
-	if _, err := New(Options{Path: "relative"}, "s", pipeline.Deps{}); err == nil {
-		t.Error("New accepted a relative path")
+	var keys []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var oe *pipeline.OptionError
+		if !errors.As(e, &oe) {
+			t.Fatalf("%v is not a *pipeline.OptionError", e)
+		}
+		keys = append(keys, oe.Key)
 	}
-	if _, err := New(Options{Path: t.TempDir()}, "bad/name", pipeline.Deps{}); err == nil {
+	if slices.Sort(keys); !slices.Equal(keys, []string{"compression", "path", "prefix"}) {
+		t.Errorf("option error keys %v, want compression, path, prefix", keys)
+	}
+	cfg, err := Compile(Options{Path: "relative"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(context.Background(), cfg, "s", pipeline.Deps{}); err == nil {
+		t.Error("New accepted a relative path without a data directory")
+	}
+	if _, err := New(context.Background(), cfg, "bad/name", pipeline.Deps{DataDir: t.TempDir()}); err == nil {
 		t.Error("New accepted stream name bad/name")
 	}
-	if d := DefaultOptions(); d.Compression != CompressionUncompressed || d.ErrorOutputPrefix != "errors/" || d.AppendNewline || d.Prefix != "" {
+	if d := DefaultOptions(); d.Compression != "UNCOMPRESSED" || d.ErrorOutputPrefix != "errors/" || d.AppendNewline || d.Prefix != "" {
 		t.Errorf("DefaultOptions = %+v", d)
+	}
+}
+
+// TestRelativePathResolvesAgainstDataDir: a relative path lands under
+// deps.DataDir.
+func TestRelativePathResolvesAgainstDataDir(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg, err := Compile(Options{Path: "out/sub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(context.Background(), cfg, "rel", pipeline.Deps{DataDir: dataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := destinationtest.NewBatch("rel", 0, time.Now(), []byte("x"))
+	if err := d.Deliver(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if objs := readObjects(t, filepath.Join(dataDir, "out", "sub"), ""); len(objs) != 1 {
+		t.Errorf("objects under data_dir/out/sub: %v", objs)
+	}
+	if got := cfg.Where(dataDir); got != filepath.Join(dataDir, "out", "sub") {
+		t.Errorf("Where = %q", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluice-dev/sluice/destinations/format/prefix"
+	"github.com/sluice-dev/sluice/destinations/object"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -41,16 +42,18 @@ func TestDeliverPartitions(t *testing.T) {
 	root := t.TempDir()
 	reg := prometheus.NewRegistry()
 	opts := Options{
-		Path:              root,
-		Prefix:            "customer_id=!{partitionKeyFromQuery:customer_id}/!{timestamp:yyyy/MM/dd}/",
-		ErrorOutputPrefix: "errors/!{firehose:error-output-type}/!{timestamp:yyyy}/",
-		AppendNewline:     true,
+		Path:    root,
+		Options: object.Options{Prefix: "customer_id=!{partitionKeyFromQuery:customer_id}/!{timestamp:yyyy/MM/dd}/", ErrorOutputPrefix: "errors/!{firehose:error-output-type}/!{timestamp:yyyy}/", AppendNewline: true},
 	}
-	d, err := New(opts, "s", pipeline.Deps{Registry: reg})
+	cfg, err := Compile(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(opts, "s2", pipeline.Deps{Registry: reg}); err != nil { // same registry: metrics shared
+	d, err := New(context.Background(), cfg, "s", pipeline.Deps{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(context.Background(), cfg, "s2", pipeline.Deps{Registry: reg}); err != nil { // same registry: metrics shared
 		t.Fatal(err)
 	}
 	b := pipeline.Batch{Stream: "s", ID: pipeline.BatchID{First: 1, End: 9}, Records: []pipeline.Record{
@@ -130,10 +133,8 @@ func TestDeliverPartitions(t *testing.T) {
 func TestDeliverPartitionLimitAndUnsafeKeys(t *testing.T) {
 	root := t.TempDir()
 	d := newDest(t, Options{
-		Path:                root,
-		Prefix:              "!{partitionKeyFromQuery:customer_id}/",
-		ErrorOutputPrefix:   "e/!{firehose:error-output-type}/",
-		MaxActivePartitions: 3,
+		Path:    root,
+		Options: object.Options{Prefix: "!{partitionKeyFromQuery:customer_id}/", ErrorOutputPrefix: "e/!{firehose:error-output-type}/", MaxActivePartitions: 3},
 	}, "s")
 	b := pipeline.Batch{Stream: "s", Records: []pipeline.Record{
 		rec("0", "a", "a", 0),
@@ -181,7 +182,7 @@ func TestDeliverPartitionLimitAndUnsafeKeys(t *testing.T) {
 
 func TestDeliverTimeZoneAndExtension(t *testing.T) {
 	root := t.TempDir()
-	d := newDest(t, Options{Path: root, Prefix: "logs/", Compression: "GZIP", CustomTimeZone: "Asia/Tokyo", FileExtension: ".json.gz"}, "s")
+	d := newDest(t, Options{Path: root, Options: object.Options{Prefix: "logs/", Compression: "GZIP", CustomTimeZone: "Asia/Tokyo", FileExtension: ".json.gz"}}, "s")
 	b := pipeline.Batch{Stream: "s", Records: []pipeline.Record{rec("0", "x", "-", 0)}}
 	if err := d.Deliver(context.Background(), b); err != nil {
 		t.Fatal(err)

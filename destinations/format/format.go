@@ -1,8 +1,10 @@
-// Package format holds what object destinations (file, s3) share: how the
-// records of one object are encoded (newline-delimited or concatenated
-// bytes under a compression codec, or Parquet), and, in subpackages, the
-// codecs (format/compress), the Parquet encoder (format/parquet) and
-// Firehose's prefix expression language (format/prefix).
+// Package format is the contract of object encoders: how the records of
+// one object are encoded. The encoders are its subpackages: format/jsonl
+// (newline-delimited or concatenated bytes under a codec of
+// format/compress) and format/parquet (record format conversion).
+// format/prefix is Firehose's prefix expression language and object
+// naming. The object layer (destinations/object) uses them all, for every
+// object destination (file, s3) alike.
 package format
 
 import (

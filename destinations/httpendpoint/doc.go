@@ -62,7 +62,10 @@
 // marshal it as "[redacted]", and no error, log line or Describe output
 // holds it.
 //
-// Ready opens a TCP connection to the URL's host and port; Describe
+// Requests use HTTP/1.1 (one connection per request in flight, up to 64
+// kept idle) and the proxy of HTTPS_PROXY/HTTP_PROXY/NO_PROXY. Ready opens
+// a TCP connection to the URL's host and port (the proxy's, when one
+// applies); Describe
 // returns Firehose's HttpEndpointDestinationDescription. The package
 // depends on pipeline and klauspost/compress only.
 package httpendpoint

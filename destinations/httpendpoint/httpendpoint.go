@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -108,9 +109,11 @@ func New(ctx context.Context, cfg *Config, stream string, deps pipeline.Deps) (*
 		d.header[HeaderCommonAttributes] = []string{c.attrsHeader}
 	}
 	d.transport = &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
+		Proxy:       http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// HTTP/1.1: each batch in flight gets its own connection, rather
+		// than sharing one HTTP/2 connection's flow-control window.
+		ForceAttemptHTTP2:     false,
 		MaxIdleConns:          maxIdleConns,
 		MaxIdleConnsPerHost:   maxIdleConns,
 		IdleConnTimeout:       90 * time.Second,
@@ -222,19 +225,43 @@ func (d *Destination) Limits() pipeline.Limits {
 }
 
 // Ready opens (and closes) a TCP connection to the endpoint's host and
-// port within ctx's deadline (5 s without one).
+// port, or to the proxy's when one applies, within ctx's deadline (5 s
+// without one).
 func (d *Destination) Ready(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, readyTimeout)
 		defer cancel()
 	}
+	addr := d.cfg.hostPort
+	if req, err := http.NewRequest(http.MethodPost, d.cfg.url, nil); err == nil {
+		if proxy, err := d.transport.Proxy(req); err == nil && proxy != nil {
+			addr = proxyAddr(proxy) // deliveries go through the proxy: check it
+		}
+	}
 	var dialer net.Dialer
-	conn, err := dialer.DialContext(ctx, "tcp", d.cfg.hostPort)
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return fmt.Errorf("http endpoint %s unreachable: %w", d.cfg.hostPort, err)
+		return fmt.Errorf("http endpoint %s unreachable: %w", addr, err)
 	}
 	return conn.Close()
+}
+
+// proxyAddr is a proxy URL's host:port.
+func proxyAddr(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "80"
+	if u.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// Format prints the destination without its access key.
+func (d *Destination) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "http_endpoint destination %s: %v", d.stream, d.cfg)
 }
 
 // Close stops deliveries and closes idle connections.

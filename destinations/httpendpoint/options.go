@@ -180,17 +180,17 @@ func Compile(opts Options) (*Config, error) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(opts.CommonAttributes)) {
 		value := opts.CommonAttributes[name]
-		key := "common_attributes"
-		if name != "" && !strings.ContainsAny(name, ".[") {
-			key += "." + name
-		}
 		switch n := utf8.RuneCountInString(name); {
 		case strings.TrimSpace(name) == "":
-			fail(key, "attribute names must not be blank")
+			fail("common_attributes", "attribute names must not be blank")
 		case n > MaxAttributeNameLength:
-			fail(key, "name of %d characters, at most %d", n, MaxAttributeNameLength)
+			fail("common_attributes", "a name of %d characters, at most %d", n, MaxAttributeNameLength)
 		}
 		if n := utf8.RuneCountInString(value); n > MaxAttributeValueLength {
+			key := "common_attributes"
+			if !strings.ContainsAny(name, ".[") {
+				key += "." + name // the value's own position
+			}
 			fail(key, "value of %d characters, at most %d", n, MaxAttributeValueLength)
 		}
 		c.attrs = append(c.attrs, attribute{Name: name, Value: value})
@@ -286,13 +286,13 @@ func readAccessKey(path string) (Secret, error) {
 }
 
 // Format prints the configuration without the access key.
-func (c *Config) Format(f fmt.State, _ rune) {
+func (c Config) Format(f fmt.State, _ rune) {
 	fmt.Fprintf(f, "{url:%s name:%q access_key:%s access_key_file:%q content_encoding:%s common_attributes:%d request_timeout:%v}",
 		c.url, c.name, c.accessKey, c.accessKeyFile, c.encoding(), len(c.attrs), c.timeout)
 }
 
 // LogValue is the configuration without the access key.
-func (c *Config) LogValue() slog.Value {
+func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("url", c.url), slog.String("name", c.name),
 		slog.Bool("access_key", c.accessKey != "" || c.accessKeyFile != ""),
@@ -301,7 +301,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("request_timeout", c.timeout))
 }
 
-func (c *Config) encoding() string {
+func (c Config) encoding() string {
 	if c.gzip {
 		return EncodingGzip
 	}

@@ -213,7 +213,7 @@ func Compile(o Options, rule KeyRule) (*Config, error) {
 	if o.Prefix != "" && !strings.Contains(o.Prefix, "!{") && o.Prefix == c.errorPrefix {
 		bad("error_output_prefix", "must differ from prefix %q", o.Prefix)
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := JoinErrors(errs...); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -280,6 +280,17 @@ func rekey(key string, err error) error {
 		out = append(out, &pipeline.OptionError{Key: key, Err: e})
 	}
 	return errors.Join(out...)
+}
+
+// JoinErrors is errors.Join with the joined errors among errs flattened,
+// so that every problem is one element of the result's Unwrap() []error
+// (Compile's result can be joined with a destination's own problems).
+func JoinErrors(errs ...error) error {
+	var flat []error
+	for _, e := range errs {
+		flat = append(flat, flatten(e)...)
+	}
+	return errors.Join(flat...)
 }
 
 // flatten lists the errors joined in err (recursively).

@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"io"
@@ -21,6 +20,9 @@ import (
 
 	"github.com/sluice-dev/sluice/deploy/testpeers"
 	"github.com/sluice-dev/sluice/destinations/destinationtest"
+	"github.com/sluice-dev/sluice/destinations/object"
+	"github.com/sluice-dev/sluice/destinations/object/objecttest"
+	"github.com/sluice-dev/sluice/destinations/object/s3store"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -54,9 +56,35 @@ func startS3rver(t testing.TB, buckets ...string) server {
 	return server{name: "s3rver", endpoint: endpoint, key: testpeers.S3rverAccessKey, secret: testpeers.S3rverSecretKey}
 }
 
-// servers returns both peers, each started with testBucket.
+// servers returns the peers the tests run against, each started with
+// testBucket: s3rver, a real independent S3 server. (gofakes3, an
+// in-process fake, is used only where s3rver cannot do it:
+// ListMultipartUploads in TestMultipartCancelAborts.)
 func servers(t testing.TB) []server {
-	return []server{startGofakes3(t, testBucket), startS3rver(t, testBucket)}
+	return []server{startS3rver(t, testBucket)}
+}
+
+// startStoppableS3rver runs s3rver in a subtest that lasts until stop is
+// called: testpeers stops s3rver at the end of the test that started it.
+// stop must be called before t's test function returns.
+func startStoppableS3rver(t *testing.T, buckets ...string) (srv server, stop func()) {
+	t.Helper()
+	started := make(chan server, 1)
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t.Run("s3rver", func(t *testing.T) {
+			started <- startS3rver(t, buckets...)
+			<-quit
+		})
+	}()
+	select {
+	case srv = <-started:
+	case <-done:
+		t.Fatal("s3rver did not start")
+	}
+	var once sync.Once
+	return srv, func() { once.Do(func() { close(quit); <-done }) }
 }
 
 func (s server) options() Options {
@@ -80,12 +108,24 @@ func (s server) client() *s3.Client {
 	})
 }
 
-func newTestDest(t testing.TB, opts Options, stream string, h hooks) *Destination {
+// hooks are the test seams of the store (s3store.Config's WrapTransport
+// and MaxAttempts).
+type hooks struct {
+	wrapTransport func(http.RoundTripper) http.RoundTripper
+	maxAttempts   int // SDK attempts per request; 0 means 1 in tests
+}
+
+func newTestDest(t testing.TB, opts Options, stream string, h hooks) *object.Writer {
 	t.Helper()
 	if h.maxAttempts == 0 {
 		h.maxAttempts = 1
 	}
-	d, err := newDestination(context.Background(), opts, stream, pipeline.Deps{}, h)
+	opts.WrapTransport, opts.MaxAttempts = h.wrapTransport, h.maxAttempts
+	cfg, err := Compile(opts)
+	if err != nil {
+		t.Fatalf("Compile: %v", err)
+	}
+	d, err := New(context.Background(), cfg, stream, pipeline.Deps{})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -133,54 +173,82 @@ func getObject(t testing.TB, c *s3.Client, key string) []byte {
 	return data
 }
 
-func TestConformance(t *testing.T) {
-	for _, srv := range servers(t) {
-		for _, tc := range []struct {
-			name   string
-			modify func(*Options)
-		}{
-			{"uncompressed", func(*Options) {}},
-			{"gzip-prefix", func(o *Options) { o.Compression = "GZIP"; o.Prefix = "logs/" }},
-			{"newline-smallparts", func(o *Options) { o.AppendNewline = true; o.PartSize = MinPartSize; o.Prefix = "nl/" }},
-		} {
-			t.Run(srv.name+"/"+tc.name, func(t *testing.T) {
-				opts := srv.options()
-				tc.modify(&opts)
-				c := srv.client()
-				h := destinationtest.Harness{
-					New: func(t *testing.T, stream string) pipeline.Destination {
-						return newTestDest(t, opts, stream, hooks{})
-					},
-					Read: func(t *testing.T, stream string) [][]byte {
-						var units [][]byte
-						for _, key := range listKeys(t, c, opts.Prefix) {
-							if strings.Contains(key, "/"+stream+"-1-") && !strings.HasPrefix(key, opts.errorPrefix()) {
-								units = append(units, getObject(t, c, key))
-							}
-						}
-						return units
-					},
-				}
-				if opts.AppendNewline {
-					h.Expect = func(b pipeline.Batch) [][]byte {
-						var buf bytes.Buffer
-						for _, r := range b.Records {
-							buf.Write(r.Data)
-							buf.WriteByte('\n')
-						}
-						return [][]byte{buf.Bytes()}
+// listObjects returns every object of the bucket, raw.
+func listObjects(t *testing.T, c *s3.Client) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for _, key := range listKeys(t, c, "") {
+		o, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key)})
+		if err != nil {
+			t.Fatalf("get %s: %v", key, err)
+		}
+		data, err := io.ReadAll(o.Body)
+		o.Body.Close()
+		if err != nil {
+			t.Fatalf("read %s: %v", key, err)
+		}
+		out[key] = data
+	}
+	return out
+}
+
+// store is the conformance harness's view of the bucket of srv, with the
+// store settings of base.
+func store(srv server, base Options) objecttest.Store {
+	c := srv.client()
+	return objecttest.Store{
+		New: func(t *testing.T, o object.Options, stream string) *object.Writer {
+			opts := base
+			opts.Options = o
+			return newTestDest(t, opts, stream, hooks{})
+		},
+		List: func(t *testing.T) map[string][]byte { return listObjects(t, c) },
+		Failures: []destinationtest.Failure{{
+			Name: "s3rver-stopped",
+			New: func(t *testing.T, stream string) (pipeline.Destination, func()) {
+				own, stop := startStoppableS3rver(t, testBucket)
+				return newTestDest(t, own.options(), stream, hooks{}), stop
+			},
+			Retryable: true, Code: s3store.CodeConnectionFailed,
+		}, {
+			Name: "bucket-deleted",
+			New: func(t *testing.T, stream string) (pipeline.Destination, func()) {
+				own := startS3rver(t, "conf-gone")
+				opts := own.options()
+				opts.Bucket = "conf-gone"
+				return newTestDest(t, opts, stream, hooks{}), func() {
+					if _, err := own.client().DeleteBucket(context.Background(), &s3.DeleteBucketInput{Bucket: aws.String("conf-gone")}); err != nil {
+						t.Fatalf("delete bucket: %v", err)
 					}
 				}
-				destinationtest.Run(t, h)
-			})
-		}
+			},
+			Retryable: false, Code: s3store.CodeNoSuchBucket,
+		}},
+	}
+}
+
+func TestConformance(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		modify func(*Options)
+	}{
+		{"uncompressed", func(*Options) {}},
+		{"gzip-prefix", func(o *Options) { o.Compression = "GZIP"; o.Prefix = "logs/" }},
+		{"newline-smallparts", func(o *Options) { o.AppendNewline = true; o.PartSize = s3store.MinPartSize; o.Prefix = "nl/" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startS3rver(t, testBucket) // an empty bucket per case
+			opts := srv.options()
+			tc.modify(&opts)
+			destinationtest.Run(t, objecttest.Harness(store(srv, opts), opts.Options))
+		})
 	}
 }
 
 var keyRE = regexp.MustCompile(`^(.*?)(\d{4}/\d{2}/\d{2}/\d{2}/)([a-zA-Z0-9_.-]+)-1-(\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})-([0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})(\..*)?$`)
 
 func TestObjectKeyLayout(t *testing.T) {
-	srv := startGofakes3(t, testBucket)
+	srv := startS3rver(t, testBucket)
 	paris := time.FixedZone("CET", 3600)
 	recs := []pipeline.Record{
 		{Data: []byte("b"), Arrived: time.Date(2019, 10, 1, 9, 30, 0, 0, time.UTC)},
@@ -253,20 +321,20 @@ func TestObjectHeaders(t *testing.T) {
 			for _, tc := range []struct {
 				sse, kms, class string
 			}{
-				{SSEKMS, "alias/sluice", "STANDARD_IA"},
-				{SSEAES256, "", ""},
+				{s3store.SSEKMS, "alias/sluice", "STANDARD_IA"},
+				{s3store.SSEAES256, "", ""},
 				{"", "", ""},
 			} {
 				opts := srv.options()
 				opts.Compression = "GZIP"
-				opts.PartSize = MinPartSize
-				opts.SSE = SSEOptions{Type: tc.sse, KMSKeyID: tc.kms}
+				opts.PartSize = s3store.MinPartSize
+				opts.SSE = s3store.SSEOptions{Type: tc.sse, KMSKeyID: tc.kms}
 				opts.StorageClass = tc.class
 				rec := &recorder{}
 				d := newTestDest(t, opts, "hdr", hooks{wrapTransport: func(rt http.RoundTripper) http.RoundTripper { rec.next = rt; return rec }})
 				small := destinationtest.NewBatch("hdr", 0, time.Now(), []byte("x"))
 				// Incompressible and over one part: a multipart upload.
-				big := destinationtest.NewBatch("hdr", small.ID.End, time.Now(), randomBytes(MinPartSize+MinPartSize/2))
+				big := destinationtest.NewBatch("hdr", small.ID.End, time.Now(), randomBytes(s3store.MinPartSize+s3store.MinPartSize/2))
 				for _, b := range []pipeline.Batch{small, big} {
 					if err := d.Deliver(context.Background(), b); err != nil {
 						t.Fatal(err)

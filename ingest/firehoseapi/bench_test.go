@@ -89,6 +89,7 @@ func BenchmarkPutRecordBatchHandler(b *testing.B) {
 		for pb.Next() {
 			r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 			r.Header.Set("X-Amz-Target", "Firehose_20150804.PutRecordBatch")
+			r.Header.Set("Content-Type", "application/x-amz-json-1.1")
 			h.ServeHTTP(w, r)
 			if w.status != http.StatusOK {
 				b.Fatal(w.status)
@@ -123,6 +124,7 @@ func BenchmarkPutRecordBatchHTTP(b *testing.B) {
 				b.Fatal(err)
 			}
 			req.Header.Set("X-Amz-Target", "Firehose_20150804.PutRecordBatch")
+			req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 			resp, err := client.Do(req)
 			if err != nil {
 				b.Fatal(err)

@@ -3,11 +3,14 @@ package firehoseapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // Contract tests, numbered after section 11 of the Firehose contract, with
@@ -79,6 +82,62 @@ func TestContract03SerializationErrors(t *testing.T) {
 	}
 	if got := e.stored(t, "alpha"); len(got) != 1 || !bytes.Equal(got[0].Data, []byte{0xff, 0xff, 0xff}) {
 		t.Fatalf("stored %v", got)
+	}
+}
+
+// A body that is valid JSON but not an object is a SerializationException
+// for every operation (encoding/json would take null as an empty request),
+// and nothing is stored (issue 7, item 9).
+func TestContract03NonObjectBodies(t *testing.T) {
+	e := newEnv(t)
+	for _, op := range []string{"PutRecord", "PutRecordBatch", "ListDeliveryStreams", "DescribeDeliveryStream", "ListTagsForDeliveryStream"} {
+		for body, kind := range map[string]string{
+			`null`: "null", " null\n": "null", `[]`: "an array", `[{"DeliveryStreamName":"alpha"}]`: "an array",
+			`42`: "a number", `"x"`: "a string", `true`: "a boolean",
+		} {
+			r := e.op(t, op, body)
+			want := "The request body must be a JSON object, got " + kind
+			if r.status != 400 || r.body["__type"] != errSerialization || r.body["message"] != want {
+				t.Errorf("%s %q: %d %s, want 400 %s %q", op, body, r.status, r.raw, errSerialization, want)
+			}
+		}
+	}
+	e.wantStored(t, "alpha", 0)
+}
+
+// A POST whose Content-Type is not an AWS JSON type is refused, as the
+// service's front end does, with 404 UnknownOperationException; its body
+// is not read and nothing is stored. The types the SDKs and the CLI send
+// are accepted, with parameters and in any case.
+func TestContract03ContentType(t *testing.T) {
+	e := newEnv(t)
+	body := putBody("alpha", []byte("x"))
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "application/x-amz-cbor-1.1",
+		"application/xml", "application/x-amz-json-1.2", "application/x-amz-json", "not a media type;;"} {
+		r := e.callAs(t, http.MethodPost, targetPrefix+"PutRecord", ct, body)
+		want := fmt.Sprintf("Unsupported Content-Type %q: send application/x-amz-json-1.1", ct)
+		if r.status != 404 || r.body["__type"] != errUnknownOperation || r.body["message"] != want {
+			t.Errorf("Content-Type %q: %d %s, want 404 %s %q", ct, r.status, r.raw, errUnknownOperation, want)
+		}
+	}
+	r := e.callAs(t, http.MethodPost, targetPrefix+"PutRecordBatch", "text/plain", batchBody("alpha", []byte("x")))
+	wantError(t, r, 404, errUnknownOperation, `Unsupported Content-Type "text/plain"`)
+	r = e.callAs(t, http.MethodPost, targetPrefix+"ListDeliveryStreams", "text/plain", `{}`)
+	wantError(t, r, 404, errUnknownOperation, `Unsupported Content-Type "text/plain"`)
+	long := "text/" + strings.Repeat("x", 100)
+	r = e.callAs(t, http.MethodPost, targetPrefix+"PutRecord", long, body)
+	wantError(t, r, 404, errUnknownOperation, fmt.Sprintf("%q", long[:64]+"..."))
+	e.wantStored(t, "alpha", 0)
+	if got := e.counter(e.metrics.apiRequests, "PutRecord", "404"); got != 9 {
+		t.Errorf("api_requests_total{PutRecord,404} = %v, want 9", got)
+	}
+	for i, ct := range []string{"application/x-amz-json-1.1", "application/x-amz-json-1.0", "application/json",
+		"application/x-amz-json-1.1; charset=utf-8", "Application/X-Amz-Json-1.1"} {
+		r := e.callAs(t, http.MethodPost, targetPrefix+"PutRecord", ct, body)
+		if r.status != 200 {
+			t.Errorf("Content-Type %q: %d %s", ct, r.status, r.raw)
+		}
+		e.wantStored(t, "alpha", i+1)
 	}
 }
 
@@ -316,39 +375,43 @@ func TestContract17And18Describe(t *testing.T) {
 	if !strings.Contains(string(r.raw), `"CreateTimestamp":1767323045.678`) {
 		t.Errorf("CreateTimestamp not in epoch seconds: %s", r.raw)
 	}
-	dests := d["Destinations"].([]any)
-	if len(dests) != 1 {
-		t.Fatalf("destinations %v", dests)
-	}
-	dest := dests[0].(map[string]any)
-	if dest["DestinationId"] != "destinationId-000000000001" {
-		t.Fatalf("DestinationId %v", dest["DestinationId"])
-	}
-	for _, key := range []string{"ExtendedS3DestinationDescription", "S3DestinationDescription"} {
-		s3, ok := dest[key].(map[string]any)
-		if !ok {
-			t.Fatalf("no %s in %v", key, dest)
+	// The destination's description is reported verbatim, after the id.
+	wantDestinations := func(stream string, members pipeline.Description) {
+		t.Helper()
+		r := e.op(t, "DescribeDeliveryStream", `{"DeliveryStreamName":"`+stream+`"}`)
+		var got struct {
+			DeliveryStreamDescription struct{ Destinations []json.RawMessage }
 		}
-		for k, want := range map[string]any{
-			"BufferingHints":          map[string]any{"SizeInMBs": 64.0, "IntervalInSeconds": 60.0},
-			"CompressionFormat":       "GZIP",
-			"EncryptionConfiguration": map[string]any{"NoEncryptionConfig": "NoEncryption"},
-			"BucketARN":               "arn:aws:s3:::my-bucket",
-			"Prefix":                  "logs/",
-			"ErrorOutputPrefix":       "errors/",
-			"RoleARN":                 "arn:aws:iam::123456789012:role/sluice",
-		} {
-			if fmt.Sprint(s3[k]) != fmt.Sprint(want) {
-				t.Errorf("%s.%s = %v, want %v", key, k, s3[k], want)
-			}
+		if err := json.Unmarshal(r.raw, &got); err != nil || r.status != 200 {
+			t.Fatalf("%s: %d %s (%v)", stream, r.status, r.raw, err)
+		}
+		want, err := encodeDestination(members)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dests := got.DeliveryStreamDescription.Destinations; len(dests) != 1 || !bytes.Equal(dests[0], want) {
+			t.Fatalf("%s: destinations %s, want [%s]", stream, dests, want)
+		}
+		if !bytes.HasPrefix(want, []byte(`{"DestinationId":"destinationId-000000000001"`)) {
+			t.Fatalf("%s: %s does not start with the DestinationId", stream, want)
 		}
 	}
-	// A file destination is described like S3 too, with defaults filled in.
-	r = e.op(t, "DescribeDeliveryStream", `{"DeliveryStreamName":"beta"}`)
-	dest = r.body["DeliveryStreamDescription"].(map[string]any)["Destinations"].([]any)[0].(map[string]any)
+	wantDestinations("alpha", alphaDestination())
+	// A member named DestinationId is ignored: the id is the handler's.
+	wantDestinations("beta", pipeline.Description{"HttpEndpointDestinationDescription": betaHTTPEndpoint})
+	wantDestinations("gamma", nil)
+	dest := r.body["DeliveryStreamDescription"].(map[string]any)["Destinations"].([]any)[0].(map[string]any)
 	s3 := dest["ExtendedS3DestinationDescription"].(map[string]any)
-	if s3["CompressionFormat"] != "UNCOMPRESSED" || s3["BucketARN"] != "arn:aws:s3:::beta" || dest["S3DestinationDescription"] == nil {
-		t.Fatalf("file destination %v", dest)
+	if fmt.Sprint(s3["BufferingHints"]) != "map[IntervalInSeconds:60 SizeInMBs:64]" || s3["S3BackupMode"] != "Disabled" || dest["S3DestinationDescription"] == nil {
+		t.Fatalf("alpha destination %v", dest)
+	}
+	if !strings.Contains(string(r.raw), `"Destinations":[{"DestinationId":"destinationId-000000000001","ExtendedS3DestinationDescription":{"BucketARN":"arn:aws:s3:::my-bucket",`) {
+		t.Fatalf("alpha: %s", r.raw)
+	}
+	// Starting after the only destination lists none.
+	r = e.op(t, "DescribeDeliveryStream", `{"DeliveryStreamName":"alpha","ExclusiveStartDestinationId":"destinationId-000000000001"}`)
+	if got := fmt.Sprint(r.body["DeliveryStreamDescription"].(map[string]any)["Destinations"]); got != "[]" {
+		t.Fatalf("after the only destination: %s", got)
 	}
 	r = e.op(t, "DescribeDeliveryStream", `{"DeliveryStreamName":"kin"}`)
 	src := r.body["DeliveryStreamDescription"].(map[string]any)["Source"].(map[string]any)
@@ -448,6 +511,7 @@ func TestBodyTooLarge(t *testing.T) {
 	}
 	req.ContentLength = -1
 	req.Header.Set("X-Amz-Target", targetPrefix+"PutRecordBatch")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	resp, err := e.srv.Client().Do(req.WithContext(context.Background()))
 	if err != nil {
 		t.Fatal(err)
@@ -458,4 +522,15 @@ func TestBodyTooLarge(t *testing.T) {
 		t.Fatalf("chunked: %d %s", resp.StatusCode, body)
 	}
 	e.wantStored(t, "alpha", 0)
+}
+
+// A destination description that cannot be encoded fails NewHandler, not
+// DescribeDeliveryStream.
+func TestNewHandlerRejectsBadDescription(t *testing.T) {
+	_, err := NewHandler(Config{Appender: router{}, Streams: []StreamInfo{
+		{Name: "s", Destination: pipeline.Description{"HttpEndpointDestinationDescription": map[string]any{"Bad": make(chan int)}}},
+	}})
+	if err == nil || !strings.Contains(err.Error(), `stream "s": destination description member HttpEndpointDestinationDescription`) {
+		t.Fatalf("NewHandler: %v", err)
+	}
 }

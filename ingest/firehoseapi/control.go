@@ -1,6 +1,7 @@
 package firehoseapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -38,8 +39,12 @@ func (h *Handler) handleControl(w http.ResponseWriter, r *http.Request, op contr
 	return http.StatusOK
 }
 
-// unmarshalInput decodes a control-plane request body.
+// unmarshalInput decodes a control-plane request body, which must be a
+// JSON object (encoding/json would take a top-level null as empty input).
 func unmarshalInput(body []byte, v any) *apiError {
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) > 0 && t[0] != '{' && json.Valid(t) {
+		return newError(http.StatusBadRequest, errSerialization, notObjectError(kindOf(t[0])).Error())
+	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return newError(http.StatusBadRequest, errSerialization, "Could not parse request body: "+err.Error())
 	}

@@ -25,10 +25,13 @@ import (
 // duplicated key is decoded again into the same value (so a repeated
 // "Records" array decodes into the elements of the previous one, and a
 // record object without "Data" keeps the previous Data), null leaves strings
-// and structs untouched and sets slices to nil, a top-level null is a no-op,
-// nesting deeper than 10000 is rejected, and Data is decoded with
-// base64.StdEncoding (which ignores \r and \n). decode_fuzz_test.go checks
-// this against encoding/json.
+// and structs untouched and sets slices to nil, nesting deeper than 10000
+// is rejected, and Data is decoded with
+// base64.StdEncoding (which ignores \r and \n). One difference: the
+// top-level value must be an object, as the service requires, so a
+// top-level null (a no-op for encoding/json) is an error like any other
+// non-object (notObjectError). decode_fuzz_test.go checks this against
+// encoding/json.
 //
 // It does not use reflection and does not allocate on the common path: Data
 // is base64-decoded straight into an arena owned by the request state, and
@@ -151,17 +154,12 @@ func decodePutRequest(r *putRequest, body []byte, batch bool) error {
 	if p.i >= len(body) {
 		return p.errEOF()
 	}
+	c := body[p.i]
 	var err error
-	switch body[p.i] {
-	case '{':
+	if c == '{' {
 		err = p.topObject(batch)
-	case 'n':
-		err = p.literal("null") // a top-level null leaves everything zero
-	default:
-		c := body[p.i]
-		if err = p.skipValue(); err == nil {
-			err = p.errorf("cannot unmarshal %s into the request object", kindOf(c))
-		}
+	} else {
+		err = p.skipValue()
 	}
 	if err != nil {
 		return err
@@ -170,19 +168,36 @@ func decodePutRequest(r *putRequest, body []byte, batch bool) error {
 	if p.i != len(body) {
 		return p.errorf("invalid character %q after top-level value", body[p.i])
 	}
+	if c != '{' {
+		// Valid JSON, but not the request object (encoding/json would
+		// accept a top-level null; the service does not).
+		return notObjectError(kindOf(c))
+	}
 	return nil
 }
 
+// notObjectError is a request body that is valid JSON but not an object.
+type notObjectError string
+
+func (e notObjectError) Error() string {
+	return "The request body must be a JSON object, got " + string(e)
+}
+
+// kindOf names the kind of the JSON value starting with c.
 func kindOf(c byte) string {
 	switch c {
+	case '{':
+		return "an object"
 	case '"':
-		return "string"
+		return "a string"
 	case '[':
-		return "array"
+		return "an array"
 	case 't', 'f':
-		return "bool"
+		return "a boolean"
+	case 'n':
+		return "null"
 	default:
-		return "number"
+		return "a number"
 	}
 }
 

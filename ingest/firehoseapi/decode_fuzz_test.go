@@ -3,6 +3,7 @@ package firehoseapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -51,12 +52,25 @@ var decodeSeeds = []string{
 	`{"x":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`,
 }
 
+// refUnmarshal is the reference decoder: encoding/json, except that the
+// top-level value must be an object (encoding/json takes null as a no-op;
+// every other non-object already fails).
+func refUnmarshal(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return err
+	}
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) > 0 && t[0] == 'n' {
+		return errors.New("top-level null")
+	}
+	return nil
+}
+
 // checkAgainstEncodingJSON decodes body with both decoders and reports any
 // difference in acceptance or in the decoded values.
 func checkAgainstEncodingJSON(t *testing.T, req *putRequest, body []byte) {
 	t.Helper()
 	var rb refBatch
-	refErr := json.Unmarshal(body, &rb)
+	refErr := refUnmarshal(body, &rb)
 	err := decodePutRequest(req, body, true)
 	if (err == nil) != (refErr == nil) {
 		t.Fatalf("batch %q: decoder err=%v, encoding/json err=%v", body, err, refErr)
@@ -82,7 +96,7 @@ func checkAgainstEncodingJSON(t *testing.T, req *putRequest, body []byte) {
 	}
 
 	var rp refPut
-	refErr = json.Unmarshal(body, &rp)
+	refErr = refUnmarshal(body, &rp)
 	err = decodePutRequest(req, body, false)
 	if (err == nil) != (refErr == nil) {
 		t.Fatalf("put %q: decoder err=%v, encoding/json err=%v", body, err, refErr)

@@ -2,48 +2,44 @@ package firehoseapi
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
-// DescribeDeliveryStream, built from the configuration.
+// DescribeDeliveryStream, built from the configuration and the
+// destinations' own descriptions (pipeline.Description).
 
 const destinationID = "destinationId-000000000001"
 
-type bufferingHints struct {
-	SizeInMBs         int
-	IntervalInSeconds int
-}
+// destinationDescription is one member of Destinations: the DestinationId,
+// then the destination's own members (pipeline.Description), encoded once
+// by NewHandler.
+type destinationDescription json.RawMessage
 
-type encryptionConfig struct {
-	NoEncryptionConfig string
-}
+func (d destinationDescription) MarshalJSON() ([]byte, error) { return d, nil }
 
-type loggingOptions struct {
-	Enabled bool
-}
-
-// s3Description is the plain S3DestinationDescription.
-type s3Description struct {
-	RoleARN                  string
-	BucketARN                string
-	Prefix                   string `json:",omitempty"`
-	ErrorOutputPrefix        string `json:",omitempty"`
-	BufferingHints           bufferingHints
-	CompressionFormat        string
-	EncryptionConfiguration  encryptionConfig
-	CloudWatchLoggingOptions loggingOptions
-}
-
-// extendedS3Description is the ExtendedS3DestinationDescription.
-type extendedS3Description struct {
-	s3Description
-	S3BackupMode string
-}
-
-type destinationDescription struct {
-	DestinationID                    string                 `json:"DestinationId"`
-	ExtendedS3DestinationDescription *extendedS3Description `json:",omitempty"`
-	S3DestinationDescription         *s3Description         `json:",omitempty"`
+// encodeDestination encodes desc as a DestinationDescription object:
+// {"DestinationId": destinationID, <members in name order>}. A member named
+// DestinationId is ignored (the id is the handler's).
+func encodeDestination(desc pipeline.Description) (destinationDescription, error) {
+	id, _ := json.Marshal(destinationID)
+	out := append([]byte(`{"DestinationId":`), id...)
+	for _, name := range slices.Sorted(maps.Keys(desc)) {
+		if name == "DestinationId" {
+			continue
+		}
+		k, _ := json.Marshal(name)
+		v, err := json.Marshal(desc[name])
+		if err != nil {
+			return nil, fmt.Errorf("destination description member %s: %w", name, err)
+		}
+		out = append(append(append(append(out, ','), k...), ':'), v...)
+	}
+	return append(out, '}'), nil
 }
 
 type kinesisSource struct {
@@ -105,7 +101,7 @@ func (h *Handler) describeDeliveryStream(body []byte) (any, *apiError) {
 	// The only destination id is destinationId-000000000001: starting after
 	// it (or at anything sorting after it) yields none.
 	if in.ExclusiveStartDestinationId == nil || *in.ExclusiveStartDestinationId < destinationID {
-		d.Destinations = append(d.Destinations, h.destination(s))
+		d.Destinations = append(d.Destinations, s.dest)
 	}
 	return struct{ DeliveryStreamDescription deliveryStreamDescription }{d}, nil
 }
@@ -116,41 +112,5 @@ func epochSeconds(ms int64) json.Number {
 }
 
 func (h *Handler) roleARN(s *stream) string {
-	return cmp(s.info.Destination.RoleARN, "arn:aws:iam::"+h.account+":role/sluice")
-}
-
-// destination describes the stream's destination. Object stores (file, s3)
-// are described like an Extended S3 destination: with both
-// ExtendedS3DestinationDescription and its S3DestinationDescription copy,
-// as the real service does. Other kinds only carry the DestinationId.
-func (h *Handler) destination(s *stream) destinationDescription {
-	dd := destinationDescription{DestinationID: destinationID}
-	di := s.info.Destination
-	switch di.Kind {
-	case "file", "s3", "":
-	default:
-		return dd
-	}
-	size := di.BufferingSizeMiB
-	if size <= 0 {
-		size = 5
-	}
-	interval := di.BufferingIntervalSeconds
-	if interval < 0 || (interval == 0 && di.BufferingSizeMiB == 0) {
-		interval = 300
-	}
-	base := s3Description{
-		RoleARN:                  h.roleARN(s),
-		BucketARN:                cmp(di.BucketARN, "arn:aws:s3:::"+s.info.Name),
-		Prefix:                   di.Prefix,
-		ErrorOutputPrefix:        di.ErrorOutputPrefix,
-		BufferingHints:           bufferingHints{SizeInMBs: size, IntervalInSeconds: interval},
-		CompressionFormat:        cmp(di.Compression, "UNCOMPRESSED"),
-		EncryptionConfiguration:  encryptionConfig{NoEncryptionConfig: "NoEncryption"},
-		CloudWatchLoggingOptions: loggingOptions{Enabled: false},
-	}
-	plain := base
-	dd.ExtendedS3DestinationDescription = &extendedS3Description{s3Description: base, S3BackupMode: "Disabled"}
-	dd.S3DestinationDescription = &plain
-	return dd
+	return cmp(s.info.RoleARN, "arn:aws:iam::"+h.account+":role/sluice")
 }

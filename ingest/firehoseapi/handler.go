@@ -10,6 +10,13 @@
 // Mutating control-plane calls are rejected with a non-retryable
 // InvalidArgumentException: streams are defined in the configuration file.
 //
+// Requests must carry an AWS JSON Content-Type
+// (application/x-amz-json-1.1, as the SDKs and the CLI send, or
+// application/x-amz-json-1.0 or application/json): any other is answered
+// 404 UnknownOperationException without the body being read. A body that
+// is valid JSON but not an object (null, [], 42, "x") is a
+// SerializationException (400), as the service answers.
+//
 // Limits follow the real service: at most 500 records and 4 MiB (4,194,304
 // raw bytes) per PutRecordBatch, at most 1,024,000 raw bytes per record,
 // 0-byte records allowed. Request bodies are read up to MaxBodyBytes
@@ -43,6 +50,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -84,27 +92,16 @@ type StreamInfo struct {
 	VersionID string
 	// Tags are listed ordered by key.
 	Tags map[string]string
-	// KinesisStreamARN and RoleARN describe a KinesisStreamAsSource source.
+	// KinesisStreamARN is a KinesisStreamAsSource stream's source.
 	KinesisStreamARN string
-	Destination      DestinationInfo
-}
-
-// DestinationInfo is what DescribeDeliveryStream reports about a stream's
-// destination.
-type DestinationInfo struct {
-	// Kind is the destination implementation ("file", "s3", ...). Object
-	// stores ("file", "s3") are described as Extended S3 destinations.
-	Kind                     string
-	BufferingSizeMiB         int    // default 5
-	BufferingIntervalSeconds int    // 300 when both hints are zero
-	Compression              string // "UNCOMPRESSED" (default), "GZIP", ...
-	Prefix                   string
-	ErrorOutputPrefix        string
-	// BucketARN defaults to arn:aws:s3:::<stream name> for kinds without a
-	// bucket (file).
-	BucketARN string
-	// RoleARN defaults to arn:aws:iam::<account>:role/sluice.
+	// RoleARN is the stream's IAM role, reported in a Kinesis source's
+	// description (default arn:aws:iam::<account>:role/sluice).
 	RoleARN string
+	// Destination is the destination's description
+	// (pipeline.Destination.Describe): DescribeDeliveryStream reports its
+	// members verbatim, after "DestinationId": "destinationId-000000000001".
+	// It is encoded once, by NewHandler; nil reports only the id.
+	Destination pipeline.Description
 }
 
 // Config configures a Handler.
@@ -143,6 +140,7 @@ type Handler struct {
 type stream struct {
 	info StreamInfo
 	arn  string
+	dest destinationDescription // encoded info.Destination
 	m    streamMetrics
 }
 
@@ -195,9 +193,15 @@ func NewHandler(cfg Config) (*Handler, error) {
 			si.Created = now
 		}
 		si.VersionID = cmp(si.VersionID, "1")
+		dest, err := encodeDestination(si.Destination)
+		if err != nil {
+			return nil, fmt.Errorf("firehoseapi: stream %q: %w", si.Name, err)
+		}
+		si.Destination = nil // kept encoded only
 		h.streams[si.Name] = &stream{
 			info: si,
 			arn:  "arn:aws:firehose:" + h.region + ":" + h.account + ":deliverystream/" + si.Name,
+			dest: dest,
 			m:    h.metrics.forStream(si.Name),
 		}
 		h.names = append(h.names, si.Name)
@@ -249,6 +253,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method != http.MethodPost || label == "Unknown":
 		status = h.writeError(w, newError(http.StatusBadRequest, errUnknownOperation,
 			"Unknown operation: expected POST with X-Amz-Target: "+targetPrefix+"<Operation>"))
+	case !jsonContentType(r.Header.Get("Content-Type")):
+		status = h.writeError(w, unsupportedContentType(r.Header.Get("Content-Type")))
 	case op == "PutRecordBatch":
 		status = h.handlePut(w, r, true)
 	case op == "PutRecord":
@@ -264,6 +270,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.metrics.apiRequests.WithLabelValues(label, strconv.Itoa(status)).Inc()
 	h.metrics.apiDuration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+}
+
+// jsonContentType reports whether ct is a media type AWS JSON services
+// take: application/x-amz-json-1.1 (what the AWS CLI, the Go SDK v2 and
+// the JavaScript SDK v3 send for Firehose), application/x-amz-json-1.0
+// and application/json; parameters (charset) and case are ignored.
+func jsonContentType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	switch mt {
+	case "application/x-amz-json-1.1", "application/x-amz-json-1.0", "application/json":
+		return true
+	}
+	return false
+}
+
+// unsupportedContentType is the answer to a request whose Content-Type is
+// not JSON: 404 UnknownOperationException, what the service's front end
+// answers (the operation is not found for that protocol; Kinesis, the
+// same front end, does so, as kinesalite reproduces). The service writes
+// that error without a body in XML; Sluice keeps its JSON error body, with
+// a message, like every other response.
+func unsupportedContentType(ct string) *apiError {
+	if len(ct) > 64 {
+		ct = ct[:64] + "..."
+	}
+	return newError(http.StatusNotFound, errUnknownOperation,
+		fmt.Sprintf("Unsupported Content-Type %q: send application/x-amz-json-1.1", ct))
 }
 
 // newRequestID returns a random (version 4) UUID.

@@ -79,9 +79,9 @@ func newEnv(t testing.TB) *env {
 		Streams: []StreamInfo{
 			{Name: "gamma"},
 			{Name: "alpha", Created: created, VersionID: "3", Tags: map[string]string{"team": "data", "env": "prod", "cost": "42"},
-				Destination: DestinationInfo{Kind: "s3", BufferingSizeMiB: 64, BufferingIntervalSeconds: 60, Compression: "GZIP",
-					Prefix: "logs/", ErrorOutputPrefix: "errors/", BucketARN: "arn:aws:s3:::my-bucket"}},
-			{Name: "beta", Destination: DestinationInfo{Kind: "file", BufferingSizeMiB: 1, BufferingIntervalSeconds: 10}},
+				Destination: alphaDestination()},
+			{Name: "beta", Destination: pipeline.Description{"HttpEndpointDestinationDescription": betaHTTPEndpoint,
+				"DestinationId": "not-the-handler's"}},
 			{Name: "tiny"},
 			{Name: "broken"},
 			{Name: "kin", Type: TypeKinesisStreamAsSource, KinesisStreamARN: "arn:aws:kinesis:eu-west-3:123456789012:stream/src"},
@@ -95,6 +95,35 @@ func newEnv(t testing.TB) *env {
 	return &env{h: h, srv: srv, bufs: bufs, reg: reg, metrics: m, created: created}
 }
 
+// alphaDestination is an S3 destination's description, as the object
+// layer builds it: Extended S3 with its plain S3 copy.
+func alphaDestination() pipeline.Description {
+	s3 := func(extended bool) map[string]any {
+		d := map[string]any{
+			"RoleARN":                  "arn:aws:iam::123456789012:role/sluice",
+			"BucketARN":                "arn:aws:s3:::my-bucket",
+			"Prefix":                   "logs/",
+			"ErrorOutputPrefix":        "errors/",
+			"BufferingHints":           map[string]any{"SizeInMBs": 64, "IntervalInSeconds": 60},
+			"CompressionFormat":        "GZIP",
+			"EncryptionConfiguration":  map[string]any{"NoEncryptionConfig": "NoEncryption"},
+			"CloudWatchLoggingOptions": map[string]any{"Enabled": false},
+		}
+		if extended {
+			d["S3BackupMode"] = "Disabled"
+		}
+		return d
+	}
+	return pipeline.Description{"ExtendedS3DestinationDescription": s3(true), "S3DestinationDescription": s3(false)}
+}
+
+// betaHTTPEndpoint is a destination description member of another kind.
+var betaHTTPEndpoint = map[string]any{
+	"EndpointConfiguration": map[string]any{"Url": "https://collector.example/ingest", "Name": "collector"},
+	"BufferingHints":        map[string]any{"SizeInMBs": 1, "IntervalInSeconds": 10},
+	"S3BackupMode":          "FailedDataOnly",
+}
+
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 type response struct {
@@ -104,8 +133,15 @@ type response struct {
 	raw    []byte
 }
 
-// call sends a raw request and checks the headers every response carries.
+// call sends a raw request with the AWS JSON 1.1 content type and checks
+// the headers every response carries.
 func (e *env) call(t testing.TB, method, target, body string) response {
+	t.Helper()
+	return e.callAs(t, method, target, "application/x-amz-json-1.1", body)
+}
+
+// callAs is call with another Content-Type ("" for none).
+func (e *env) callAs(t testing.TB, method, target, contentType, body string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+"/", strings.NewReader(body))
 	if err != nil {
@@ -114,7 +150,9 @@ func (e *env) call(t testing.TB, method, target, body string) response {
 	if target != "" {
 		req.Header.Set("X-Amz-Target", target)
 	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)

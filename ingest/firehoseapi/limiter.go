@@ -17,6 +17,9 @@ type byteLimiter struct {
 	size    int64
 	used    int64
 	waiters list.List // of *waiter
+	// queued, when set (by tests), is called with the weight of each
+	// request that has to wait, once it is queued (l.mu is held).
+	queued func(n int64)
 }
 
 type waiter struct {
@@ -38,6 +41,9 @@ func (l *byteLimiter) acquire(ctx context.Context, n int64) error {
 	}
 	w := &waiter{n: n, ready: make(chan struct{})}
 	elem := l.waiters.PushBack(w)
+	if l.queued != nil {
+		l.queued(n)
+	}
 	l.mu.Unlock()
 	select {
 	case <-w.ready:

@@ -77,6 +77,8 @@ var serveSeeds = []struct {
 	{"ListTagsForDeliveryStream", `{"DeliveryStreamName":"alpha","Limit":1}`},
 	{"CreateDeliveryStream", `{}`},
 	{"Nope", `{}`},
+	{"PutRecord", `null`},
+	{"ListDeliveryStreams", `[]`},
 }
 
 // FuzzServeHTTP: whatever the operation and body, the handler answers with
@@ -91,6 +93,7 @@ func FuzzServeHTTP(f *testing.F) {
 		before := len(e.stored(t, "alpha"))
 		req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 		req.Header.Set("X-Amz-Target", targetPrefix+op)
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 		w := httptest.NewRecorder()
 		e.h.ServeHTTP(w, req)
 		if w.Header().Get("Content-Type") != "application/x-amz-json-1.1" || !uuidRE.MatchString(w.Header().Get("X-Amzn-Requestid")) {
@@ -129,7 +132,7 @@ func TestErrorStatusesAreModeled(t *testing.T) {
 		types = append(types, k)
 	}
 	sort.Strings(types)
-	if got := strings.Join(types, ","); got != "InternalFailure,InvalidArgumentException,UnknownOperationException,ValidationException" {
+	if got := strings.Join(types, ","); got != "InternalFailure,InvalidArgumentException,SerializationException,UnknownOperationException,ValidationException" {
 		t.Fatalf("error types %s", got)
 	}
 }

@@ -31,14 +31,7 @@ func TestDocsListEveryComponentKey(t *testing.T) {
 		}
 	}
 	check := func(section string, options any) {
-		var want []string // "type" is documented once, for all components
-		typ := reflect.TypeOf(options)
-		for i := range typ.NumField() {
-			tag := strings.Split(typ.Field(i).Tag.Get("yaml"), ",")[0]
-			if tag != "" && tag != "-" {
-				want = append(want, tag)
-			}
-		}
+		want := yamlKeys(reflect.TypeOf(options)) // "type" is documented once, for all components
 		got := sections[section]
 		slices.Sort(got)
 		slices.Sort(want)
@@ -52,4 +45,21 @@ func TestDocsListEveryComponentKey(t *testing.T) {
 	for name, k := range processorKinds() {
 		check("processor type: "+name, k.options)
 	}
+}
+
+// yamlKeys returns the top-level YAML keys of an options struct, with the
+// keys of its inline-embedded structs.
+func yamlKeys(typ reflect.Type) []string {
+	var keys []string
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case strings.Contains(opts, "inline") && f.Type.Kind() == reflect.Struct:
+			keys = append(keys, yamlKeys(f.Type)...)
+		case name != "" && name != "-":
+			keys = append(keys, name)
+		}
+	}
+	return keys
 }

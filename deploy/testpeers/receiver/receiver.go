@@ -336,29 +336,40 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	d, status, problem := r.parse(req)
 	d.Problem = problem
+	msg := ""
 	switch {
 	case problem != "":
-		d.Status = status
-		writeJSON(w, status, d.RequestID, problem, "")
+		d.Status, msg = status, problem
 	case b.Answer == Fail:
-		d.Status = b.Status
+		d.Status, msg = b.Status, b.ErrorMessage
 		if d.Status == 0 {
 			d.Status = http.StatusInternalServerError
 		}
-		msg := b.ErrorMessage
 		if msg == "" {
 			msg = http.StatusText(d.Status)
 		}
-		writeJSON(w, d.Status, d.RequestID, msg, b.RetryAfter)
 	case b.Answer == Redirect:
 		d.Status = http.StatusFound
+	case b.Answer == MismatchedID, b.Answer == NotJSON:
+		d.Status = http.StatusOK
+	case b.Answer == Hangup:
+	default:
+		d.Status, d.Accepted = http.StatusOK, true
+	}
+	// Recorded before answering: once the sender has its answer, the
+	// delivery is visible.
+	r.record(d)
+	switch {
+	case problem != "":
+		writeJSON(w, d.Status, d.RequestID, msg, "")
+	case b.Answer == Fail:
+		writeJSON(w, d.Status, d.RequestID, msg, b.RetryAfter)
+	case b.Answer == Redirect:
 		w.Header().Set("Location", "/redirected")
 		w.WriteHeader(http.StatusFound)
 	case b.Answer == MismatchedID:
-		d.Status = http.StatusOK
 		writeJSON(w, http.StatusOK, d.RequestID+"-other", "", "")
 	case b.Answer == NotJSON:
-		d.Status = http.StatusOK
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, "OK")
@@ -369,11 +380,8 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			}
 		}
 	default:
-		d.Status = http.StatusOK
-		d.Accepted = true
 		writeJSON(w, http.StatusOK, d.RequestID, "", "")
 	}
-	r.record(d)
 }
 
 // record stores d and counts it.
@@ -461,7 +469,12 @@ func (r *Receiver) parse(req *http.Request) (Delivery, int, string) {
 	default:
 		return bad("Content-Encoding %q, want gzip or none", enc)
 	}
-	raw, err := io.ReadAll(io.LimitReader(in, MaxBodyBytes+1))
+	var buf bytes.Buffer
+	if n := req.ContentLength; n > 0 && in == req.Body {
+		buf.Grow(int(min(n, MaxBodyBytes) + 1))
+	}
+	_, err := buf.ReadFrom(io.LimitReader(in, MaxBodyBytes+1))
+	raw := buf.Bytes()
 	if err != nil {
 		return bad("reading the body: %v", err)
 	}

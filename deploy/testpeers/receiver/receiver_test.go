@@ -142,7 +142,9 @@ func TestRejects(t *testing.T) {
 		{"version", func() *http.Request { q := ok("a"); q.Header.Set(HeaderProtocolVersion, "2.0"); return q }, 400, HeaderProtocolVersion},
 		{"no request id", func() *http.Request { q := ok("a"); q.Header.Del(HeaderRequestID); return q }, 400, HeaderRequestID},
 		{"no source arn", func() *http.Request { q := ok("a"); q.Header.Del(HeaderSourceARN); return q }, 400, HeaderSourceARN},
-		{"id mismatch", func() *http.Request { return rawRequest(t, r.URL(), "a", `{"requestId":"b","timestamp":1,"records":[{"data":""}]}`) }, 400, "differs"},
+		{"id mismatch", func() *http.Request {
+			return rawRequest(t, r.URL(), "a", `{"requestId":"b","timestamp":1,"records":[{"data":""}]}`)
+		}, 400, "differs"},
 		{"not json", func() *http.Request { return rawRequest(t, r.URL(), "a", `records`) }, 400, "JSON"},
 		{"unknown field", func() *http.Request {
 			return rawRequest(t, r.URL(), "a", `{"requestId":"a","timestamp":1,"records":[{"data":""}],"x":1}`)
@@ -151,12 +153,16 @@ func TestRejects(t *testing.T) {
 			return rawRequest(t, r.URL(), "a", `{"requestId":"a","timestamp":{},"records":[{"data":""}]}`)
 		}, 400, "timestamp"},
 		{"no timestamp", func() *http.Request { return rawRequest(t, r.URL(), "a", `{"requestId":"a","records":[{"data":""}]}`) }, 400, "timestamp"},
-		{"no records", func() *http.Request { return rawRequest(t, r.URL(), "a", `{"requestId":"a","timestamp":1,"records":[]}`) }, 400, "no records"},
+		{"no records", func() *http.Request {
+			return rawRequest(t, r.URL(), "a", `{"requestId":"a","timestamp":1,"records":[]}`)
+		}, 400, "no records"},
 		{"too many records", func() *http.Request { return request(t, r.URL(), "a", "1", "2", "3") }, 400, "at most 2"},
 		{"bad base64", func() *http.Request {
 			return rawRequest(t, r.URL(), "a", `{"requestId":"a","timestamp":1,"records":[{"data":"!!"}]}`)
 		}, 400, "base64"},
-		{"no data", func() *http.Request { return rawRequest(t, r.URL(), "a", `{"requestId":"a","timestamp":1,"records":[{}]}`) }, 400, "no data"},
+		{"no data", func() *http.Request {
+			return rawRequest(t, r.URL(), "a", `{"requestId":"a","timestamp":1,"records":[{}]}`)
+		}, 400, "no data"},
 		{"bad common attributes", func() *http.Request { q := ok("a"); q.Header.Set(HeaderCommonAttributes, `{"a":"b"}`); return q }, 400, HeaderCommonAttributes},
 		{"too large", func() *http.Request {
 			return rawRequest(t, r.URL(), "a", `{"requestId":"a","timestamp":1,"records":[{"data":"`+strings.Repeat("A", MaxBodyBytes)+`"}]}`)

@@ -253,7 +253,7 @@ func Parse(prefix, errorPrefix string, opts Options) (*Spec, error) {
 		bad("ErrorOutputPrefix", RuleEvaluatedLength, errorPrefix, fmt.Sprintf("evaluates to at least %d characters", minE))
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("invalid S3 prefix configuration: %w", errors.Join(errs...))
+		return nil, errors.Join(errs...)
 	}
 	return s, nil
 }

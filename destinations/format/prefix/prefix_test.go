@@ -172,7 +172,7 @@ func TestDocExamples(t *testing.T) {
 
 func violations(err error) []*Violation {
 	var out []*Violation
-	j, ok := errors.Unwrap(err).(interface{ Unwrap() []error })
+	j, ok := err.(interface{ Unwrap() []error })
 	if !ok {
 		return nil
 	}

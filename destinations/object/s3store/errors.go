@@ -102,7 +102,9 @@ func classifyError(err error) (code string, status int, retry bool, after time.D
 	case hasCode && retryable4xx[apiErr.ErrorCode()]:
 		return code, status, true, after
 	case status >= 400:
-		if !hasCode {
+		if !hasCode || apiErr.ErrorCode() == "NotFound" || apiErr.ErrorCode() == "Forbidden" {
+			// No error body: a HEAD (HeadBucket), for which the SDK
+			// makes up NotFound / Forbidden from the status.
 			code = httpCode(status)
 		}
 		return code, status, false, 0
