@@ -23,6 +23,8 @@ func testEnv(name string) (string, bool) {
 		"EMPTY":   "",
 		"NULLISH": "null",
 		"YAMLISH": "a: [b]",
+		// Read by the http_endpoint example of docs/configuration.md.
+		"HTTP_ENDPOINT_ACCESS_KEY": "secret",
 	}[name]
 	return v, ok
 }
@@ -298,8 +300,13 @@ func TestExamplesLoad(t *testing.T) {
 	// Examples read their store's address and bucket from the environment,
 	// as a user would set them.
 	exampleEnv := func(name string) (string, bool) {
-		if name == "S3_BUCKET" {
+		switch name {
+		case "S3_BUCKET":
 			return "example-bucket", true
+		case "HTTP_ENDPOINT_URL":
+			return "http://127.0.0.1:8080/ingest", true
+		case "HTTP_ENDPOINT_ACCESS_KEY":
+			return "example-key", true
 		}
 		return os.LookupEnv(name)
 	}

@@ -108,3 +108,7 @@ func New(_ context.Context, cfg *Config, stream string, deps pipeline.Deps) (*ob
 	loc := object.Location{Kind: "file", Code: "File", BucketARN: "arn:aws:s3:::" + strings.Trim(filepath.ToSlash(store.Root()), "/")}
 	return object.NewWriter(cfg.object, store, stream, loc, deps)
 }
+
+// PartitionKeys are the partition keys the prefix reads (see
+// object.Config.PartitionKeys).
+func (c *Config) PartitionKeys() []string { return c.object.PartitionKeys() }

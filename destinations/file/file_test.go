@@ -15,7 +15,6 @@ import (
 	"github.com/sluice-dev/sluice/destinations/destinationtest"
 	"github.com/sluice-dev/sluice/destinations/object"
 	"github.com/sluice-dev/sluice/destinations/object/filestore"
-	"github.com/sluice-dev/sluice/destinations/object/objecttest"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -70,15 +69,15 @@ func readObjects(t testing.TB, root, errPrefix string) map[string][]byte {
 	out := map[string][]byte{}
 	for key, data := range listFiles(t, root) {
 		if errPrefix == "" || !strings.HasPrefix(key, errPrefix) {
-			out[key] = objecttest.Decode(t, key, data)
+			out[key] = destinationtest.DecodeObject(t, key, data)
 		}
 	}
 	return out
 }
 
 // store is the conformance harness's view of a file store under root.
-func store(root string) objecttest.Store {
-	return objecttest.Store{
+func store(root string) destinationtest.ObjectStore {
+	return destinationtest.ObjectStore{
 		New: func(t *testing.T, o object.Options, stream string) *object.Writer {
 			return newDest(t, Options{Path: root, Options: o}, stream)
 		},
@@ -113,7 +112,7 @@ func TestConformance(t *testing.T) {
 		{"newline", object.Options{AppendNewline: true, Prefix: "raw", Compression: "UNCOMPRESSED"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			destinationtest.Run(t, objecttest.Harness(store(t.TempDir()), tc.opts))
+			destinationtest.Run(t, destinationtest.ObjectHarness(store(t.TempDir()), tc.opts))
 		})
 	}
 }

@@ -316,3 +316,8 @@ func (c *Config) ErrorOutputPrefix() string { return c.errorPrefix }
 // CompressionFormat is Firehose's CompressionFormat of the data objects
 // (UNCOMPRESSED for Parquet, whose pages are compressed inside the file).
 func (c *Config) CompressionFormat() string { return c.compression }
+
+// PartitionKeys are the partition keys the prefix reads, by their full
+// expression names ("partitionKeyFromQuery:k", "partitionKeyFromLambda:k"),
+// so the assembler can check that a processor sets each.
+func (c *Config) PartitionKeys() []string { return c.spec.PartitionKeys() }

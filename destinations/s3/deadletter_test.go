@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/deploy/testpeers"
+	"github.com/sluice-dev/sluice/destinations/destinationtest"
 	"github.com/sluice-dev/sluice/destinations/format/parquet"
 	"github.com/sluice-dev/sluice/destinations/format/prefix"
 	"github.com/sluice-dev/sluice/destinations/object"
-	"github.com/sluice-dev/sluice/destinations/object/objecttest"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -64,7 +64,7 @@ func TestDeadLetters(t *testing.T) {
 					if !strings.HasPrefix(key, tc.want[i]) || !strings.Contains(key, "/dl-1-2024-05-06-") || strings.HasSuffix(key, ".gz") {
 						t.Errorf("key %q, want under %q, named dl-1-<time>-<uuid>, uncompressed", key, tc.want[i])
 					}
-					got := objecttest.FixEnding(t, getObject(t, srv.client(), key), before, after, 1714979289123)
+					got := destinationtest.FixEnding(t, getObject(t, srv.client(), key), before, after, 1714979289123)
 					if got != want[i] {
 						t.Errorf("%s:\n got %s\nwant %s", key, got, want[i])
 					}

@@ -91,3 +91,7 @@ func New(ctx context.Context, cfg *Config, stream string, deps pipeline.Deps) (*
 	loc := object.Location{Kind: "s3", Code: "S3", BucketARN: s3store.BucketARN(cfg.store.Bucket)}
 	return object.NewWriter(cfg.object, store, stream, loc, deps)
 }
+
+// PartitionKeys are the partition keys the prefix reads (see
+// object.Config.PartitionKeys).
+func (c *Config) PartitionKeys() []string { return c.object.PartitionKeys() }

@@ -21,7 +21,6 @@ import (
 	"github.com/sluice-dev/sluice/deploy/testpeers"
 	"github.com/sluice-dev/sluice/destinations/destinationtest"
 	"github.com/sluice-dev/sluice/destinations/object"
-	"github.com/sluice-dev/sluice/destinations/object/objecttest"
 	"github.com/sluice-dev/sluice/destinations/object/s3store"
 	"github.com/sluice-dev/sluice/pipeline"
 )
@@ -34,7 +33,6 @@ type server struct {
 	endpoint string
 	key      string
 	secret   string
-	stop     func() // stops the server (gofakes3 only; s3rver stops at cleanup)
 }
 
 func startGofakes3(t testing.TB, buckets ...string) server {
@@ -47,7 +45,7 @@ func startGofakes3(t testing.TB, buckets ...string) server {
 	}
 	ts := httptest.NewServer(gofakes3.New(backend).Server())
 	t.Cleanup(ts.Close)
-	return server{name: "gofakes3", endpoint: ts.URL, key: "AKIDTEST", secret: "secret", stop: ts.Close}
+	return server{name: "gofakes3", endpoint: ts.URL, key: "AKIDTEST", secret: "secret"}
 }
 
 func startS3rver(t testing.TB, buckets ...string) server {
@@ -194,9 +192,9 @@ func listObjects(t *testing.T, c *s3.Client) map[string][]byte {
 
 // store is the conformance harness's view of the bucket of srv, with the
 // store settings of base.
-func store(srv server, base Options) objecttest.Store {
+func store(srv server, base Options) destinationtest.ObjectStore {
 	c := srv.client()
-	return objecttest.Store{
+	return destinationtest.ObjectStore{
 		New: func(t *testing.T, o object.Options, stream string) *object.Writer {
 			opts := base
 			opts.Options = o
@@ -240,7 +238,7 @@ func TestConformance(t *testing.T) {
 			srv := startS3rver(t, testBucket) // an empty bucket per case
 			opts := srv.options()
 			tc.modify(&opts)
-			destinationtest.Run(t, objecttest.Harness(store(srv, opts), opts.Options))
+			destinationtest.Run(t, destinationtest.ObjectHarness(store(srv, opts), opts.Options))
 		})
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/sluice-dev/sluice/buffer"
 	"github.com/sluice-dev/sluice/buffer/disk"
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/destinations/object"
 	"github.com/sluice-dev/sluice/ingest/firehoseapi"
 	"github.com/sluice-dev/sluice/pipeline"
 	"github.com/sluice-dev/sluice/pipeline/runner"
@@ -224,8 +225,8 @@ func (d *Daemon) buildStream(ctx context.Context, sp *streamPlan, deps pipeline.
 	}
 	if sp.out != nil {
 		in.BackupMode = sp.mode
-		if bd, ok := s.out.(backupDescriber); ok {
-			in.Backup = bd.S3Description(in)
+		if w, ok := s.out.(*object.Writer); ok {
+			in.Backup = w.S3DestinationDescription(in)
 		}
 	}
 	info.Destination = s.dest.Describe(in)
@@ -234,12 +235,6 @@ func (d *Daemon) buildStream(ctx context.Context, sp *streamPlan, deps pipeline.
 		"buffer", bufferDescription(sc, d.dataDir), "buffering_size_mib", sc.Buffering.Size,
 		"buffering_interval_s", sc.Buffering.Interval)
 	return s, info, nil
-}
-
-// backupDescriber is implemented by error outputs that describe themselves
-// as Firehose's S3DestinationDescription of a stream's backup.
-type backupDescriber interface {
-	S3Description(in pipeline.DescribeInput) any
 }
 
 func errorOutputName(sc *config.Stream) string {

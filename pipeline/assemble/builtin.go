@@ -70,21 +70,20 @@ var rankNames = []string{"record_deaggregation (KPL)", "decompression",
 	"record_deaggregation (JSON, DELIMITED)", "wasm", "metadata_extraction", "append_delimiter"}
 
 func processorKinds() map[string]processorKind {
-	meta := processor(jq.DefaultOptions, jq.Options.Validate, jq.New, fixed[jq.Options](rankMetadata))
-	meta.keys = func(v checked) ([]string, bool) { return v.(jq.Options).Keys(), true }
-	wasmKind := processor(wasm.DefaultOptions, wasm.Options.Validate, wasm.New, fixed[wasm.Options](rankWasm))
+	meta := processor(jq.DefaultOptions, jq.Options.Compile, jq.New, fixed[jq.Compiled](rankMetadata))
+	meta.keys = func(v checked) ([]string, bool) { return v.(jq.Compiled).Keys(), true }
 	return map[string]processorKind{
-		"record_deaggregation": processor(deaggregate.DefaultOptions, deaggregate.Options.Validate, deaggregate.New,
-			func(o deaggregate.Options) int {
-				if strings.EqualFold(o.SubRecordType, deaggregate.TypeKPL) {
+		"record_deaggregation": processor(deaggregate.DefaultOptions, deaggregate.Options.Compile, deaggregate.New,
+			func(c deaggregate.Compiled) int {
+				if strings.EqualFold(c.SubRecordType(), deaggregate.TypeKPL) {
 					return rankKPL
 				}
 				return rankSplit
 			}),
-		"decompression":       processor(decompress.DefaultOptions, decompress.Options.Validate, decompress.New, fixed[decompress.Options](rankDecompression)),
-		"wasm":                wasmKind,
+		"decompression":       processor(decompress.DefaultOptions, decompress.Options.Compile, decompress.New, fixed[decompress.Compiled](rankDecompression)),
+		"wasm":                processor(wasm.DefaultOptions, wasm.Options.Compile, wasm.New, fixed[wasm.Compiled](rankWasm)),
 		"metadata_extraction": meta,
-		"append_delimiter":    processor(delimiter.DefaultOptions, delimiter.Options.Validate, delimiter.New, fixed[delimiter.Options](rankDelimiter)),
+		"append_delimiter":    processor(delimiter.DefaultOptions, delimiter.Options.Compile, delimiter.New, fixed[delimiter.Compiled](rankDelimiter)),
 	}
 }
 

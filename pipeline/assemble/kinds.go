@@ -98,24 +98,25 @@ type processorKind struct {
 }
 
 // processor makes a processorKind from a processor package's usual
-// functions: defaults, Validate (pure) and New from validated options.
-func processor[O any, P pipeline.Processor](defaults func() O, validate func(O) error,
-	build func(O, pipeline.Deps) (P, error), rank func(O) int) processorKind {
+// functions: defaults, a pure Compile that validates every option, and New
+// from the compiled value.
+func processor[O, C any, P pipeline.Processor](defaults func() O, compile func(O) (C, error),
+	build func(C, pipeline.Deps) (P, error), rank func(C) int) processorKind {
 	var zero O
 	return processorKind{
 		options: zero,
 		check: func(c config.Component) (checked, config.Errors) {
-			return decodeAndCompile(c, defaults, func(o O) (O, error) { return o, validate(o) })
+			return decodeAndCompile(c, defaults, compile)
 		},
 		build: func(v checked, deps pipeline.Deps) (pipeline.Processor, error) {
-			return build(v.(O), deps)
+			return build(v.(C), deps)
 		},
-		rank: func(v checked) int { return rank(v.(O)) },
+		rank: func(v checked) int { return rank(v.(C)) },
 		keys: func(checked) ([]string, bool) { return nil, false },
 	}
 }
 
-func fixed[O any](rank int) func(O) int { return func(O) int { return rank } }
+func fixed[C any](rank int) func(C) int { return func(C) int { return rank } }
 
 func kindNames[K any](m map[string]K) string {
 	names := make([]string, 0, len(m))

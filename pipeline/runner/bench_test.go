@@ -13,7 +13,7 @@ import (
 	"github.com/sluice-dev/sluice/buffer"
 	"github.com/sluice-dev/sluice/buffer/disk"
 	"github.com/sluice-dev/sluice/buffer/memory"
-	"github.com/sluice-dev/sluice/destinations/file"
+	"github.com/sluice-dev/sluice/destinations/object"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -42,7 +42,7 @@ func BenchmarkRunnerFile(b *testing.B) {
 
 func benchRunner(b *testing.B, buf buffer.Buffer, comp string) {
 	defer buf.Close()
-	d, err := file.New(file.Options{Path: b.TempDir(), Compression: comp}, "s", pipeline.Deps{})
+	d, err := newFile(b.TempDir(), "s", func(o *object.Options) { o.Compression = comp })
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -21,8 +21,7 @@ func (r *Runner) handleBatch(ctx context.Context, recs []pipeline.Record, id pip
 		return err
 	}
 	if r.opts.BackupAll && len(delivered.Records) > 0 {
-		err := r.retryForever(ctx, "write backup", func() error { return r.opts.ErrorOutput.Backup(ctx, delivered) })
-		if err != nil {
+		if err := r.backup(ctx, delivered); err != nil {
 			return err
 		}
 	}
@@ -43,6 +42,37 @@ func (r *Runner) handleBatch(ctx context.Context, recs []pipeline.Record, id pip
 		r.log.Warn("records dead-lettered", "batch", id.String(), "count", len(dls), "first_code", dls[0].Code, "first_error", dls[0].Message)
 	}
 	return nil
+}
+
+// backup writes the copy of a processed batch (backup mode AllData),
+// retrying retryable failures forever, like dead letters. Records the
+// backup refuses for good (a record its format cannot encode) were
+// delivered already: they are logged and counted, not retried forever.
+func (r *Runner) backup(ctx context.Context, b pipeline.Batch) error {
+	var refused error
+	err := r.retryForever(ctx, "write backup", func() error {
+		err := r.opts.ErrorOutput.Backup(ctx, b)
+		if err == nil || pipeline.IsRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+		var partial *pipeline.PartialError
+		if errors.As(err, &partial) {
+			for _, fe := range partial.Failed {
+				if pipeline.IsRetryable(fe.Err) {
+					return err // the whole copy again: Backup is idempotent
+				}
+			}
+			r.metrics.backupRefused(len(partial.Failed))
+		} else {
+			r.metrics.backupRefused(len(b.Records))
+		}
+		refused = err
+		return nil
+	})
+	if refused != nil {
+		r.logError("backup-refused", "the backup refused records that were delivered; they are not in the backup", refused, "batch", b.ID.String())
+	}
+	return err
 }
 
 // processAndDeliver runs the processors and delivers the result, part by

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/buffer/disk"
-	"github.com/sluice-dev/sluice/destinations/file"
+	"github.com/sluice-dev/sluice/destinations/object"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -29,7 +29,7 @@ func openDisk(t testing.TB, dir string) *disk.Log {
 // reopening the log, a new runner rebuilds exactly the in-flight batch and
 // overwrites its object instead of duplicating it.
 func TestDiskRestartRedeliversInflightBatch(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	dir := filepath.Join(t.TempDir(), "buffer")
 	log1 := openDisk(t, dir)
 	e.buf = log1
@@ -75,7 +75,7 @@ func TestDiskRestartRedeliversInflightBatch(t *testing.T) {
 		t.Fatalf("second Run = %v", err)
 	}
 	calls := second.batches()
-	if len(calls) != 2 || calls[0].ID != inflight {
+	if len(inflight) != 1 || len(calls) != 2 || calls[0].ID != inflight[0] {
 		t.Fatalf("second run: %d calls, first %v; want the in-flight batch %v first", len(calls), calls[0].ID, inflight)
 	}
 	after := e.objects()
@@ -95,7 +95,7 @@ func TestDiskRestartRedeliversInflightBatch(t *testing.T) {
 // Many producers, the durable buffer, the file destination: every record
 // is delivered exactly once.
 func TestDiskEndToEnd(t *testing.T) {
-	e := newEnv(t, file.Options{AppendNewline: true})
+	e := newEnv(t, func(o *object.Options) { o.AppendNewline = true })
 	l := openDisk(t, filepath.Join(t.TempDir(), "buffer"))
 	defer l.Close()
 	e.buf = l

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-dev/sluice/buffer"
 	"github.com/sluice-dev/sluice/buffer/memory"
 	"github.com/sluice-dev/sluice/destinations/file"
+	"github.com/sluice-dev/sluice/destinations/object"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -32,18 +33,17 @@ type env struct {
 	stream  string
 	root    string
 	buf     buffer.Buffer
-	file    *file.Destination
+	file    *object.Writer
 	reg     *prometheus.Registry
 	metrics *Metrics
 }
 
-func newEnv(t *testing.T, fopts file.Options) *env {
+func newEnv(t *testing.T, mods ...func(*object.Options)) *env {
 	t.Helper()
 	e := &env{t: t, stream: "s", root: t.TempDir(), reg: prometheus.NewRegistry()}
 	e.buf = memory.New(memory.Options{})
 	t.Cleanup(func() { _ = e.buf.Close() })
-	fopts.Path = e.root
-	d, err := file.New(fopts, e.stream, pipeline.Deps{})
+	d, err := newFile(e.root, e.stream, mods...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +54,20 @@ func newEnv(t *testing.T, fopts file.Options) *env {
 	}
 	e.metrics = m
 	return e
+}
+
+// newFile is a file destination writing to root.
+func newFile(root, stream string, mods ...func(*object.Options)) (*object.Writer, error) {
+	o := file.DefaultOptions()
+	o.Path = root
+	for _, m := range mods {
+		m(&o.Options)
+	}
+	cfg, err := file.Compile(o)
+	if err != nil {
+		return nil, err
+	}
+	return file.New(context.Background(), cfg, stream, pipeline.Deps{})
 }
 
 // opts returns runner options with fast backoffs, delivering to the file

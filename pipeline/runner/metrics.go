@@ -25,6 +25,7 @@ const (
 	MetricBacklogBytes      = "sluice_buffer_backlog_bytes"
 	MetricInflightBatches   = "sluice_delivery_in_flight_batches"
 	MetricStalledRetries    = "sluice_runner_stalled_retries_total"
+	MetricBackupRefused     = "sluice_backup_refused_records_total"
 )
 
 // Metrics are the runners' Prometheus metrics. Create them once per process
@@ -40,6 +41,7 @@ type Metrics struct {
 	deadLetters *prometheus.CounterVec
 	inflight    *prometheus.GaugeVec
 	stalled     *prometheus.CounterVec
+	refused     *prometheus.CounterVec
 	gauges      *gaugeCollector
 }
 
@@ -77,6 +79,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: MetricStalledRetries,
 			Help: "Retries of operations the runner never gives up on (mark, commit, dead letters, backup), by operation: a growing count means the stream is stalled.",
 		}, []string{"stream", "operation"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricBackupRefused,
+			Help: "Delivered records the backup (backup mode AllData) refused for good, e.g. that its format cannot encode.",
+		}, []string{"stream"}),
 		gauges: &gaugeCollector{
 			freshness: prometheus.NewDesc(MetricDataFreshness,
 				"Age in seconds of the oldest record not yet delivered (DeliveryTo<Dest>.DataFreshness); 0 when everything is delivered.",
@@ -88,7 +94,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		},
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.records, m.bytes, m.success, m.attempts, m.retries, m.duration, m.deadLetters, m.inflight, m.stalled, m.gauges} {
+		for _, c := range []prometheus.Collector{m.records, m.bytes, m.success, m.attempts, m.retries, m.duration, m.deadLetters, m.inflight, m.stalled, m.refused, m.gauges} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register runner metrics: %w", err)
 			}
@@ -110,6 +116,7 @@ type streamMetrics struct {
 	deadLetters *prometheus.CounterVec
 	inflight    prometheus.Gauge
 	stalledVec  *prometheus.CounterVec
+	refused     prometheus.Counter
 }
 
 func (m *Metrics) forStream(stream, dest string) *streamMetrics {
@@ -125,8 +132,11 @@ func (m *Metrics) forStream(stream, dest string) *streamMetrics {
 		deadLetters: m.deadLetters,
 		inflight:    m.inflight.WithLabelValues(stream),
 		stalledVec:  m.stalled,
+		refused:     m.refused.WithLabelValues(stream),
 	}
 }
+
+func (s *streamMetrics) backupRefused(n int) { s.refused.Add(float64(n)) }
 
 func (s *streamMetrics) stalled(op string) {
 	s.stalledVec.WithLabelValues(s.stream, op).Inc()

@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/buffer/memory"
-	"github.com/sluice-dev/sluice/destinations/file"
+	"github.com/sluice-dev/sluice/destinations/object"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
 func TestSizeHintCutsBatches(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	o := e.opts()
 	o.SizeBytes = 1000
 	rn := e.start(o)
@@ -68,7 +68,7 @@ func TestSizeHintCutsBatches(t *testing.T) {
 // With tiny records the log (frames included) is much larger than the
 // payload: batches must still be cut on payload bytes.
 func TestSizeHintMeasuresPayload(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	o := e.opts()
 	o.SizeBytes = 100
 	e.start(o)
@@ -92,7 +92,7 @@ func TestSizeHintMeasuresPayload(t *testing.T) {
 }
 
 func TestIntervalCutsBatches(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	o := e.opts()
 	o.Interval = 300 * time.Millisecond
 	e.start(o)
@@ -117,7 +117,7 @@ func TestIntervalCutsBatches(t *testing.T) {
 }
 
 func TestZeroIntervalDeliversImmediately(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	o := e.opts()
 	o.Interval = 0
 	e.start(o)
@@ -132,7 +132,7 @@ func TestZeroIntervalDeliversImmediately(t *testing.T) {
 
 func TestDrain(t *testing.T) {
 	t.Run("DeliversEverything", func(t *testing.T) {
-		e := newEnv(t, file.Options{})
+		e := newEnv(t)
 		o := e.opts()
 		o.SizeBytes = 4096
 		datas := records(50, 1000, func(i int) byte { return byte(i) })
@@ -154,7 +154,7 @@ func TestDrain(t *testing.T) {
 		}
 	})
 	t.Run("EmptyBeforeRun", func(t *testing.T) {
-		e := newEnv(t, file.Options{})
+		e := newEnv(t)
 		r, err := New(e.opts())
 		if err != nil {
 			t.Fatal(err)
@@ -168,7 +168,7 @@ func TestDrain(t *testing.T) {
 }
 
 func TestHardStopThenRestartRedeliversSameBatch(t *testing.T) {
-	e := newEnv(t, file.Options{Compression: "GZIP"})
+	e := newEnv(t, func(o *object.Options) { o.Compression = "GZIP" })
 	// First run: the object is written, then the "process dies" before
 	// the commit (Deliver blocks until the hard stop).
 	written := make(chan struct{})
@@ -230,7 +230,7 @@ func TestHardStopThenRestartRedeliversSameBatch(t *testing.T) {
 }
 
 func TestRetryableFailureThenSuccess(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	fail := func(context.Context, pipeline.Batch) error { return pipeline.Retryable(errTest) }
 	d := &scripted{next: e.file, steps: []func(context.Context, pipeline.Batch) error{fail, fail, fail}}
 	o := e.opts()
@@ -263,7 +263,7 @@ func TestRetryableFailureThenSuccess(t *testing.T) {
 }
 
 func TestRetryAfterIsHonoured(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	d := &scripted{next: e.file, steps: []func(context.Context, pipeline.Batch) error{
 		func(context.Context, pipeline.Batch) error {
 			return &pipeline.RetryableError{Err: errTest, After: 150 * time.Millisecond}
@@ -284,7 +284,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 }
 
 func TestRetriesExhaustedAreDeadLettered(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	d := &scripted{next: e.file}
 	for range 1000 {
 		d.steps = append(d.steps, func(context.Context, pipeline.Batch) error {
@@ -332,7 +332,7 @@ func TestRetriesExhaustedAreDeadLettered(t *testing.T) {
 // destination fails with ENOTDIR (permanent) and the records are
 // dead-lettered, by the same destination, under errors/.
 func TestRealPermanentFailureIsDeadLettered(t *testing.T) {
-	e := newEnv(t, file.Options{Prefix: "blocked/"})
+	e := newEnv(t, func(o *object.Options) { o.Prefix = "blocked/" })
 	if err := os.WriteFile(filepath.Join(e.root, "blocked"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestRealPermanentFailureIsDeadLettered(t *testing.T) {
 }
 
 func TestPartialFailure(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	d := &scripted{next: e.file}
 	// First attempt: record 1 fails retryably, record 3 permanently; the
 	// others are stored under the batch's identity.
@@ -389,8 +389,8 @@ func TestPartialFailure(t *testing.T) {
 	if len(calls[1].Records) != 1 || string(calls[1].Records[0].Data) != "r1" {
 		t.Errorf("retry delivered %d records, want only r1", len(calls[1].Records))
 	}
-	if sub == orig || sub.End != orig.End || sub.First <= orig.First {
-		t.Errorf("sub-batch identity %v for batch %v: want a distinct range inside it", sub, orig)
+	if sub.Range() != orig || sub.Round != 1 || sub.String() == orig.String() {
+		t.Errorf("retry identity %v for batch %v: want round 1 of the same range", sub, orig)
 	}
 	var contents []string
 	for _, v := range e.objects() {
@@ -423,7 +423,7 @@ func TestRetryRoundIdentities(t *testing.T) {
 }
 
 func TestDeadLetterWriterFailureBlocksCommit(t *testing.T) {
-	e := newEnv(t, file.Options{Prefix: "blocked/"})
+	e := newEnv(t, func(o *object.Options) { o.Prefix = "blocked/" })
 	if err := os.WriteFile(filepath.Join(e.root, "blocked"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +433,7 @@ func TestDeadLetterWriterFailureBlocksCommit(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dlRoot, "errors"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	dlw, err := file.New(file.Options{Path: dlRoot}, "s", pipeline.Deps{})
+	dlw, err := newFile(dlRoot, "s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +478,7 @@ func (f dlWriterFunc) WriteDeadLetters(ctx context.Context, id pipeline.BatchID,
 // A hard stop while dead letters cannot be written leaves the batch in
 // flight: nothing is committed.
 func TestHardStopWhileDeadLettersFail(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	o := e.opts()
 	o.Interval = 0
 	o.Destination = &scripted{next: e.file, steps: []func(context.Context, pipeline.Batch) error{
@@ -527,7 +527,7 @@ func (p suffixProcessor) Process(_ context.Context, b pipeline.Batch) (pipeline.
 }
 
 func TestProcessors(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	o := e.opts()
 	o.Interval = 0
 	o.Processors = []pipeline.Processor{upperProcessor{failIndex: 1}, suffixProcessor(";")}
@@ -545,7 +545,7 @@ func TestProcessors(t *testing.T) {
 }
 
 func TestMetricsFreshnessAndBacklog(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	e.buf = memory.New(memory.Options{Now: func() time.Time { return time.Now().Add(-20 * time.Second) }})
 	o := e.opts()
 	o.Buffer = e.buf
@@ -576,7 +576,7 @@ func TestMetricsFreshnessAndBacklog(t *testing.T) {
 
 // A stream whose destination hangs does not hold up another stream.
 func TestStreamsAreIndependent(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	hung := &scripted{next: e.file, steps: []func(context.Context, pipeline.Batch) error{
 		func(ctx context.Context, _ pipeline.Batch) error { <-ctx.Done(); return ctx.Err() },
 	}}
@@ -588,7 +588,7 @@ func TestStreamsAreIndependent(t *testing.T) {
 
 	other := memory.New(memory.Options{})
 	defer other.Close()
-	d2, err := file.New(file.Options{Path: t.TempDir()}, "t", pipeline.Deps{})
+	d2, err := newFile(t.TempDir(), "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -605,7 +605,7 @@ func TestStreamsAreIndependent(t *testing.T) {
 }
 
 func TestNewAndRunErrors(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	if _, err := New(Options{}); err == nil || !strings.Contains(err.Error(), "buffer is required") {
 		t.Errorf("New(empty) = %v", err)
 	}
@@ -632,7 +632,7 @@ func TestNewAndRunErrors(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	e := newEnv(t, file.Options{})
+	e := newEnv(t)
 	o := e.opts()
 	o.BackoffBase, o.BackoffMax = time.Second, 60*time.Second
 	r, err := New(o)

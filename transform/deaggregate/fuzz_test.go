@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/sluice-dev/sluice/pipeline"
@@ -32,8 +33,20 @@ func FuzzKPL(f *testing.F) {
 				t.Fatalf("record %q data is not inside the input", r.ID)
 			}
 		}
-		if _, err := decodeKPL(body, 3, nil); err != nil && len(err.Error()) == 0 {
-			t.Fatal("empty error message")
+		// The sub-record limit cuts nothing silently: under it, the records
+		// are those decoded without a limit; over it, errTooMany, and
+		// without a limit either more records or another error.
+		limited, err := decodeKPL(body, 3, nil)
+		all, allErr := decodeKPL(body, 0, nil)
+		switch {
+		case errors.Is(allErr, errTooMany):
+			t.Fatalf("no limit, yet %v", allErr)
+		case err == nil && (allErr != nil || len(all) != len(limited) || len(limited) > 3):
+			t.Fatalf("limit 3: %d records; no limit: %d records, %v", len(limited), len(all), allErr)
+		case errors.Is(err, errTooMany) && allErr == nil && len(all) <= 3:
+			t.Fatalf("limit 3: %v, but only %d records", err, len(all))
+		case err != nil && !errors.Is(err, errTooMany) && (allErr == nil || err.Error() != allErr.Error()):
+			t.Fatalf("limit 3: %v; no limit: %v", err, allErr)
 		}
 	})
 }

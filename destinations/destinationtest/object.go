@@ -1,9 +1,9 @@
-// Package objecttest runs the destination conformance suite
-// (destinations/destinationtest) against an object.Writer over any store:
-// a store's tests give how to build a writer and how to list what the
-// store holds, and get a destinationtest.Harness that reads data objects,
-// backups and dead letters back in Firehose's layout. For tests only.
-package objecttest
+package destinationtest
+
+// The harness of object writers (package destinations/object) over any
+// store: a store's tests give how to build a writer and how to list what
+// the store holds, and get a Harness that reads data objects, backups and
+// dead letters back in Firehose's layout.
 
 import (
 	"bytes"
@@ -22,40 +22,39 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/sluice-dev/sluice/destinations/destinationtest"
 	"github.com/sluice-dev/sluice/destinations/object"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
-// Store is what the harness needs of a store's tests.
-type Store struct {
+// ObjectStore is what ObjectHarness needs of a store's tests.
+type ObjectStore struct {
 	// New returns a writer of stream with options o, over the store List
 	// reads. The suite closes it.
 	New func(t *testing.T, o object.Options, stream string) *object.Writer
 	// List returns every object of the store: key → raw content.
 	List func(t *testing.T) map[string][]byte
-	// Failures are the store's real failures (see destinationtest.Failure).
-	Failures []destinationtest.Failure
+	// Failures are the store's real failures (see Failure).
+	Failures []Failure
 }
 
-// ErrorPrefix is the error_output_prefix of the writers the harness
+// ObjectErrorPrefix is the error_output_prefix of the writers the harness
 // builds when the options give none with expressions.
-const ErrorPrefix = "errors/"
+const ObjectErrorPrefix = "errors/"
 
-// Harness returns the conformance harness of writers with options o. o's
+// ObjectHarness returns the conformance harness of writers with options o. o's
 // error_output_prefix must be empty or plain (dead letters are read back
 // from <error prefix><output-type>/...).
-func Harness(s Store, o object.Options) destinationtest.Harness {
+func ObjectHarness(s ObjectStore, o object.Options) Harness {
 	if o.ErrorOutputPrefix == "" {
-		o.ErrorOutputPrefix = ErrorPrefix
+		o.ErrorOutputPrefix = ObjectErrorPrefix
 	}
-	h := destinationtest.Harness{
+	h := Harness{
 		New: func(t *testing.T, stream string) pipeline.Destination { return s.New(t, o, stream) },
 		Read: func(t *testing.T, stream string) [][]byte {
 			return readData(t, s.List(t), o.ErrorOutputPrefix, stream)
 		},
 		Failures: s.Failures,
-		ErrorOutput: &destinationtest.ErrorOutput{
+		ErrorOutput: &ErrorOutput{
 			New: func(t *testing.T, stream string) pipeline.ErrorOutput { return s.New(t, o, stream) },
 			ReadDeadLetters: func(t *testing.T, stream string) []pipeline.DeadLetter {
 				return readDeadLetters(t, s.List(t), o.ErrorOutputPrefix, stream)
@@ -79,10 +78,10 @@ func Harness(s Store, o object.Options) destinationtest.Harness {
 	po := o
 	po.Prefix = o.Prefix + "part/!{partitionKeyFromQuery:k}/"
 	po.ErrorOutputPrefix = o.ErrorOutputPrefix + "!{firehose:error-output-type}/"
-	h.Partial = &destinationtest.Partial{
+	h.Partial = &Partial{
 		New: func(t *testing.T, stream string) pipeline.Destination { return s.New(t, po, stream) },
 		Batch: func(stream string) (pipeline.Batch, []int, [][]byte) {
-			b := destinationtest.NewBatch(stream, 0, time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
+			b := NewBatch(stream, 0, time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
 				[]byte("a1;"), []byte("no key;"), []byte("b1;"), []byte("a2;"), []byte("no key either;"))
 			for i, k := range []string{"a", "", "b", "a", ""} {
 				if k != "" {
@@ -99,8 +98,8 @@ func Harness(s Store, o object.Options) destinationtest.Harness {
 	return h
 }
 
-// Decode returns an object's content, decompressed by its extension.
-func Decode(t testing.TB, key string, data []byte) []byte {
+// DecodeObject returns an object's content, decompressed by its extension.
+func DecodeObject(t testing.TB, key string, data []byte) []byte {
 	t.Helper()
 	var r io.Reader
 	var err error
@@ -145,7 +144,7 @@ func readData(t *testing.T, objs map[string][]byte, errPrefix, stream string) []
 	var units [][]byte
 	for _, key := range slices.Sorted(maps.Keys(objs)) {
 		if ofStream(key, stream) && !strings.HasPrefix(key, literal(errPrefix)) {
-			units = append(units, Decode(t, key, objs[key]))
+			units = append(units, DecodeObject(t, key, objs[key]))
 		}
 	}
 	return units
