@@ -110,6 +110,11 @@ type Buffer struct {
 	// MinFreeBytes is the free space a disk buffer keeps on its
 	// filesystem: appends that would leave less are throttled. 0 disables.
 	MinFreeBytes Size `yaml:"min_free_bytes"`
+	// AbandonDiskBacklog lets a stream whose buffer is switched from disk
+	// to memory start although its disk buffer directory still holds
+	// undelivered records: they are left there (reported at start, never
+	// deleted). Without it that switch is a validation error.
+	AbandonDiskBacklog bool `yaml:"abandon_disk_backlog"`
 }
 
 // Stream is one delivery stream.

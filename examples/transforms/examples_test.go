@@ -97,11 +97,11 @@ func TestFilter(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			opts := options(t, "filter", c.env)
 			opts.Config = c.config
-			p, err := wasm.New(opts, deps(t))
+			p, err := newProcessor(t, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer p.Close()
+			defer p.Close(context.Background())
 			recs, errs := process(t, p, data...)
 			if len(errs) != 0 {
 				t.Fatalf("errors: %v", errs)
@@ -123,8 +123,8 @@ func TestFilter(t *testing.T) {
 	for _, config := range []any{map[string]any{"field": ""}, map[string]any{"feld": "x"}, "not json"} {
 		opts := options(t, "filter", nil)
 		opts.Config = config
-		if p, err := wasm.New(opts, deps(t)); err == nil {
-			p.Close()
+		if p, err := newProcessor(t, opts); err == nil {
+			p.Close(context.Background())
 			t.Errorf("config %v: New succeeded", config)
 		}
 	}
@@ -166,7 +166,7 @@ func TestEnrich(t *testing.T) {
 	}
 	for _, e := range errs {
 		ce := codedError(t, e)
-		if ce.Code != wasm.CodeProcessingFailedStatus || ce.OutputType != wasm.OutputProcessingFailed || !strings.Contains(ce.Error(), wantErrs[e.Index]) {
+		if ce.Code != wasm.CodeProcessingFailedStatus || ce.OutputType != pipeline.OutputProcessingFailed || !strings.Contains(ce.Error(), wantErrs[e.Index]) {
 			t.Errorf("record %d: %s %s %v, want %q", e.Index, ce.Code, ce.OutputType, ce, wantErrs[e.Index])
 		}
 	}

@@ -77,15 +77,24 @@ func run(t *testing.T, name string, env map[string]string, data ...string) []was
 	return res
 }
 
+// newProcessor compiles opts and builds the processor, as the daemon does.
+func newProcessor(tb testing.TB, opts wasm.Options) (*wasm.Processor, error) {
+	c, err := opts.Compile()
+	if err != nil {
+		return nil, err
+	}
+	return wasm.New(c, deps(tb))
+}
+
 // processor creates the processor on example name.
 func processor(tb testing.TB, name string, env map[string]string) *wasm.Processor {
 	tb.Helper()
-	p, err := wasm.New(options(tb, name, env), deps(tb))
+	p, err := newProcessor(tb, options(tb, name, env))
 	if err != nil {
 		tb.Fatalf("New %s: %v", name, err)
 	}
 	tb.Cleanup(func() {
-		if err := p.Close(); err != nil {
+		if err := p.Close(context.Background()); err != nil {
 			tb.Error(err)
 		}
 	})
