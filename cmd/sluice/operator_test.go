@@ -180,3 +180,25 @@ func allTrue(ok []bool) bool {
 	}
 	return len(ok) > 0
 }
+
+// TestValidateFiveMistakes: `sluice validate` on a destination with five
+// mistakes in its options prints five errors, each once at its key's line
+// and column, and says 5 error(s).
+func TestValidateFiveMistakes(t *testing.T) {
+	const file = "../../pipeline/assemble/testdata/bad/five_mistakes.yaml"
+	out, err := exec.Command(sluiceBin, "validate", "-c", file).CombinedOutput()
+	if err == nil {
+		t.Fatalf("validate accepted it:\n%s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 6 || lines[5] != "5 error(s)" {
+		t.Fatalf("want five errors and the count, got:\n%s", out)
+	}
+	for i, key := range []string{"7:20: streams.orders.destination.compression:", "8:30: streams.orders.destination.max_active_partitions:",
+		"9:25: streams.orders.destination.custom_time_zone:", "10:23: streams.orders.destination.file_extension:",
+		"12:15: streams.orders.destination.format.type:"} {
+		if !strings.HasPrefix(lines[i], file+":"+key) || strings.Count(lines[i], file+":") != 1 {
+			t.Errorf("line %d = %q, want one position %s", i+1, lines[i], key)
+		}
+	}
+}

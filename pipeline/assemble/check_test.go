@@ -59,7 +59,9 @@ func TestCheckReportsEveryComponentError(t *testing.T) {
   b:
     destination: {type: s4}
 `)
-	for _, want := range []string{"test.yaml:4:9", `unknown processor type "nosuch"`, "LZMA", `unknown destination type "s4"`} {
+	for _, want := range []string{`test.yaml:4:15: streams.a.processors[0].type: unknown processor type "nosuch"`,
+		`test.yaml:5:55: streams.a.destination.compression: unknown compression "LZMA"`,
+		`test.yaml:7:25: streams.b.destination.type: unknown destination type "s4"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
@@ -84,15 +86,15 @@ func TestCheckPartitionKeysHaveASource(t *testing.T) {
     destination: {type: file, path: d, prefix: "c=!{partitionKeyFromQuery:c}/", error_output_prefix: "e/!{firehose:error-output-type}/"}
 `)
 	for _, want := range []string{
-		`"noquery": prefix uses !{partitionKeyFromQuery:c} but the stream has no metadata_extraction processor`,
-		`"wrongkey": prefix uses !{partitionKeyFromQuery:c} but the metadata_extraction query sets only [customer]`,
-		`"nolambda": prefix uses !{partitionKeyFromLambda:year} but the stream has no wasm processor`,
+		`test.yaml:3:48: streams.noquery.destination.prefix: prefix uses !{partitionKeyFromQuery:c} but the stream has no metadata_extraction processor`,
+		`test.yaml:7:48: streams.wrongkey.destination.prefix: prefix uses !{partitionKeyFromQuery:c} but the metadata_extraction query sets only [customer]`,
+		`test.yaml:9:48: streams.nolambda.destination.prefix: prefix uses !{partitionKeyFromLambda:year} but the stream has no wasm processor`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
 	}
-	if err != nil && strings.Contains(err.Error(), `"fine"`) {
+	if err != nil && strings.Contains(err.Error(), `streams.fine.`) {
 		t.Errorf("a consistent stream was rejected: %v", err)
 	}
 }
