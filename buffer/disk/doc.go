@@ -7,8 +7,19 @@
 //
 //	00000000000000000000.seg   segment files, named by the logical position
 //	00000000000067108880.seg   (byte offset) of their first frame, 20 digits
-//	cursor                     committed position, in-flight batch, log id
+//	cursor                     committed position, in-flight batches, log id
 //	cursor.tmp                 transient: the next cursor, before its rename
+//	lock                       flock'd by the open Log: "pid <pid> <owner>"
+//
+// Open creates the directory and its missing parents (typically
+// <data_dir>/buffer/<stream>) and fsyncs the parent of each directory it
+// created before anything can be acknowledged: a new directory entry is
+// durable only once its parent is synced. It then takes an exclusive,
+// non-blocking flock on the lock file, held until Close: a second Open of
+// the directory, by this process or another, fails at once with a
+// *LockedError naming the holder. Lock takes the same kind of lock on any
+// file (for a whole data directory). Inspect reads a directory's backlog
+// without opening it (for stranded buffers).
 //
 // Positions are logical byte offsets: the position of a frame is the
 // position of its segment plus its offset in the file, and the next frame
@@ -47,11 +58,32 @@
 //
 // # Cursor file
 //
-// 44 bytes: "SLCU", version byte (1), 3 zero bytes, log id (8 bytes),
-// committed position (uint64), in-flight batch first and end positions
-// (uint64 each; end 0 = none), CRC32C of the preceding 40 bytes. It is
-// replaced atomically: written to cursor.tmp, fsynced, renamed over cursor,
-// then the directory is fsynced. MarkInflight and Commit return after that.
+// Version 2, written by this release, all integers little-endian:
+//
+//	offset    size  field
+//	0         4     "SLCU"
+//	4         1     version (2)
+//	5         3     zero
+//	8         8     log id
+//	16        8     committed position
+//	24        4     n, the number of in-flight batches (0 <= n <= buffer.MaxInflight)
+//	28        4     zero
+//	32        16n   in-flight batches in log order: first and end position (uint64 each)
+//	32+16n    4     CRC32C of the preceding 32+16n bytes
+//
+// The batches satisfy first < end and do not overlap. Version 1 (44 bytes:
+// magic, version 1, 3 zero bytes, log id, committed, one in-flight first
+// and end, end 0 meaning none, CRC32C of the preceding 40 bytes), written
+// by earlier releases, is still read: its batch, if any, is the in-flight
+// set; the next write replaces it with version 2.
+//
+// The file is replaced atomically: written to cursor.tmp, fsynced, renamed
+// over cursor, then the directory is fsynced. MarkInflight (which appends a
+// batch to the set) and Commit (which drops the batches ending at or before
+// the committed position) each do one replacement and return after it. If
+// a step fails they return the error, the in-memory state is unchanged and
+// the cursor file is whole: the old one, or (after a failed directory
+// sync) possibly the new one.
 //
 // # Writing: group commit
 //
@@ -67,9 +99,21 @@
 // Appends are all or nothing: the quota (Options.MaxBytes, frames of
 // undelivered records, queued ones included) is checked for the whole call,
 // and pipeline.ErrFull returned at once when it does not fit. A failed write
-// is cut off and fails its group and everything queued behind it; a failed
-// fsync makes the log refuse appends until reopened (the kernel may have
-// dropped the unsynced pages, so recovery must decide what survived).
+// is cut off and fails its group and everything queued behind it.
+//
+// A failed fsync fails its group and everything queued behind it too, and
+// puts the log in a failed state: Healthy reports it, the gauge
+// sluice_buffer_healthy is 0, and appends are refused at once. After a
+// failed fsync the kernel may have dropped the unsynced pages and marked
+// them clean, and a later fsync of the same file may succeed without having
+// written them (the PostgreSQL "fsyncgate" lesson), so the log never
+// writes to that file again. After Options.ReopenBackoff (doubling per
+// failed attempt) the writer reopens, as Open would but in place: it cuts
+// the unacknowledged tail of the failed segment, scans its acknowledged
+// part again (damage found there is logged, and Read skips and counts it),
+// and starts a new segment at the head, durably. Then appends are accepted
+// again (counted in sluice_buffer_reopens_total). An append that arrives
+// once the backoff has passed makes the writer try first.
 //
 // # Recovery
 //
@@ -80,8 +124,12 @@
 // counted (sluice_buffer_corrupt_truncations_total,
 // sluice_buffer_corrupt_bytes_total). Recovery never refuses to open
 // because of the log's content, so a bad tail cannot cause a crash loop.
-// A missing or corrupt cursor file starts over from the oldest segment with
-// a new log id (records are redelivered, never lost), logged as an error.
+// A missing (while segments exist) or corrupt cursor file starts over from
+// the oldest segment with a new log id (records are redelivered with new
+// IDs, never lost), logged as an error and counted in
+// sluice_buffer_cursor_recoveries_total{reason="missing"|"corrupt"}. In-flight
+// batches that start before the committed position are dropped (they cannot
+// be rebuilt).
 //
 // Older segments are not scanned at open (that would read the whole
 // backlog). A corrupt frame found there by Read (bit rot, or a torn older
@@ -93,7 +141,11 @@
 //
 // # Memory
 //
-// Read fetches frames with ReadAt (from the page cache) into a buffer reused
-// from call to call; Data slices alias it. Memory use does not depend on
-// the backlog: a few encode buffers, the read buffer and the segment list.
+// Read fetches frames with ReadAt (from the page cache) into one buffer
+// allocated per call and sized from maxBytes (it grows only when the
+// frames are smaller than assumed); the records' Data alias it, and it
+// belongs to the caller with the records: no later Read reuses it, so the
+// runner can keep several batches in flight. The log's own memory does not
+// depend on the backlog: a few encode buffers, the segment list and the
+// in-flight set. State does not wait for a Read in progress.
 package disk

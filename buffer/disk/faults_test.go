@@ -231,14 +231,7 @@ func TestRecoversFromFailedFsyncInTheBackground(t *testing.T) {
 	if err := l.Append(ctx, records("b", 2)); err == nil {
 		t.Fatal("Append whose fsync failed was acknowledged")
 	}
-	timeout := time.After(10 * time.Second)
-	for l.Healthy() != nil {
-		select {
-		case <-l.Notify():
-		case <-timeout:
-			t.Fatalf("not recovered: %v", l.Healthy())
-		}
-	}
+	waitHealthy(t, l)
 	c := records("c", 2)
 	if err := l.Append(ctx, c); err != nil {
 		t.Fatal(err)
@@ -281,14 +274,7 @@ func TestFailedRecoveryIsRetried(t *testing.T) {
 		t.Fatalf("failed recovery not logged:\n%s", e.logs)
 	}
 	e.f.Clear()
-	timeout := time.After(10 * time.Second)
-	for l.Healthy() != nil {
-		select {
-		case <-l.Notify():
-		case <-timeout:
-			t.Fatalf("not recovered: %v", l.Healthy())
-		}
-	}
+	waitHealthy(t, l)
 	d := records("d", 1)
 	if err := l.Append(ctx, d); err != nil {
 		t.Fatalf("Append after recovering: %v", err)
@@ -566,5 +552,19 @@ func TestStateDoesNotWaitForRead(t *testing.T) {
 	close(g.gate)
 	if err := <-read; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitHealthy waits for the log's writer to recover by itself (it signals
+// Notify when it has).
+func waitHealthy(t *testing.T, l *disk.Log) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for l.Healthy() != nil {
+		select {
+		case <-l.Notify():
+		case <-timeout:
+			t.Fatalf("not recovered: %v", l.Healthy())
+		}
 	}
 }

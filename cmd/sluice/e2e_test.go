@@ -166,7 +166,8 @@ func TestValidateCommand(t *testing.T) {
 	}
 	for _, ex := range examples {
 		cmd := exec.Command(sluiceBin, "validate", "-c", ex)
-		cmd.Env = append(os.Environ(), "S3_BUCKET=example-bucket")
+		cmd.Env = append(os.Environ(), "S3_BUCKET=example-bucket",
+			"HTTP_ENDPOINT_URL=http://127.0.0.1:9/", "HTTP_ENDPOINT_ACCESS_KEY=example-key")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("validate %s: %v\n%s", ex, err, out)

@@ -121,7 +121,7 @@ streams:
   backed:
     buffering: {size: 1, interval: 1}
     destination: {type: http_endpoint, url: %q}
-    error_output: {type: file, path: backup, mode: AllData}
+    error_output: {type: file, path: backup, append_newline: true, mode: AllData}
 `, addr, r.URL(), r.URL())
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)

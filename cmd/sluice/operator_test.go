@@ -77,7 +77,7 @@ func TestSecondDaemonOnSameDataDir(t *testing.T) {
 	if err == nil {
 		t.Fatalf("the second daemon exited 0:\n%s", out)
 	}
-	if !strings.Contains(string(out), "in use") || !strings.Contains(string(out), strconv.Itoa(d.cmd.Process.Pid)) {
+	if !strings.Contains(string(out), "locked by pid "+strconv.Itoa(d.cmd.Process.Pid)) {
 		t.Fatalf("the second daemon's error does not name the holder (pid %d):\n%s", d.cmd.Process.Pid, out)
 	}
 	t.Logf("second daemon exited after %v: %s", took.Round(time.Millisecond), firstLine(string(out)))
@@ -146,12 +146,12 @@ func TestRemovedStreamBacklogIsReported(t *testing.T) {
 
 	// Switched to a memory buffer: refused, with the size.
 	mem := writeConfig(t, dir, addr, "old", 1, 1, "    buffer: {type: memory}\n")
-	out, err := exec.Command(sluiceBin, "validate", "-c", mem).CombinedOutput()
+	out, err := exec.Command(sluiceBin, "validate", "-c", mem, "--data-dir", dir).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "bytes of undelivered records") {
 		t.Fatalf("validate accepted a switch to memory over a disk backlog:\n%s", out)
 	}
 	abandon := writeConfig(t, dir, addr, "old", 1, 1, "    buffer: {type: memory, abandon_disk_backlog: true}\n")
-	if out, err := exec.Command(sluiceBin, "validate", "-c", abandon).CombinedOutput(); err != nil {
+	if out, err := exec.Command(sluiceBin, "validate", "-c", abandon, "--data-dir", dir).CombinedOutput(); err != nil {
 		t.Fatalf("validate refused an explicit abandon: %v\n%s", err, out)
 	}
 

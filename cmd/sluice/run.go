@@ -72,6 +72,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlags(fs)
+	dataDir := fs.String("data-dir", "", "the data directory `sluice run` would use (overrides data_dir): its buffers are checked too")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -84,6 +85,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if err != nil && !errors.As(err, &all) {
 		fmt.Fprintf(stderr, "sluice validate: %v\n", err)
 		return 1
+	}
+	if cfg != nil && *dataDir != "" {
+		cfg.DataDir = *dataDir
 	}
 	if cfg != nil {
 		// Components are checked even when the file has errors, so that

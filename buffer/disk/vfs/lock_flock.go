@@ -40,7 +40,8 @@ func LockFile(name, owner string) (*FileLock, error) {
 	if owner != "" {
 		desc += " " + owner
 	}
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt([]byte(desc+"\n"), 0)
 	}
 	if err != nil {
