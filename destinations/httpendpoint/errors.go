@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-dev/sluice/destinations/internal/retryafter"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -63,7 +63,7 @@ func classify(status int, h http.Header, body []byte, id string, now time.Time) 
 		}
 		var after time.Duration
 		if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
-			after = retryAfter(h.Get("Retry-After"), now)
+			after = retryafter.Parse(h.Get("Retry-After"), now)
 		}
 		return retryable(CodeDestinationException, after, err)
 	}
@@ -105,22 +105,6 @@ func truncate(s string, n int) string {
 		s += "…"
 	}
 	return s
-}
-
-// retryAfter reads a Retry-After header: delay-seconds or an HTTP date.
-// Invalid or past values give 0.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return time.Duration(max(0, min(n, 86400))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), 24*time.Hour)
-	}
-	return 0
 }
 
 // transportError classifies an error without a (complete) response. A

@@ -2,8 +2,6 @@ package httpendpoint
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-dev/sluice/destinations/format/prefix"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -131,35 +130,14 @@ func New(ctx context.Context, cfg *Config, stream string, deps pipeline.Deps) (*
 	return d, nil
 }
 
-// requestIDSpace is the UUID namespace of request ids.
-var requestIDSpace = [16]byte{0x40, 0x62, 0xc9, 0x0e, 0x31, 0xde, 0x4f, 0x4e, 0x9c, 0x23, 0xb3, 0x4a, 0xd0, 0x8e, 0x4e, 0x03}
-
 // RequestID is the X-Amz-Firehose-Request-Id (and body requestId) of batch
-// id of stream: a name-based UUID (RFC 9562 version 5) of the stream and
-// id.String(), so it is the same on every retry of the batch and when the
-// batch is rebuilt and redelivered after a crash, and differs between the
-// parts and rounds of a batch. Endpoints deduplicate on it.
+// id of stream: a UUID derived from the stream and the batch identity the
+// way object names are (prefix.ObjectUUID), so it is the same on every
+// retry of the batch and when the batch is rebuilt and redelivered after a
+// crash, and differs between the parts and rounds of a batch. Endpoints
+// deduplicate on it.
 func RequestID(stream string, id pipeline.BatchID) string {
-	h := sha1.New()
-	h.Write(requestIDSpace[:])
-	h.Write([]byte(stream))
-	h.Write([]byte{0})
-	h.Write([]byte(id.String()))
-	var u [16]byte
-	copy(u[:], h.Sum(nil))
-	u[6] = u[6]&0x0f | 0x50
-	u[8] = u[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], u[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], u[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], u[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], u[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], u[10:])
-	return string(s[:])
+	return prefix.ObjectUUID(prefix.ObjectSeed(stream, "http-endpoint-request", id, ""))
 }
 
 // Deliver POSTs b's records in one request and classifies the outcome:

@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sluice-dev/sluice/destinations/internal/retryafter"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -82,7 +81,7 @@ func classifyError(err error) (code string, status int, retry bool, after time.D
 	if errors.As(err, &re) {
 		status = re.HTTPStatusCode()
 		if re.Response != nil {
-			after = parseRetryAfter(re.Response.Header.Get("Retry-After"), time.Now())
+			after = retryafter.Parse(re.Response.Header.Get("Retry-After"), time.Now())
 		}
 	}
 	var apiErr smithy.APIError
@@ -126,23 +125,4 @@ func httpCode(status int) string {
 		return CodeAccessDenied
 	}
 	return fmt.Sprintf("S3.HTTP%d", status)
-}
-
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP
-// date. Invalid or past values give 0.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, int64(24*time.Hour/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

@@ -62,24 +62,6 @@ func TestClassifyError(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	for v, want := range map[string]time.Duration{
-		"":                              0,
-		"3":                             3 * time.Second,
-		"0":                             0,
-		"-1":                            0,
-		"soon":                          0,
-		"Mon, 01 Jan 2024 00:00:30 GMT": 30 * time.Second,
-		"Sun, 31 Dec 2023 23:59:00 GMT": 0,
-		"999999999":                     24 * time.Hour,
-	} {
-		if got := parseRetryAfter(v, now); got != want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", v, got, want)
-		}
-	}
-}
-
 func s3rverConfig(t *testing.T, bucket string) Config {
 	t.Helper()
 	endpoint, _ := testpeers.StartS3rver(t, "sluice-test")
