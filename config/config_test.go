@@ -25,6 +25,7 @@ func testEnv(name string) (string, bool) {
 		"YAMLISH": "a: [b]",
 		// Read by the http_endpoint example of docs/configuration.md.
 		"HTTP_ENDPOINT_ACCESS_KEY": "secret",
+		"HTTP_ENDPOINT_URL":        "http://127.0.0.1:9/",
 	}[name]
 	return v, ok
 }
