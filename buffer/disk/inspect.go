@@ -30,6 +30,16 @@ type LockedError = vfs.LockedError
 // <data_dir>/sluice.lock) to lock a whole data directory.
 func Lock(path, owner string) (*DirLock, error) { return vfs.LockFile(path, owner) }
 
+// MakeDir creates dir and its missing parents durably: the parent of every
+// directory it creates is fsynced, as Open does for a buffer's directory,
+// so that what is acknowledged in it survives a power loss.
+func MakeDir(dir string) error {
+	if err := makeDirs(vfs.OS(), dir); err != nil {
+		return fmt.Errorf("make directory %s: %w", dir, err)
+	}
+	return nil
+}
+
 // Backlog is what a buffer directory holds, as read by Inspect.
 type Backlog struct {
 	// Committed and Head are the positions Open would start from (Head

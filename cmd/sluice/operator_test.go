@@ -249,3 +249,23 @@ func TestV1DataDirRedelivered(t *testing.T) {
 		t.Fatalf("the in-flight batch was not rebuilt exactly: its object holds %d records", len(first))
 	}
 }
+
+// TestQuickstartOnAFreshDataDir runs examples/quickstart.yaml as a new
+// user does: the data directory does not exist yet.
+func TestQuickstartOnAFreshDataDir(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := exampleConfig(t, "quickstart.yaml", dir, addr)
+	data := filepath.Join(dir, "new", "data")
+	d := startDaemon(t, cfg, data, addr)
+	if ok, err := putBatch(context.Background(), http.DefaultClient, addr, "quickstart", [][]byte{[]byte("hello"), []byte("world")}); err != nil || !allTrue(ok) {
+		t.Fatalf("put: %v %v", ok, err)
+	}
+	var got map[string]int
+	if !waitFor(10*time.Second, func() bool {
+		got = deliveredLines(t, filepath.Join(data, "quickstart"))
+		return got["hello"] == 1 && got["world"] == 1
+	}) {
+		t.Fatalf("delivered %v\n%s", got, d.log.String())
+	}
+}

@@ -93,6 +93,9 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	}()
 	// Before anything else touches the data directory: one daemon per
 	// data directory.
+	if err := disk.MakeDir(dataDir); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
 	if d.lock, err = disk.Lock(filepath.Join(dataDir, lockName), "sluice (listen "+cfg.Listen+")"); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", dataDir, err)
 	}
