@@ -98,3 +98,16 @@ func TestCheckPartitionKeysHaveASource(t *testing.T) {
 		t.Errorf("a consistent stream was rejected: %v", err)
 	}
 }
+
+// TestDefaultInFlight: the destination's default, lowered so that the
+// batches in flight stay within 64 MiB.
+func TestDefaultInFlight(t *testing.T) {
+	for _, c := range []struct {
+		mib  int64
+		want int
+	}{{1, 4}, {5, 4}, {16, 4}, {17, 3}, {32, 2}, {64, 1}, {128, 1}} {
+		if got := defaultInFlight(4, c.mib<<20); got != c.want {
+			t.Errorf("buffering %d MiB: %d in flight, want %d", c.mib, got, c.want)
+		}
+	}
+}

@@ -96,7 +96,7 @@ func checkPlan(cfg *config.Config) (*plan, error) {
 		}
 		sp.maxInFlight = s.MaxInFlight
 		if sp.maxInFlight == 0 && known {
-			sp.maxInFlight = k.maxInFlight
+			sp.maxInFlight = defaultInFlight(k.maxInFlight, s.Buffering.Bytes())
 		}
 		p.streams = append(p.streams, sp)
 	}
@@ -106,6 +106,23 @@ func checkPlan(cfg *config.Config) (*plan, error) {
 		return nil, errs
 	}
 	return p, nil
+}
+
+// inFlightBudget bounds the batch bytes a stream holds in flight by
+// default: pipelining hides a destination's latency behind small batches;
+// large batches amortize it already, and several of them at once would
+// only multiply the memory held (and, for CPU-bound encodings such as
+// Parquet, compete for the same cores).
+const inFlightBudget = 64 << 20
+
+// defaultInFlight is a stream's max_in_flight when it sets none: the
+// destination's default, lowered so that the batches in flight stay
+// within inFlightBudget (at least 1).
+func defaultInFlight(kindDefault int, batchBytes int64) int {
+	if batchBytes <= 0 {
+		return kindDefault
+	}
+	return int(max(1, min(int64(kindDefault), inFlightBudget/batchBytes)))
 }
 
 // checkErrorOutput checks a stream's error_output block: required for a
