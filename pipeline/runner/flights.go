@@ -23,8 +23,18 @@ type flights struct {
 	results chan flightResult
 	wg      sync.WaitGroup
 
-	// size probing (see the package documentation)
-	probeAt, probeFrom pipeline.Position
+	// The batch being gathered: the records read so far from accFrom (the
+	// next batch's start) to accNext, with accPayload payload bytes. Each
+	// record is read from the buffer once, however many times the size is
+	// probed before the batch is due.
+	acc         []pipeline.Record
+	accFrom     pipeline.Position
+	accNext     pipeline.Position
+	accPayload  int
+	accGathered bool // acc* describe the batch starting at accFrom
+	// no size probe before Head reaches probeAt (see the package
+	// documentation)
+	probeAt pipeline.Position
 	// arrival of the record at peekAt, when it is not the committed one
 	peekAt   pipeline.Position
 	peekTime time.Time
@@ -178,12 +188,56 @@ func (f *flights) finish(res flightResult) error {
 	return nil
 }
 
+// startGathering makes the batch starting at cursor the one gathered.
+func (f *flights) startGathering(cursor pipeline.Position) {
+	if f.accGathered && f.accFrom == cursor {
+		return
+	}
+	f.acc, f.accFrom, f.accNext, f.accPayload, f.accGathered = nil, cursor, cursor, 0, true
+	f.probeAt = cursor + pipeline.Position(f.r.opts.SizeBytes)
+}
+
+// gather reads what the log holds after the records gathered so far, up
+// to the size hint, and reports whether the batch is full: the hint is
+// reached, or the log holds more than fits.
+func (f *flights) gather(head pipeline.Position) (full bool, err error) {
+	size := f.r.opts.SizeBytes
+	remaining := size - f.accPayload
+	if remaining <= 0 {
+		return true, nil
+	}
+	if f.accNext >= head {
+		return false, nil
+	}
+	recs, next, err := f.r.opts.Buffer.Read(f.ctx, f.accNext, remaining, 0, 0)
+	if err != nil {
+		return false, err
+	}
+	p := payloadBytes(recs)
+	if len(f.acc) > 0 && p > remaining {
+		// A single record that does not fit: the batch is full without
+		// it (it starts the next one).
+		return true, nil
+	}
+	f.acc = append(f.acc, recs...)
+	f.accNext, f.accPayload = next, f.accPayload+p
+	if f.accPayload >= size || next < head {
+		return true, nil
+	}
+	f.probeAt = estimateProbe(f.accFrom, next, f.accPayload, size)
+	return false, nil
+}
+
 // oldest returns the arrival time of the record at pos, the start of the
 // next batch: the buffer's oldest undelivered record when nothing is in
-// flight, else read from the log (once per position).
+// flight, the first record gathered, or else read from the log (once per
+// position).
 func (f *flights) oldest(pos pipeline.Position, committed pipeline.Position, stOldest time.Time) (time.Time, error) {
 	if pos == committed && !stOldest.IsZero() {
 		return stOldest, nil
+	}
+	if f.accGathered && f.accFrom == pos && len(f.acc) > 0 && !f.acc[0].Arrived.IsZero() {
+		return f.acc[0].Arrived, nil
 	}
 	if f.peekAt == pos && !f.peekTime.IsZero() {
 		return f.peekTime, nil
@@ -208,7 +262,6 @@ func (f *flights) loop() error {
 		drainAt    pipeline.Position
 		draining   bool
 		timer      = time.NewTimer(time.Hour)
-		size       = r.opts.SizeBytes
 		interval   = r.opts.Interval
 		buf        = r.opts.Buffer
 		notify     = buf.Notify()
@@ -249,9 +302,7 @@ func (f *flights) loop() error {
 		if draining && len(f.batches) == 0 && st.Committed >= drainAt {
 			return nil
 		}
-		if f.probeFrom != cursor {
-			f.probeFrom, f.probeAt = cursor, cursor+pipeline.Position(size)
-		}
+		f.startGathering(cursor)
 		var wait time.Duration = -1
 		free := len(f.batches) < r.opts.MaxInFlight
 		if free && st.Head > cursor && !(draining && cursor >= drainAt) {
@@ -264,12 +315,8 @@ func (f *flights) loop() error {
 			}
 			dueAt := oldest.Add(interval)
 			due := draining || interval == 0 || !time.Now().Before(dueAt)
-			var (
-				recs []pipeline.Record
-				next pipeline.Position
-			)
 			if due || st.Head >= f.probeAt {
-				recs, next, err = buf.Read(f.ctx, cursor, size, 0, 0)
+				full, err := f.gather(st.Head)
 				if err != nil {
 					if err := readFailed("reading the buffer failed", err); err != nil {
 						return err
@@ -277,17 +324,10 @@ func (f *flights) loop() error {
 					continue
 				}
 				readErrors = 0
-				if !due {
-					payload := payloadBytes(recs)
-					if next < st.Head || payload >= size {
-						due = true // the size hint is reached
-					} else {
-						f.probeAt = estimateProbe(cursor, next, payload, size)
-					}
-				}
+				due = due || full
 			}
 			if due {
-				if len(recs) == 0 || next <= cursor {
+				if len(f.acc) == 0 || f.accNext <= cursor {
 					// State and Read disagree; should not happen. Back off
 					// rather than spin.
 					if err := readFailed("buffer returned no records below its head", errEmptyRead,
@@ -296,7 +336,9 @@ func (f *flights) loop() error {
 					}
 					continue
 				}
-				if err := f.dispatch(recs, pipeline.BatchID{First: cursor, End: next}, true); err != nil {
+				recs, id := f.acc, pipeline.BatchID{First: cursor, End: f.accNext}
+				f.accGathered = false
+				if err := f.dispatch(recs, id, true); err != nil {
 					return err
 				}
 				continue

@@ -12,9 +12,11 @@
 // waits on the buffer's Notify channel, a timer and the completions of
 // batches in flight; it never polls. The size is measured on record
 // payloads: the log's byte count (frames included) is a cheap upper bound,
-// and once it reaches the hint a Read measures the payload exactly; when
-// that falls short, the next Read waits until the log has grown by the
-// missing payload scaled by the observed payload/log ratio.
+// and once it reaches the hint the records are read and their payload
+// measured exactly; when that falls short, the records read are kept and
+// the next Read (of only what follows them) waits until the log has grown
+// by the missing payload scaled by the observed payload/log ratio. Every
+// record is read from the buffer once.
 //
 // # Pipelining
 //
