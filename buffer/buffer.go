@@ -43,6 +43,14 @@ type Buffer interface {
 	// returned.
 	Read(ctx context.Context, from pipeline.Position, maxBytes, maxRecords int, end pipeline.Position) (recs []pipeline.Record, next pipeline.Position, err error)
 
+	// Release gives back the memory of the records one Read returned (the
+	// slice exactly as returned, not a subslice or a copy) once the caller
+	// uses neither the records nor their Data any more, so that later
+	// Reads can reuse it instead of allocating. Calling it is optional;
+	// memory not released is garbage collected. After it, the records
+	// must not be used.
+	Release(recs []pipeline.Record)
+
 	// Notify returns a channel that receives a value (non-blocking send,
 	// capacity 1) after appends, so a reader waiting for data can wake up.
 	Notify() <-chan struct{}

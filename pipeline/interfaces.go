@@ -12,7 +12,9 @@ type Appender interface {
 
 // Processor transforms a batch. Records that fail individually are reported
 // as RecordErrors (indices into the input batch) and are dead-lettered by
-// the runner; a returned error fails the whole call.
+// the runner; a returned error fails the whole call. Output records may
+// alias the input's Data; neither may be retained after the batch is
+// delivered.
 type Processor interface {
 	Process(ctx context.Context, b Batch) (Batch, []RecordError, error)
 }
@@ -23,7 +25,9 @@ type Processor interface {
 // and metrics belong to the runner. Deliver must be idempotent for a given
 // Batch.ID: a redelivery overwrites or is skipped, it never duplicates.
 // Deliver is called concurrently for different batches when the stream's
-// max_in_flight is above 1.
+// max_in_flight is above 1. Deliver must not retain the batch's records or
+// their Data after it returns: the runner gives their memory back to the
+// buffer for reuse.
 type Destination interface {
 	Deliver(ctx context.Context, b Batch) error
 	// Limits are the most one Deliver call accepts; the runner splits

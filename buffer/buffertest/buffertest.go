@@ -701,8 +701,21 @@ func testReadOwned(t *testing.T, h Harness) {
 				recs[i].Data[j] = 'X'
 			}
 		}
+		// Released memory may be reused by the next Read, which must
+		// neither see the scribbles nor touch the first batch.
+		b.Release(recs)
 		equalRecs(t, "first batch after another Read", snapshot(first), want)
 	}
+	fresh, _, err := b.Read(ctx, next, 0, 8, 0)
+	if err != nil || len(fresh) == 0 {
+		t.Fatalf("Read after Release: %d records, %v", len(fresh), err)
+	}
+	for _, r := range fresh {
+		if bytes.Contains(r.Data, []byte("X")) {
+			t.Fatalf("a Read after Release returned released memory's old contents: %q", r.Data)
+		}
+	}
+	b.Release(nil) // harmless
 	// What the caller does to its records does not change the buffer.
 	for i := range first {
 		for j := range first[i].Data {

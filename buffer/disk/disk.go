@@ -136,6 +136,7 @@ type Log struct {
 	rsegs    []*segment
 	idbuf    []byte
 	lastSkip pipeline.Position
+	bufs     readBufs // data buffers lent to callers and given back
 
 	omu       sync.Mutex // the cached arrival time of the oldest record
 	oldestPos pipeline.Position

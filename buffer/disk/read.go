@@ -71,7 +71,8 @@ func (l *Log) read(from pipeline.Position, maxBytes, maxRecords int, end pipelin
 		return nil, from, fmt.Errorf("disk buffer %s: read at %d: reclaimed (oldest segment starts at %d)", l.stream, from, l.rsegs[0].base)
 	}
 
-	r := reader{l: l, buf: make([]byte, 0, readEstimate(limit-from, maxBytes, l.chunk))}
+	r := reader{l: l, buf: l.bufs.take(readEstimate(limit-from, maxBytes, l.chunk))}
+	r.held = append(r.held, r.buf)
 	l.rrecs = l.rrecs[:0]
 	l.idbuf = l.idbuf[:0]
 	next := from
@@ -115,11 +116,13 @@ func (l *Log) read(from pipeline.Position, maxBytes, maxRecords int, end pipelin
 		si++
 	}
 	if len(l.rrecs) == 0 {
+		l.bufs.give(r.held)
 		return nil, next, nil
 	}
 	recs := make([]pipeline.Record, len(l.rrecs))
 	copy(recs, l.rrecs)
 	clear(l.rrecs) // drop the scratch's references to the caller's memory
+	l.bufs.lend(recs, r.held)
 	ids := string(l.idbuf)
 	for i := range recs {
 		recs[i].ID = ids[i*frame.IDLen : (i+1)*frame.IDLen]
@@ -159,6 +162,7 @@ type reader struct {
 	r      int   // next unread byte in buf
 	off    int64 // segment offset of buf[r]
 	endOff int64 // segment offset of the end of the readable range
+	held   [][]byte // every buffer this Read's records may alias
 }
 
 func (r *reader) reset(seg *segment, from, end pipeline.Position) {
@@ -183,9 +187,10 @@ func (r *reader) fill(n int) error {
 	if need := n - have; cap(r.buf)-len(r.buf) < need {
 		// Double (bounded by what is left to read): the estimate was
 		// short, records are smaller than they were assumed to be.
-		nb := make([]byte, have, int(min(int64(max(2*cap(r.buf), have+need)), int64(have)+rest)))
+		nb := r.l.bufs.take(int(min(int64(max(2*cap(r.buf), have+need)), int64(have)+rest)))[:have]
 		copy(nb, r.buf[r.r:])
 		r.buf, r.r = nb, 0
+		r.held = append(r.held, nb)
 	}
 	// Read a chunk ahead, within the buffer's room and the range.
 	want := int(min(int64(max(n-have, r.l.chunk)), int64(cap(r.buf)-len(r.buf)), rest))

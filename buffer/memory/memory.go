@@ -202,6 +202,10 @@ func (b *Buffer) Read(ctx context.Context, from pipeline.Position, maxBytes, max
 	return recs, next, nil
 }
 
+// Release does nothing: records read from a memory buffer are copies the
+// garbage collector reclaims.
+func (b *Buffer) Release([]pipeline.Record) {}
+
 // Notify returns the channel signalled after appends.
 func (b *Buffer) Notify() <-chan struct{} { return b.notify }
 

@@ -28,6 +28,7 @@ type flights struct {
 	// record is read from the buffer once, however many times the size is
 	// probed before the batch is due.
 	acc         []pipeline.Record
+	accReads    [][]pipeline.Record // the Reads acc was gathered from, to Release
 	accFrom     pipeline.Position
 	accNext     pipeline.Position
 	accPayload  int
@@ -62,6 +63,7 @@ func (f *flights) run() error {
 	defer f.wg.Wait()
 	defer cancel()
 	f.ctx = ctx
+	defer func() { f.release(f.accReads) }()
 	if err := f.recover(); err != nil {
 		return err
 	}
@@ -115,7 +117,7 @@ func (f *flights) recover() error {
 		r.log.Info("redelivering a batch the previous run left in flight", "batch", id.String(), "records", len(recs))
 		// Already marked: the buffer holds its mark (clipped to what it
 		// still holds, see buffer.Buffer.State).
-		if err := f.dispatch(recs, id, false); err != nil {
+		if err := f.dispatch(recs, [][]pipeline.Record{recs}, id, false); err != nil {
 			return err
 		}
 		from = id.End
@@ -130,9 +132,17 @@ func (f *flights) recover() error {
 	return nil
 }
 
+// release gives the memory of finished Reads back to the buffer.
+func (f *flights) release(reads [][]pipeline.Record) {
+	for _, recs := range reads {
+		f.r.opts.Buffer.Release(recs)
+	}
+}
+
 // dispatch marks a batch in flight (unless it already is) and starts its
-// delivery.
-func (f *flights) dispatch(recs []pipeline.Record, id pipeline.BatchID, mark bool) error {
+// delivery; reads are the Reads its records came from, released when the
+// delivery is over.
+func (f *flights) dispatch(recs []pipeline.Record, reads [][]pipeline.Record, id pipeline.BatchID, mark bool) error {
 	r := f.r
 	if mark {
 		if err := r.retryForever(f.ctx, "mark batch in flight", func() error { return r.opts.Buffer.MarkInflight(f.ctx, id) }); err != nil {
@@ -145,6 +155,7 @@ func (f *flights) dispatch(recs []pipeline.Record, id pipeline.BatchID, mark boo
 	go func() {
 		defer f.wg.Done()
 		err := r.handleBatch(f.ctx, recs, id)
+		f.release(reads) // nothing uses the records any more
 		f.results <- flightResult{id: id, err: err} // capacity MaxInFlight: never blocks
 	}()
 	return nil
@@ -193,7 +204,8 @@ func (f *flights) startGathering(cursor pipeline.Position) {
 	if f.accGathered && f.accFrom == cursor {
 		return
 	}
-	f.acc, f.accFrom, f.accNext, f.accPayload, f.accGathered = nil, cursor, cursor, 0, true
+	f.release(f.accReads)
+	f.acc, f.accReads, f.accFrom, f.accNext, f.accPayload, f.accGathered = nil, nil, cursor, cursor, 0, true
 	f.probeAt = cursor + pipeline.Position(f.r.opts.SizeBytes)
 }
 
@@ -217,9 +229,11 @@ func (f *flights) gather(head pipeline.Position) (full bool, err error) {
 	if len(f.acc) > 0 && p > remaining {
 		// A single record that does not fit: the batch is full without
 		// it (it starts the next one).
+		f.r.opts.Buffer.Release(recs)
 		return true, nil
 	}
 	f.acc = append(f.acc, recs...)
+	f.accReads = append(f.accReads, recs)
 	f.accNext, f.accPayload = next, f.accPayload+p
 	if f.accPayload >= size || next < head {
 		return true, nil
@@ -250,6 +264,7 @@ func (f *flights) oldest(pos pipeline.Position, committed pipeline.Position, stO
 	if len(recs) > 0 && !recs[0].Arrived.IsZero() {
 		t = recs[0].Arrived
 	}
+	f.r.opts.Buffer.Release(recs)
 	f.peekAt, f.peekTime = pos, t
 	return t, nil
 }
@@ -336,9 +351,9 @@ func (f *flights) loop() error {
 					}
 					continue
 				}
-				recs, id := f.acc, pipeline.BatchID{First: cursor, End: f.accNext}
-				f.accGathered = false
-				if err := f.dispatch(recs, id, true); err != nil {
+				recs, reads, id := f.acc, f.accReads, pipeline.BatchID{First: cursor, End: f.accNext}
+				f.acc, f.accReads, f.accGathered = nil, nil, false
+				if err := f.dispatch(recs, reads, id, true); err != nil {
 					return err
 				}
 				continue
