@@ -71,7 +71,8 @@ func (l *Log) read(from pipeline.Position, maxBytes, maxRecords int, end pipelin
 		return nil, from, fmt.Errorf("disk buffer %s: read at %d: reclaimed (oldest segment starts at %d)", l.stream, from, l.rsegs[0].base)
 	}
 
-	r := reader{l: l, buf: l.bufs.take(readEstimate(limit-from, maxBytes, l.chunk))}
+	est := readEstimate(limit-from, maxBytes, l.chunk)
+	r := reader{l: l, buf: l.bufs.take(est, min(est, l.chunk))}
 	r.held = append(r.held, r.buf)
 	l.rrecs = l.rrecs[:0]
 	l.idbuf = l.idbuf[:0]
@@ -187,7 +188,7 @@ func (r *reader) fill(n int) error {
 	if need := n - have; cap(r.buf)-len(r.buf) < need {
 		// Double (bounded by what is left to read): the estimate was
 		// short, records are smaller than they were assumed to be.
-		nb := r.l.bufs.take(int(min(int64(max(2*cap(r.buf), have+need)), int64(have)+rest)))[:have]
+		nb := r.l.bufs.take(int(min(int64(max(2*cap(r.buf), have+need)), int64(have)+rest)), have+need)[:have]
 		copy(nb, r.buf[r.r:])
 		r.buf, r.r = nb, 0
 		r.held = append(r.held, nb)

@@ -13,52 +13,64 @@ import (
 // next Read reuses them instead of allocating (and zeroing) a batch's
 // worth of memory again. Records never released are simply garbage
 // collected: the lent table is bounded.
+//
+// The buffers kept for reuse hold at most as many bytes as the largest
+// Read asked for (about one batch): more would only be memory held idle,
+// which the garbage collector then works against under a memory limit.
 type readBufs struct {
-	mu   sync.Mutex
-	lent map[*pipeline.Record][][]byte // by the records slice a Read returned
-	free [][]byte
+	mu        sync.Mutex
+	lent      map[*pipeline.Record][][]byte // by the records slice a Read returned
+	free      [][]byte
+	freeBytes int
+	largest   int // the largest buffer taken
 }
 
 const (
 	// maxLent bounds the Reads remembered for Release (more than a runner
 	// keeps in flight).
 	maxLent = 4 * 64
-	// maxFree bounds the buffers kept for reuse.
-	maxFree = 4
+	// maxFree bounds the number of buffers kept for reuse.
+	maxFree = 8
 )
 
-// take returns an empty buffer of capacity at least n.
-func (b *readBufs) take(n int) []byte {
+// take returns an empty buffer for a Read that wants want bytes and needs
+// at least need: the smallest free one of capacity want or more, else the
+// largest free one of capacity need or more (the reader continues in
+// another buffer when it fills up), else a new one of capacity want.
+func (b *readBufs) take(want, need int) []byte {
 	b.mu.Lock()
-	for i := len(b.free) - 1; i >= 0; i-- {
-		if buf := b.free[i]; cap(buf) >= n {
-			b.free = append(b.free[:i], b.free[i+1:]...)
-			b.mu.Unlock()
-			return buf[:0]
+	defer b.mu.Unlock()
+	b.largest = max(b.largest, want)
+	best := -1
+	for i, buf := range b.free {
+		switch c := cap(buf); {
+		case c < need:
+		case best < 0:
+			best = i
+		case c >= want && (cap(b.free[best]) < want || c < cap(b.free[best])):
+			best = i // fits, and smaller than the best that fits
+		case cap(b.free[best]) < want && c > cap(b.free[best]):
+			best = i // nothing fits yet: the largest
 		}
 	}
-	b.mu.Unlock()
-	return make([]byte, 0, n)
+	if best < 0 {
+		return make([]byte, 0, want)
+	}
+	buf := b.free[best]
+	b.free = append(b.free[:best], b.free[best+1:]...)
+	b.freeBytes -= cap(buf)
+	return buf[:0]
 }
 
-// give puts buffers no record aliases back for reuse.
+// give puts buffers no record aliases back for reuse, as far as the bound
+// allows (the others are left to the garbage collector).
 func (b *readBufs) give(bufs [][]byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, buf := range bufs {
-		if len(b.free) < maxFree {
+		if len(b.free) < maxFree && b.freeBytes+cap(buf) <= b.largest {
 			b.free = append(b.free, buf)
-			continue
-		}
-		// Keep the largest: they serve every smaller Read.
-		smallest := 0
-		for i := range b.free {
-			if cap(b.free[i]) < cap(b.free[smallest]) {
-				smallest = i
-			}
-		}
-		if cap(buf) > cap(b.free[smallest]) {
-			b.free[smallest] = buf
+			b.freeBytes += cap(buf)
 		}
 	}
 }
