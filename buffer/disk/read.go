@@ -160,9 +160,9 @@ type reader struct {
 	l      *Log
 	seg    *segment
 	buf    []byte
-	r      int   // next unread byte in buf
-	off    int64 // segment offset of buf[r]
-	endOff int64 // segment offset of the end of the readable range
+	r      int      // next unread byte in buf
+	off    int64    // segment offset of buf[r]
+	endOff int64    // segment offset of the end of the readable range
 	held   [][]byte // every buffer this Read's records may alias
 }
 
