@@ -96,7 +96,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	if err := disk.MakeDir(dataDir); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	if d.lock, err = disk.Lock(filepath.Join(dataDir, lockName), "sluice (listen "+cfg.Listen+")"); err != nil {
+	if d.lock, err = disk.Lock(filepath.Join(dataDir, lockName), d.owner()); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", dataDir, err)
 	}
 	m, err := newMetrics(reg)
@@ -152,6 +152,10 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	return d, nil
 }
 
+// owner describes this daemon in lock files, for the error a second one
+// gets.
+func (d *Daemon) owner() string { return "sluice (listen " + d.cfg.Listen + ")" }
+
 // buildTimeout bounds the start-up work of building the components (an
 // S3 client loading credentials, say).
 const buildTimeout = 30 * time.Second
@@ -165,7 +169,7 @@ func (d *Daemon) buildStream(ctx context.Context, sp *streamPlan, deps pipeline.
 	s := &stream{name: sc.Name}
 	d.streams = append(d.streams, s)
 	var err error
-	if s.buf, err = openBuffer(sc, d.dataDir, log, m); err != nil {
+	if s.buf, err = openBuffer(sc, d.dataDir, d.owner(), log, m); err != nil {
 		return nil, none, err
 	}
 	for _, pp := range sp.procs {

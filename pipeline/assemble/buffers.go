@@ -11,7 +11,7 @@ import (
 )
 
 // openBuffer opens a stream's buffer under <data_dir>/buffer/<stream>.
-func openBuffer(s *config.Stream, dataDir string, log *slog.Logger, m metrics) (buffer.Buffer, error) {
+func openBuffer(s *config.Stream, dataDir, owner string, log *slog.Logger, m metrics) (buffer.Buffer, error) {
 	bc := s.Buffer
 	switch bc.Type {
 	case "memory":
@@ -24,6 +24,7 @@ func openBuffer(s *config.Stream, dataDir string, log *slog.Logger, m metrics) (
 			SegmentBytes: int64(bc.SegmentBytes),
 			MaxBytes:     int64(bc.MaxBytes),
 			MinFreeBytes: minFree(bc.MinFreeBytes),
+			Owner:        owner,
 			Logger:       log,
 			Metrics:      m.disk,
 		})

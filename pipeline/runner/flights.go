@@ -155,7 +155,7 @@ func (f *flights) dispatch(recs []pipeline.Record, reads [][]pipeline.Record, id
 	go func() {
 		defer f.wg.Done()
 		err := r.handleBatch(f.ctx, recs, id)
-		f.release(reads) // nothing uses the records any more
+		f.release(reads)                            // nothing uses the records any more
 		f.results <- flightResult{id: id, err: err} // capacity MaxInFlight: never blocks
 	}()
 	return nil
