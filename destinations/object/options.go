@@ -232,6 +232,7 @@ func violations(err error, hint string) []error {
 			case "FileExtension":
 				key = "file_extension"
 			}
+			e = keyedViolation{v}
 		}
 		if hint != "" && key == "error_output_prefix" {
 			e = fmt.Errorf("%w%s", e, hint)
@@ -240,6 +241,13 @@ func violations(err error, hint string) []error {
 	}
 	return out
 }
+
+// keyedViolation is a prefix.Violation reported at its option's key: the
+// message leaves out the field name the key already gives.
+type keyedViolation struct{ v *prefix.Violation }
+
+func (k keyedViolation) Error() string { return strings.TrimPrefix(k.v.Error(), k.v.Field+": ") }
+func (k keyedViolation) Unwrap() error { return k.v }
 
 // checkSamples evaluates both prefixes with sample values and checks them
 // against the store's key rule, to catch what the store cannot hold (an
