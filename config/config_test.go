@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"github.com/sluice-dev/sluice/config/configtest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -55,20 +56,7 @@ func TestBadGolden(t *testing.T) {
 				t.Fatalf("error is %T, want Errors: %v", err, err)
 			}
 			got := err.Error() + "\n"
-			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("errors differ from %s\n--- got:\n%s--- want:\n%s", golden, got, want)
-			}
+			configtest.Golden(t, file, got, *update)
 		})
 	}
 }

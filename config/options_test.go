@@ -3,7 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
+	"github.com/sluice-dev/sluice/config/configtest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -115,20 +115,7 @@ func TestOptionErrorsGolden(t *testing.T) {
 			if strings.Count(got, file+":") != len(all) || strings.Contains(got, ": "+file) {
 				t.Errorf("an error lost or doubled its position:\n%s", got)
 			}
-			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("errors differ from %s\n--- got:\n%s--- want:\n%s", golden, got, want)
-			}
+			configtest.Golden(t, file, got, *update)
 		})
 	}
 }

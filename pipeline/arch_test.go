@@ -19,6 +19,7 @@ var allowed = []struct {
 }{
 	{"pipeline", nil},
 	{"config", nil},
+	{"config/configtest", nil},
 	{"buffer", []string{"pipeline"}},
 	{"buffer/...", []string{"pipeline", "buffer", "buffer/internal/...", "buffer/disk/vfs"}},
 	{"ingest/...", []string{"pipeline", "ingest"}},

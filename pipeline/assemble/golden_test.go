@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/config/configtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the .golden files")
@@ -40,20 +41,7 @@ func TestComponentErrorsGolden(t *testing.T) {
 				t.Fatalf("Check returned %T, want config.Errors: %v", err, err)
 			}
 			got := err.Error() + "\n"
-			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("errors differ from %s\n--- got:\n%s--- want:\n%s", golden, got, want)
-			}
+			configtest.Golden(t, file, got, *update)
 			for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
 				if strings.Count(line, file+":") != 1 {
 					t.Errorf("not one position in %q", line)
