@@ -148,7 +148,10 @@ func (l *Log) recover() error {
 }
 
 // recoverInflight returns the in-flight batches that can still be rebuilt:
-// those that start at or after the committed position.
+// those that start at or after the committed position and before the
+// recovered head, clipped to the head (a tail lost to a power loss in mode
+// os, or cut as corrupt, took their end with it). A mark left reaching past
+// the head would overlap the batches appended after it and refuse them.
 func (l *Log) recoverInflight() []pipeline.BatchID {
 	var kept []pipeline.BatchID
 	for _, id := range l.inflight {
@@ -157,9 +160,12 @@ func (l *Log) recoverInflight() []pipeline.BatchID {
 		case id.First < l.committed:
 			l.log.Warn("disk buffer: in-flight batch starts before the committed position; dropping it",
 				"inflight", id.String(), "committed", l.committed)
+		case id.First >= l.head:
+			l.log.Warn("disk buffer: in-flight batch lies beyond the log's end; dropping it", "inflight", id.String(), "head", l.head)
 		default:
 			if id.End > l.head {
-				l.log.Warn("disk buffer: in-flight batch ends beyond the log's end", "inflight", id.String(), "head", l.head)
+				l.log.Warn("disk buffer: in-flight batch ends beyond the log's end; clipping it", "inflight", id.String(), "head", l.head)
+				id.End = l.head
 			}
 			kept = append(kept, id)
 		}

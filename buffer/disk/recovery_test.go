@@ -470,3 +470,39 @@ func TestCorruptRegionAtCursorDoesNotStall(t *testing.T) {
 		t.Fatalf("the cursor did not move past the corrupt region: %+v", s)
 	}
 }
+
+// TestInflightMarksClippedToALostTail: when a tail holding in-flight
+// batches is lost (mode os after a power loss, or cut as corrupt), the
+// marks are clipped to the recovered head or dropped, so that the batches
+// appended afterwards can still be marked.
+func TestInflightMarksClippedToALostTail(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	l := e.open()
+	appendN(t, l, "a", 10, 50)
+	recs, mid, err := l.Read(context.Background(), 0, 0, 6, 0)
+	if err != nil || len(recs) != 6 {
+		t.Fatalf("Read: %d, %v", len(recs), err)
+	}
+	head := l.State().Head
+	for _, id := range []pipeline.BatchID{{First: 0, End: mid}, {First: mid, End: head}} {
+		if err := l.MarkInflight(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	// Lose the last records: cut the segment inside the first batch.
+	last := e.segments()[len(e.segments())-1]
+	if err := e.fs.Damage(last, func(b []byte) []byte { return b[:int(mid)/2] }); err != nil {
+		t.Fatal(err)
+	}
+	l = e.open()
+	defer l.Close()
+	st := l.State()
+	if len(st.Inflight) != 1 || st.Inflight[0].First != 0 || st.Inflight[0].End != st.Head || st.Head >= mid {
+		t.Fatalf("after the lost tail: head %d, in flight %v; want the first batch clipped to the head", st.Head, st.Inflight)
+	}
+	appendN(t, l, "b", 3, 10)
+	if err := l.MarkInflight(context.Background(), pipeline.BatchID{First: st.Head, End: l.State().Head}); err != nil {
+		t.Fatalf("a batch appended after the lost tail cannot be marked: %v", err)
+	}
+}
