@@ -208,6 +208,7 @@ func (d *Daemon) buildStream(ctx context.Context, sp *streamPlan, deps pipeline.
 		SizeBytes:       int(sc.Buffering.Bytes()),
 		Interval:        sc.Buffering.Age(),
 		RetryDuration:   sc.Retry.Budget(),
+		BackoffMax:      sp.dest.backoffMax,
 		Logger:          d.log, // the runner adds stream and destination
 		Metrics:         m.runner,
 	})

@@ -3,6 +3,7 @@ package assemble
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -39,8 +40,17 @@ func destinationKinds() map[string]destinationKind {
 	return map[string]destinationKind{
 		"file":          destination(file.DefaultOptions, file.Compile, file.New, defaultInFlightObject, true),
 		"s3":            destination(s3.DefaultOptions, s3.Compile, s3.New, defaultInFlightObject, true),
-		"http_endpoint": destination(httpendpoint.DefaultOptions, httpendpoint.Compile, httpendpoint.New, defaultInFlightHTTP, false),
+		"http_endpoint": withBackoffMax(destination(httpendpoint.DefaultOptions, httpendpoint.Compile, httpendpoint.New, defaultInFlightHTTP, false), httpBackoffMax),
 	}
+}
+
+// httpBackoffMax is Firehose's cap on the backoff between attempts to an
+// HTTP endpoint (1 s doubling, at most 120 s).
+const httpBackoffMax = 120 * time.Second
+
+func withBackoffMax(k destinationKind, d time.Duration) destinationKind {
+	k.backoffMax = d
+	return k
 }
 
 // errorOutputKinds are the destination kinds that can be a stream's

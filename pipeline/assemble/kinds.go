@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/pipeline"
@@ -34,8 +35,11 @@ type destinationKind struct {
 	// errorOutput reports whether the destination is an object store
 	// that is its own default error output (file, s3).
 	errorOutput bool
-	check       func(c config.Component) (checked, config.Errors)
-	build       func(ctx context.Context, v checked, stream string, deps pipeline.Deps) (pipeline.Destination, error)
+	// backoffMax caps the backoff between delivery attempts (zero: the
+	// runner's default).
+	backoffMax time.Duration
+	check      func(c config.Component) (checked, config.Errors)
+	build      func(ctx context.Context, v checked, stream string, deps pipeline.Deps) (pipeline.Destination, error)
 }
 
 // destination makes a destinationKind from a destination package's usual
