@@ -34,3 +34,50 @@ e2e_run() {
   awk -v n="$name" -v d="$delivered" -v s="$start" -v e="$end" -v r="$rss" -v p="$p99" -v x="$dead" \
     'BEGIN{t=e-s; printf "%-14s %10d %8.1f %12.0f %9.1f %9.2f %9.1f %6d\n", n, d, t, d/t, d*1024/t/1048576, p, r, x}'
 }
+
+# The S3 benchmarks' destinations (s3.sh, s3cpu.sh): stream "bench" into
+# bucket "bench" of the s3rver on $s3port, 64 MiB batches, 256 MiB soft
+# memory limit. s3_config FILE PREFIX FORMAT writes the config, FORMAT
+# being $gzip_json or $parquet_snappy (the destination's format keys).
+gzip_json="      compression: GZIP
+      append_newline: true"
+parquet_snappy="      format:
+        type: parquet
+        parquet:
+          compression: snappy
+          columns:
+            - {name: event_id, type: string, required: true}
+            - {name: ts, type: timestamp, unit: millis}
+            - {name: user_id, type: int64}
+            - {name: country, type: string}
+            - {name: amount, type: double}
+            - {name: tags, type: list, items: {type: string}}
+            - {name: device, type: struct, fields: [{name: os, type: string}, {name: version, type: string}]}
+            - {name: note, type: string}"
+s3_config() {
+  cat > "$1" <<YAML
+listen: 127.0.0.1:$port
+log: {level: warn}
+buffer: {max_bytes: 8GiB}
+memory_limit: 256MiB
+streams:
+  bench:
+    buffering: {size: 64, interval: 5}
+    retry: {duration: 60}
+    destination:
+      type: s3
+      bucket: bench
+      endpoint: http://127.0.0.1:$s3port
+      force_path_style: true
+      access_key_id: S3RVER
+      secret_access_key: S3RVER
+      prefix: $2/
+$3
+YAML
+}
+
+# start_s3rver: s3rver with bucket "bench" on $s3port, storing under $work.
+start_s3rver() {
+  node --openssl-legacy-provider deploy/testpeers/node_modules/s3rver/bin/s3rver.js -d "$work/s3" -a 127.0.0.1 -p $s3port --configure-bucket bench --silent &
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$s3port/" && break; sleep 0.1; done
+}

@@ -13,41 +13,12 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$wo
 (cd "$tree" && go build -o "$work/sluice" ./cmd/sluice)
 . deploy/bench/lib.sh
 s3port=4569
-node --openssl-legacy-provider deploy/testpeers/node_modules/s3rver/bin/s3rver.js -d "$work/s3" -a 127.0.0.1 -p $s3port --configure-bucket bench --silent &
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$s3port/" && break; sleep 0.1; done
-if [ "$fmt" = gzip ]; then dest="      compression: GZIP
-      append_newline: true"; else dest="      format:
-        type: parquet
-        parquet:
-          compression: snappy
-          columns:
-            - {name: event_id, type: string, required: true}
-            - {name: ts, type: timestamp, unit: millis}
-            - {name: user_id, type: int64}
-            - {name: country, type: string}
-            - {name: amount, type: double}
-            - {name: tags, type: list, items: {type: string}}
-            - {name: device, type: struct, fields: [{name: os, type: string}, {name: version, type: string}]}
-            - {name: note, type: string}"; fi
-cat > "$work/c.yaml" <<YAML
-listen: 127.0.0.1:$port
-log: {level: warn}
-buffer: {max_bytes: 8GiB}
-memory_limit: 256MiB
-streams:
-  bench:
-    buffering: {size: 64, interval: 5}
-    retry: {duration: 60}
-    destination:
-      type: s3
-      bucket: bench
-      endpoint: http://127.0.0.1:$s3port
-      force_path_style: true
-      access_key_id: S3RVER
-      secret_access_key: S3RVER
-      prefix: x/
-$dest
-YAML
+start_s3rver
+case "$fmt" in
+gzip) s3_config "$work/c.yaml" cpu "$gzip_json" ;;
+parquet) s3_config "$work/c.yaml" cpu "$parquet_snappy" ;;
+*) echo "s3cpu.sh: gzip or parquet" >&2; exit 2 ;;
+esac
 "$work/sluice" run -c "$work/c.yaml" --data-dir "$work/data" &
 pid=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
