@@ -40,19 +40,13 @@ func TestCrashKill9S3(t *testing.T) {
 	const bucket = "sluice-crash"
 	endpoint, _ := testpeers.StartS3rver(t, bucket)
 	c := s3Client(endpoint)
-	cfg := fmt.Sprintf(`streams:
+	cfg := `streams:
   crash:
     buffering: {size: 12, interval: 1}
     destination:
-      type: s3
-      bucket: %s
-      endpoint: %s
-      force_path_style: true
-      access_key_id: %s
-      secret_access_key: %s
-      append_newline: true
+` + s3rverDestination(bucket, endpoint) + `      append_newline: true
       part_size: 5242880
-`, bucket, endpoint, testpeers.S3rverAccessKey, testpeers.S3rverSecretKey)
+`
 	multipart := 0
 	crashUnderLoad(t, cfg, nil, 2048, func(string) map[string]int {
 		seen := map[string]int{}

@@ -108,11 +108,7 @@ func TestHTTPEndpointExample(t *testing.T) {
 func TestHTTPEndpointFailuresGoToTheErrorOutput(t *testing.T) {
 	r := startReceiver(t, receiver.Config{})
 	r.SetBehaviour(receiver.Behaviour{Answer: receiver.Fail, Status: 503, ErrorMessage: "endpoint is on fire"})
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := filepath.Join(dir, "sluice.yaml")
-	body := fmt.Sprintf(`listen: %s
-streams:
+	d, dir := startWith(t, fmt.Sprintf(`streams:
   failing:
     buffering: {size: 1, interval: 1}
     retry: {duration: 2}
@@ -122,11 +118,8 @@ streams:
     buffering: {size: 1, interval: 1}
     destination: {type: http_endpoint, url: %q}
     error_output: {type: file, path: backup, append_newline: true, mode: AllData}
-`, addr, r.URL(), r.URL())
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := startDaemon(t, cfg, dir, addr)
+`, r.URL(), r.URL()))
+	addr := d.addr
 	recs := [][]byte{[]byte(`{"n":1}`), []byte(`{"n":2}`), []byte(`{"n":3}`)}
 	if ok, err := putBatch(context.Background(), http.DefaultClient, addr, "failing", recs); err != nil || !allTrue(ok) {
 		t.Fatalf("put: %v %v", ok, err)
@@ -208,11 +201,7 @@ func TestReadyzFollowsDestinations(t *testing.T) {
 	r := startReceiver(t, receiver.Config{})
 	const bucket = "sluice-ready"
 	s3 := testpeers.NewS3rver(t, bucket)
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := filepath.Join(dir, "sluice.yaml")
-	body := fmt.Sprintf(`listen: %s
-streams:
+	d, _ := startWith(t, fmt.Sprintf(`streams:
   hook:
     buffering: {size: 1, interval: 1}
     retry: {duration: 600}
@@ -221,18 +210,8 @@ streams:
   lake:
     buffering: {size: 1, interval: 1}
     destination:
-      type: s3
-      bucket: %s
-      endpoint: %s
-      force_path_style: true
-      access_key_id: %s
-      secret_access_key: %s
-      append_newline: true
-`, addr, r.URL(), bucket, s3.Endpoint, testpeers.S3rverAccessKey, testpeers.S3rverSecretKey)
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := startDaemon(t, cfg, dir, addr)
+`, r.URL())+s3rverDestination(bucket, s3.Endpoint)+"      append_newline: true\n")
+	addr := d.addr
 	readyz := func() (int, string) {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {

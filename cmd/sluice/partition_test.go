@@ -47,13 +47,7 @@ func TestDynamicPartitioningS3(t *testing.T) {
 	const bucket = "sluice-parts"
 	endpoint, _ := testpeers.StartS3rver(t, bucket)
 	c := s3Client(endpoint)
-	testDynamicPartitioning(t, fmt.Sprintf(`
-      type: s3
-      bucket: %s
-      endpoint: %s
-      force_path_style: true
-      access_key_id: %s
-      secret_access_key: %s`, bucket, endpoint, testpeers.S3rverAccessKey, testpeers.S3rverSecretKey),
+	testDynamicPartitioning(t, "\n"+strings.TrimSuffix(s3rverDestination(bucket, endpoint), "\n"),
 		func(string) map[string][]byte {
 			objs, err := s3ObjectsErr(c, bucket, "")
 			if err != nil {

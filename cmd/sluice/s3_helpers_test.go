@@ -83,3 +83,15 @@ func splitLines(b []byte) []string {
 	}
 	return out
 }
+
+// s3rverDestination is the body of an s3 destination block (keys indented
+// for "    destination:") writing to bucket on the s3rver at endpoint.
+func s3rverDestination(bucket, endpoint string) string {
+	return fmt.Sprintf(`      type: s3
+      bucket: %s
+      endpoint: %s
+      force_path_style: true
+      access_key_id: %s
+      secret_access_key: %s
+`, bucket, endpoint, testpeers.S3rverAccessKey, testpeers.S3rverSecretKey)
+}
