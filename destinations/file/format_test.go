@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +19,6 @@ import (
 	"github.com/sluice-dev/sluice/destinations/destinationtest"
 	"github.com/sluice-dev/sluice/destinations/format/parquet"
 	"github.com/sluice-dev/sluice/destinations/object"
-	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // TestCodecs writes every codec but GZIP (see TestConformance) through the
@@ -97,27 +95,7 @@ func TestParquetReadByDuckDB(t *testing.T) {
 		}},
 		Options: parquet.Options{Compression: "zstd"},
 	}}}}, "pq")
-	b := pipeline.Batch{Stream: "pq", ID: pipeline.BatchID{First: 0, End: 500}}
-	for i, data := range []string{`{"id":1,"name":"a","ts":"2024-01-02T03:04:05Z"}`, `not json`, `{"id":2}`, `{"name":"no id"}`, `{"id":3,"name":"c","ts":1704164645000}`} {
-		b.Records = append(b.Records, pipeline.Record{ID: string(rune('a' + i)), Data: []byte(data), Arrived: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)})
-		b.Bytes += len(data)
-	}
-	err := d.Deliver(context.Background(), b)
-	var pe *pipeline.PartialError
-	if !errors.As(err, &pe) {
-		t.Fatalf("Deliver = %v, want a *pipeline.PartialError", err)
-	}
-	var idx []int
-	for _, f := range pe.Failed {
-		idx = append(idx, f.Index)
-		var ce *pipeline.CodedError
-		if !errors.As(f.Err, &ce) || ce.OutputType != "format-conversion-failed" || pipeline.IsRetryable(f.Err) {
-			t.Errorf("record %d: %v, want a permanent CodedError of output type format-conversion-failed", f.Index, f.Err)
-		}
-	}
-	if !slices.Equal(idx, []int{1, 3}) {
-		t.Fatalf("failed records %v, want [1 3]", idx)
-	}
+	destinationtest.DeliverRefused(t, d, "pq", []string{`{"id":1,"name":"a","ts":"2024-01-02T03:04:05Z"}`, `not json`, `{"id":2}`, `{"name":"no id"}`, `{"id":3,"name":"c","ts":1704164645000}`}, []int{1, 3})
 	objs := listFiles(t, root)
 	if len(objs) != 1 {
 		t.Fatalf("objects %v", objs)

@@ -94,27 +94,7 @@ func TestParquetPartialFailure(t *testing.T) {
 		{Name: "name", Type: parquet.TypeString},
 	}}}}
 	d := newTestDest(t, opts, "pq", hooks{})
-	b := pipeline.Batch{Stream: "pq", ID: pipeline.BatchID{First: 0, End: 500}}
-	for i, data := range []string{`{"id":1,"name":"a"}`, `not json`, `{"id":2}`, `{"name":"no id"}`, `{"id":3,"name":"c"}`} {
-		b.Records = append(b.Records, pipeline.Record{ID: string(rune('a' + i)), Data: []byte(data), Arrived: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)})
-		b.Bytes += len(data)
-	}
-	err := d.Deliver(context.Background(), b)
-	var pe *pipeline.PartialError
-	if !errors.As(err, &pe) {
-		t.Fatalf("Deliver = %v, want a *pipeline.PartialError", err)
-	}
-	var idx []int
-	for _, f := range pe.Failed {
-		idx = append(idx, f.Index)
-		var ce *pipeline.CodedError
-		if !errors.As(f.Err, &ce) || ce.OutputType != "format-conversion-failed" || pipeline.IsRetryable(f.Err) {
-			t.Errorf("record %d: %v, want a permanent CodedError of output type format-conversion-failed", f.Index, f.Err)
-		}
-	}
-	if !slices.Equal(idx, []int{1, 3}) {
-		t.Fatalf("failed records %v, want [1 3]", idx)
-	}
+	destinationtest.DeliverRefused(t, d, "pq", []string{`{"id":1,"name":"a"}`, `not json`, `{"id":2}`, `{"name":"no id"}`, `{"id":3,"name":"c"}`}, []int{1, 3})
 	keys := listKeys(t, srv.client(), "")
 	if len(keys) != 1 || !strings.HasSuffix(keys[0], ".parquet") {
 		t.Fatalf("keys %v, want one .parquet object", keys)
