@@ -125,14 +125,32 @@ func checkAcked(t *testing.T, got []pipeline.Record, acked ...[]pipeline.Record)
 	}
 }
 
+// mustAppend appends recs, which must be acknowledged.
+func mustAppend(t *testing.T, l *disk.Log, recs []pipeline.Record) {
+	t.Helper()
+	if err := l.Append(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// failingAppend injects faults, then appends recs, which must not be
+// acknowledged.
+func (e *faultEnv) failingAppend(t *testing.T, l *disk.Log, recs []pipeline.Record, faults ...vfs.Fault) {
+	t.Helper()
+	for _, f := range faults {
+		e.f.Inject(f)
+	}
+	if err := l.Append(context.Background(), recs); err == nil {
+		t.Fatalf("Append acknowledged despite %v", faults)
+	}
+}
+
 func TestFailedFsyncIsNeverAcknowledged(t *testing.T) {
 	ctx := context.Background()
 	e := newFaultEnv(t, time.Hour)
 	l := e.open()
 	a := records("a", 3)
-	if err := l.Append(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	mustAppend(t, l, a)
 	e.f.Inject(vfs.Fault{Op: vfs.OpSync, Name: "*.seg"})
 	b := records("b", 2)
 	if err := l.Append(ctx, b); err == nil {
@@ -171,13 +189,8 @@ func TestRecoversFromFailedFsyncInANewSegment(t *testing.T) {
 	e := newFaultEnv(t, time.Nanosecond) // the next append may retry at once
 	l := e.open()
 	a := records("a", 3)
-	if err := l.Append(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	e.f.Inject(vfs.Fault{Op: vfs.OpSync, Name: "*.seg"})
-	if err := l.Append(ctx, records("b", 2)); err == nil {
-		t.Fatal("Append whose fsync failed was acknowledged")
-	}
+	mustAppend(t, l, a)
+	e.failingAppend(t, l, records("b", 2), vfs.Fault{Op: vfs.OpSync, Name: "*.seg"})
 	// The next append makes the writer reopen: new segment, accepted.
 	c := records("c", 2)
 	if err := l.Append(ctx, c); err != nil {
@@ -193,9 +206,7 @@ func TestRecoversFromFailedFsyncInANewSegment(t *testing.T) {
 		t.Fatalf("sluice_buffer_reopens_total %v", v)
 	}
 	d := records("d", 4)
-	if err := l.Append(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	mustAppend(t, l, d)
 	if late := e.f.WritesAfterFailedSync(); len(late) != 0 {
 		t.Fatalf("acknowledged appends were written into the file whose fsync failed: %v", late)
 	}
@@ -233,9 +244,7 @@ func TestRecoversFromFailedFsyncInTheBackground(t *testing.T) {
 	}
 	waitHealthy(t, l)
 	c := records("c", 2)
-	if err := l.Append(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	mustAppend(t, l, c)
 	if late := e.f.WritesAfterFailedSync(); len(late) != 0 {
 		t.Fatalf("writes into the file whose fsync failed: %v", late)
 	}
@@ -249,14 +258,9 @@ func TestFailedRecoveryIsRetried(t *testing.T) {
 	e := newFaultEnv(t, time.Nanosecond)
 	l := e.open()
 	a := records("a", 1)
-	if err := l.Append(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	e.f.Inject(vfs.Fault{Op: vfs.OpSync, Name: "*.seg"})
-	e.f.Inject(vfs.Fault{Op: vfs.OpCreate, Name: "*.seg", Times: -1}) // recovering fails
-	if err := l.Append(ctx, records("b", 1)); err == nil {
-		t.Fatal("Append whose fsync failed was acknowledged")
-	}
+	mustAppend(t, l, a)
+	e.failingAppend(t, l, records("b", 1), vfs.Fault{Op: vfs.OpSync, Name: "*.seg"},
+		vfs.Fault{Op: vfs.OpCreate, Name: "*.seg", Times: -1}) // recovering fails
 	// Appends fail while recovery attempts (theirs or the writer's own)
 	// fail: the sync and at least two segment creations.
 	for i := 0; e.f.Injected() < 3; i++ {
@@ -289,25 +293,17 @@ func TestFailedRecoveryIsRetried(t *testing.T) {
 }
 
 func TestFailedWriteIsCutOff(t *testing.T) {
-	ctx := context.Background()
 	e := newFaultEnv(t, time.Hour)
 	l := e.open()
 	a := records("a", 2)
-	if err := l.Append(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	e.f.Inject(vfs.Fault{Op: vfs.OpWrite, Name: "*.seg"})
-	if err := l.Append(ctx, records("b", 4)); err == nil {
-		t.Fatal("Append whose write failed was acknowledged")
-	}
+	mustAppend(t, l, a)
+	e.failingAppend(t, l, records("b", 4), vfs.Fault{Op: vfs.OpWrite, Name: "*.seg"})
 	// A failed write is cut off and not sticky.
 	if err := l.Healthy(); err != nil {
 		t.Fatalf("Healthy after a failed write: %v", err)
 	}
 	c := records("c", 2)
-	if err := l.Append(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	mustAppend(t, l, c)
 	got := readAllRecs(t, l)
 	if len(got) != 4 || string(got[2].Data) != "c-0" {
 		t.Fatalf("read %d records: the partial write was not cut off", len(got))
@@ -469,13 +465,10 @@ func labelledCounter(t *testing.T, reg *prometheus.Registry, name, label, value 
 }
 
 func TestOpenMakesItsDirectoriesDurable(t *testing.T) {
-	ctx := context.Background()
 	e := newFaultEnv(t, time.Hour)
 	l := e.open()
 	a := records("a", 2)
-	if err := l.Append(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	mustAppend(t, l, a)
 	l = e.crash(l)
 	checkAcked(t, readAllRecs(t, l), a)
 	l.Close()
