@@ -137,9 +137,3 @@ func (e *OptionError) OptionKey() string { return e.Key }
 func OptionErrorf(key, format string, args ...any) error {
 	return &OptionError{Key: key, Err: fmt.Errorf(format, args...)}
 }
-
-// Options is implemented by components' option structs: Validate reports
-// every problem at once, each as an *OptionError where it belongs to a key.
-type Options interface {
-	Validate() error
-}
