@@ -28,7 +28,7 @@ var allowed = []struct {
 	{"pipeline/runner", []string{"pipeline", "buffer"}},
 	{"pipeline/assemble", []string{"pipeline/...", "config", "buffer/...", "ingest/...", "transform/...", "destinations/...", "buffer"}},
 	{"cmd/...", []string{"config", "pipeline", "pipeline/assemble", "destinations/format/parquet", "transform/wasm"}},
-	{"deploy/...", []string{"deploy/testpeers/receiver"}},
+	{"deploy/...", []string{"deploy/testpeers/receiver", "deploy/testpeers/pgproxy", "deploy/testpeers/redshift"}},
 	{"examples/...", []string{"transform/wasm/guest"}},
 }
 

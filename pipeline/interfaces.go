@@ -45,6 +45,16 @@ type Destination interface {
 	Close(ctx context.Context) error
 }
 
+// Abandoner is implemented by destinations that keep something of their
+// own for a batch they could not deliver (Redshift writes the batch's COPY
+// manifest under errors/ for a manual backfill, as Firehose does). The
+// runner calls Abandon with the records it gives up on (out of retries, or
+// failed permanently) before it dead-letters them; an error is logged and
+// counted, and the records are dead-lettered all the same.
+type Abandoner interface {
+	Abandon(ctx context.Context, b Batch, cause error) error
+}
+
 // Limits bound what one Deliver call receives. Zero means no limit.
 type Limits struct {
 	// MaxRecords is the most records per call (e.g. 10000 for an HTTP

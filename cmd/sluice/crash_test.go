@@ -80,6 +80,11 @@ func TestCrashKill9S3(t *testing.T) {
 // delivered line and its count) that every acknowledged record arrived
 // exactly once. recPad pads records to about that many bytes.
 func crashUnderLoad(t *testing.T, cfgBody string, env []string, recPad int, collect func(dir string) map[string]int) {
+	crashUnderLoadKills(t, cfgBody, env, recPad, 5, collect)
+}
+
+// crashUnderLoadKills is crashUnderLoad with the number of kills.
+func crashUnderLoadKills(t *testing.T, cfgBody string, env []string, recPad, kills int, collect func(dir string) map[string]int) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	cfg := filepath.Join(dir, "sluice.yaml")
@@ -137,7 +142,6 @@ func crashUnderLoad(t *testing.T, cfgBody string, env []string, recPad int, coll
 		}()
 	}
 
-	const kills = 5
 	d := startDaemonEnv(t, cfg, dir, addr, env)
 	for k := range kills {
 		time.Sleep(time.Duration(300+rng.IntN(1500)) * time.Millisecond)

@@ -8,12 +8,12 @@ import (
 	"maps"
 	"net"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluice-dev/sluice/destinations/internal/secret"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -38,41 +38,9 @@ const (
 	EncodingGzip = "GZIP"
 )
 
-// Secret is a string that does not print: fmt, slog, encoding/json and
-// encoding/text show "[redacted]" (or "" when it is empty). Use string(s)
-// where the value itself is needed.
-type Secret string
-
-const redacted = "[redacted]"
-
-func (s Secret) shown() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// String returns "[redacted]", or "" for an empty secret.
-func (s Secret) String() string { return s.shown() }
-
-// GoString is String quoted.
-func (s Secret) GoString() string { return fmt.Sprintf("%q", s.shown()) }
-
-// Format prints String whatever the verb, so that no verb (%d, %x...)
-// shows the value.
-func (s Secret) Format(f fmt.State, verb rune) {
-	if verb == 'q' || (verb == 'v' && f.Flag('#')) {
-		fmt.Fprintf(f, "%q", s.shown())
-		return
-	}
-	fmt.Fprint(f, s.shown())
-}
-
-// LogValue is String.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(s.shown()) }
-
-// MarshalText is String.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.shown()), nil }
+// Secret is a string that does not print (see package
+// destinations/internal/secret).
+type Secret = secret.Secret
 
 // Options configure an HTTP endpoint destination (Firehose's
 // HttpEndpointDestinationConfiguration). The YAML keys are the block's keys
@@ -271,18 +239,14 @@ func checkAccessKey(k string) error {
 // readAccessKey reads an access key file. Errors name the file, never its
 // content.
 func readAccessKey(path string) (Secret, error) {
-	b, err := os.ReadFile(path)
+	k, err := secret.ReadFile("access_key_file", path)
 	if err != nil {
-		return "", fmt.Errorf("access_key_file: %w", err)
+		return "", err
 	}
-	k := strings.TrimSpace(string(b))
-	if k == "" {
-		return "", fmt.Errorf("access_key_file %s: empty", path)
-	}
-	if err := checkAccessKey(k); err != nil {
+	if err := checkAccessKey(string(k)); err != nil {
 		return "", fmt.Errorf("access_key_file %s: %w", path, err)
 	}
-	return Secret(k), nil
+	return k, nil
 }
 
 // Format prints the configuration without the access key.

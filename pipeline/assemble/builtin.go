@@ -10,6 +10,7 @@ import (
 	"github.com/sluice-dev/sluice/buffer/disk"
 	"github.com/sluice-dev/sluice/destinations/file"
 	"github.com/sluice-dev/sluice/destinations/httpendpoint"
+	"github.com/sluice-dev/sluice/destinations/postgres"
 	"github.com/sluice-dev/sluice/destinations/s3"
 	"github.com/sluice-dev/sluice/ingest/firehoseapi"
 	"github.com/sluice-dev/sluice/pipeline/runner"
@@ -32,6 +33,10 @@ import (
 const (
 	defaultInFlightObject = 4
 	defaultInFlightHTTP   = 4
+	// A Postgres load is a transaction of its own with its ledger row:
+	// loads of one stream run concurrently (an upsert stream is limited
+	// to one by its destination).
+	defaultInFlightPostgres = 4
 )
 
 // destinationKinds are the destination types; those marked as error
@@ -41,6 +46,7 @@ func destinationKinds() map[string]destinationKind {
 		"file":          destination(file.DefaultOptions, file.Compile, file.New, defaultInFlightObject, true),
 		"s3":            destination(s3.DefaultOptions, s3.Compile, s3.New, defaultInFlightObject, true),
 		"http_endpoint": withBackoffMax(destination(httpendpoint.DefaultOptions, httpendpoint.Compile, httpendpoint.New, defaultInFlightHTTP, false), httpBackoffMax),
+		"postgres":      destination(postgres.DefaultOptions, postgres.Compile, postgres.New, defaultInFlightPostgres, false),
 	}
 }
 

@@ -98,6 +98,16 @@ func checkPlan(cfg *config.Config) (*plan, error) {
 		if sp.maxInFlight == 0 && known {
 			sp.maxInFlight = defaultInFlight(k.maxInFlight, s.Buffering.Bytes())
 		}
+		if l, ok := sp.destV.(inFlightLimiter); ok {
+			if n, key, why := l.MaxInFlight(); n > 0 {
+				switch {
+				case s.MaxInFlight > n:
+					errs = append(errs, s.Destination.KeyErrorf(key, "%s: the stream's max_in_flight must be at most %d, not %d", why, n, s.MaxInFlight))
+				case sp.maxInFlight > n:
+					sp.maxInFlight = n
+				}
+			}
+		}
 		p.streams = append(p.streams, sp)
 	}
 	errs = append(errs, checkBuffers(cfg)...)
@@ -180,6 +190,13 @@ func splitMode(c config.Component) (string, config.Component, config.Errors) {
 	}
 	c.Node = &rest
 	return mode, c, nil
+}
+
+// inFlightLimiter is implemented by checked destination options that
+// bound the batches in flight: n (0 for no bound), the option that sets the
+// bound, and why (an upsert must commit a stream's batches in order).
+type inFlightLimiter interface {
+	MaxInFlight() (n int, key, why string)
 }
 
 // partitionKeyer is implemented by checked destination options whose

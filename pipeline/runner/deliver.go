@@ -247,6 +247,7 @@ func (r *Runner) deliver(ctx context.Context, b pipeline.Batch, start time.Time)
 			}
 		default:
 			r.logError("deliver-final", "delivery failed permanently; dead-lettering", err, "batch", sub.ID.String(), "records", len(pending), "attempts", attempt)
+			r.abandon(ctx, sub, err)
 			for i := range pending {
 				dls = append(dls, deadLetter(pending[i], attempt, err, pipeline.CodeDeliveryFailed, pipeline.OutputDeliveryFailed))
 			}
@@ -259,6 +260,11 @@ func (r *Runner) deliver(ctx context.Context, b pipeline.Batch, start time.Time)
 		if !r.withinBudget(start, delay) {
 			r.logError("deliver-final", "delivery retries exhausted; dead-lettering", err, "batch", sub.ID.String(),
 				"records", len(retry), "attempts", attempt, "retry_duration", r.opts.RetryDuration)
+			given := sub
+			if partial != nil {
+				given.Records, given.Bytes = retry, payloadBytes(retry)
+			}
+			r.abandon(ctx, given, err)
 			for i := range retry {
 				dls = append(dls, deadLetter(retry[i], attempt, retryErrs[i], pipeline.CodeDeliveryFailed, pipeline.OutputDeliveryFailed))
 			}
@@ -273,6 +279,19 @@ func (r *Runner) deliver(ctx context.Context, b pipeline.Batch, start time.Time)
 			pending = retry
 			round++
 		}
+	}
+}
+
+// abandon tells a destination that keeps something of its own for
+// undelivered batches (pipeline.Abandoner) that b is given up on.
+func (r *Runner) abandon(ctx context.Context, b pipeline.Batch, cause error) {
+	a, ok := r.opts.Destination.(pipeline.Abandoner)
+	if !ok {
+		return
+	}
+	if err := a.Abandon(ctx, b, cause); err != nil {
+		r.logError("abandon", "recording the abandoned batch at the destination failed; its records are dead-lettered all the same",
+			err, "batch", b.ID.String(), "records", len(b.Records))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -656,4 +657,88 @@ func TestBackoff(t *testing.T) {
 	if d := r.backoff(0, 90*time.Second); d != 90*time.Second {
 		t.Errorf("backoff with Retry-After 90s = %v", d)
 	}
+}
+
+// abandoning is a scripted destination that records what it is told it
+// was given up on (pipeline.Abandoner).
+type abandoning struct {
+	*scripted
+	mu        sync.Mutex
+	abandoned []string
+	causes    []error
+}
+
+func (a *abandoning) Abandon(_ context.Context, b pipeline.Batch, cause error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range b.Records {
+		a.abandoned = append(a.abandoned, string(r.Data))
+	}
+	a.causes = append(a.causes, cause)
+	return errors.New("abandon failed too") // logged; dead letters go on
+}
+
+func TestAbandonerHearsOfGivenUpRecords(t *testing.T) {
+	e := newEnv(t)
+	// Record 0 fails permanently; record 1 retryably until the budget is
+	// spent; record 2 is delivered.
+	step := func(ctx context.Context, b pipeline.Batch) error {
+		var failed []pipeline.RecordError
+		for i, r := range b.Records {
+			switch string(r.Data) {
+			case "permanent":
+				failed = append(failed, pipeline.RecordError{Index: i, Err: &codedError{"Test.Rejected"}})
+			case "retryable":
+				failed = append(failed, pipeline.RecordError{Index: i, Err: pipeline.Retryable(errTest)})
+			}
+		}
+		return &pipeline.PartialError{Failed: failed}
+	}
+	d := &abandoning{scripted: &scripted{next: e.file}}
+	for range 20 {
+		d.steps = append(d.steps, step)
+	}
+	o := e.opts()
+	o.Destination = d
+	o.Interval = 0
+	o.RetryDuration = 0 // no retries: the retryable record is given up at once
+	e.start(o)
+	e.append([]byte("permanent"), []byte("retryable"), []byte("ok"))
+	eventually(t, 5*time.Second, "commit", e.committedAll)
+	d.mu.Lock()
+	got := slices.Clone(d.abandoned)
+	d.mu.Unlock()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"retryable"}) {
+		t.Errorf("abandoned %q, want the record out of retries (a permanent record failure is not a batch given up)", got)
+	}
+	if dls := e.deadLetters(pipeline.OutputDeliveryFailed); len(dls) != 2 {
+		t.Errorf("%d dead letters, want 2 (the failing Abandon does not stop them)", len(dls))
+	}
+}
+
+func TestAbandonerHearsOfPermanentBatchFailure(t *testing.T) {
+	e := newEnv(t)
+	d := &abandoning{scripted: &scripted{next: e.file, steps: []func(context.Context, pipeline.Batch) error{
+		func(context.Context, pipeline.Batch) error { return &codedError{"Test.Broken"} },
+	}}}
+	o := e.opts()
+	o.Destination = d
+	o.Interval = 0
+	e.start(o)
+	e.append([]byte("a"), []byte("b"))
+	eventually(t, 5*time.Second, "commit", e.committedAll)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !slices.Equal(d.abandoned, []string{"a", "b"}) || len(d.causes) != 1 || errorCode(d.causes[0]) != "Test.Broken" {
+		t.Errorf("abandoned %q with causes %v, want a and b with the Test.Broken failure", d.abandoned, d.causes)
+	}
+}
+
+func errorCode(err error) string {
+	var c pipeline.Coder
+	if errors.As(err, &c) {
+		return c.ErrorCode()
+	}
+	return ""
 }
