@@ -171,6 +171,10 @@ func (b Buffering) Age() time.Duration { return time.Duration(b.Interval) * time
 // dead-lettered.
 type Retry struct {
 	Duration int `yaml:"duration"` // seconds, 0..86400
+	// Written reports whether the file sets duration; without it the
+	// destination's default applies where it has one (Redshift: 3600 s,
+	// HTTP endpoint: 300 s, as Firehose), else DefaultRetry.
+	Written bool `yaml:"-"`
 }
 
 // Budget returns the retry duration as a duration.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,8 +43,10 @@ type loadResult struct {
 	entry   pgload.Entry
 }
 
-// load runs one batch's transaction.
-func (d *Destination) load(ctx context.Context, key, target string, rows []row) (loadResult, error) {
+// load runs one batch's transaction. refused are the records refused
+// before the load (not mappable): the ledger keeps them with the rows the
+// server refuses.
+func (d *Destination) load(ctx context.Context, key, target string, rows []row, refused []pgload.Rejection) (loadResult, error) {
 	tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return loadResult{}, fmt.Errorf("beginning the transaction: %w", err)
@@ -73,7 +76,9 @@ func (d *Destination) load(ctx context.Context, key, target string, rows []row) 
 	if err != nil {
 		return loadResult{}, err
 	}
-	entry := pgload.Entry{Rows: n, Rejected: rejected}
+	all := append(slices.Clone(refused), rejected...)
+	slices.SortFunc(all, func(a, b pgload.Rejection) int { return a.Index - b.Index })
+	entry := pgload.Entry{Rows: n, Rejected: all}
 	if err := d.ledger.Finish(ctx, tx, d.stream, target, key, entry); err != nil {
 		return loadResult{}, err
 	}
@@ -256,4 +261,3 @@ func (s *rowSource) Values() ([]any, error) {
 }
 
 func (s *rowSource) Err() error { return nil }
-

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -322,7 +324,7 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 // been sent (until CopyFrom returns).
 func (m *Mapping) Row(data []byte, dst []any) ([]any, error) {
 	rec := trimWS(data)
-	if !json.Valid(rec) {
+	if !validJSON(rec) {
 		return dst, invalidJSON(rec)
 	}
 	if m.whole {
@@ -708,14 +710,113 @@ func uuidValue(raw []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	bad := fmt.Errorf("%s is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", snippet(raw))
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return nil, bad
-	}
-	h := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:]
 	u := pgtype.UUID{Valid: true}
-	if _, err := hex.Decode(u.Bytes[:], []byte(h)); err != nil {
-		return nil, bad
+	if len(s) == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-' {
+		var h [32]byte
+		copy(h[:], s[0:8])
+		copy(h[8:], s[9:13])
+		copy(h[12:], s[14:18])
+		copy(h[16:], s[19:23])
+		copy(h[20:], s[24:])
+		if _, err := hex.Decode(u.Bytes[:], h[:]); err == nil {
+			return u, nil
+		}
 	}
-	return u, nil
+	return nil, fmt.Errorf("%s is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", snippet(raw))
+}
+
+// PostgreSQL's numeric limits: digits before and after the decimal point.
+const (
+	numericMaxWeightDigits = 131072
+	numericMaxScale        = 16383
+)
+
+// Special values of numeric and the float types, from strings.
+const (
+	notSpecial = iota
+	specialNaN
+	specialInf
+	specialNegInf
+)
+
+// special recognises "NaN", "Infinity", "-Infinity" ("inf", "+inf", any
+// case).
+func special(raw []byte) int {
+	if raw[0] != '"' || len(raw) > 12 {
+		return notSpecial
+	}
+	switch strings.ToLower(string(raw[1 : len(raw)-1])) {
+	case "nan":
+		return specialNaN
+	case "infinity", "+infinity", "inf", "+inf":
+		return specialInf
+	case "-infinity", "-inf":
+		return specialNegInf
+	}
+	return notSpecial
+}
+
+// numericValue decodes a numeric exactly, keeping its scale.
+func numericValue(raw []byte) (pgtype.Numeric, error) {
+	switch special(raw) {
+	case specialNaN:
+		return pgtype.Numeric{NaN: true, Valid: true}, nil
+	case specialInf:
+		return pgtype.Numeric{InfinityModifier: pgtype.Infinity, Valid: true}, nil
+	case specialNegInf:
+		return pgtype.Numeric{InfinityModifier: pgtype.NegativeInfinity, Valid: true}, nil
+	}
+	var buf [64]byte
+	d, _, err := numberDecimal(raw, buf[:0])
+	switch {
+	case err != nil:
+		return pgtype.Numeric{}, err
+	case -d.exp > numericMaxScale:
+		return pgtype.Numeric{}, fmt.Errorf("%s is out of range for type numeric (more than %d digits after the decimal point)", snippet(raw), numericMaxScale)
+	case len(d.digits) == 0:
+		return pgtype.Numeric{Int: new(big.Int), Exp: int32(min(d.exp, 0)), Valid: true}, nil
+	case int64(len(d.digits))+d.exp > numericMaxWeightDigits:
+		return pgtype.Numeric{}, fmt.Errorf("%s is out of range for type numeric (more than %d digits before the decimal point)", snippet(raw), numericMaxWeightDigits)
+	}
+	n := new(big.Int)
+	if len(d.digits) <= 18 {
+		var u int64
+		for _, c := range d.digits {
+			u = u*10 + int64(c-'0')
+		}
+		n.SetInt64(u)
+	} else if _, ok := n.SetString(string(d.digits), 10); !ok {
+		return pgtype.Numeric{}, fmt.Errorf("want a number, got %s", snippet(raw))
+	}
+	if d.neg {
+		n.Neg(n)
+	}
+	return pgtype.Numeric{Int: n, Exp: int32(d.exp), Valid: true}, nil
+}
+
+// floatValue decodes a real (bits 32) or double precision (64), correctly
+// rounded.
+func floatValue(raw []byte, bits int) (float64, error) {
+	switch special(raw) {
+	case specialNaN:
+		return math.NaN(), nil
+	case specialInf:
+		return math.Inf(1), nil
+	case specialNegInf:
+		return math.Inf(-1), nil
+	}
+	var buf [32]byte
+	d, num, err := numberDecimal(raw, buf[:0])
+	if err != nil {
+		return 0, err
+	}
+	f, err := strconv.ParseFloat(string(num), bits)
+	if err != nil || (f == 0 && len(d.digits) > 0) {
+		name := "double precision"
+		if bits == 32 {
+			name = "real"
+		}
+		return 0, fmt.Errorf("%s is out of range for type %s", snippet(raw), name)
+	}
+	return f, nil
 }

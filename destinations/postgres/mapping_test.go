@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -626,7 +627,8 @@ func TestRoundTripPostgres(t *testing.T) {
 		for r := range got {
 			g, w := got[r][c], want[name][r]
 			if jsonbCols[name] && g != null && w != null {
-				if !sameJSON(t, g, w) {
+				var eq bool // jsonb equality: key order, white space and number notation aside
+				if err := conn.QueryRow(ctx, "SELECT $1::jsonb = $2::jsonb", g, w).Scan(&eq); err != nil || !eq {
 					t.Errorf("row %d column %s: %s, want (as JSON) %s", r, name, g, w)
 				}
 			} else if g != w {
@@ -636,52 +638,40 @@ func TestRoundTripPostgres(t *testing.T) {
 	}
 }
 
-// sameJSON compares JSON texts as jsonb does: key order and white space
-// aside, numbers by value (jsonb keeps 1e-20 as 0.00000000000000000001).
-func sameJSON(t *testing.T, a, b string) bool {
-	dec := func(s string) any {
-		d := json.NewDecoder(strings.NewReader(s))
-		d.UseNumber()
-		var v any
-		if err := d.Decode(&v); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-		return v
+// TestRoundTripLimits loads the extremes Row accepts for numeric and
+// timestamptz: the server must take them all, unchanged.
+func TestRoundTripLimits(t *testing.T) {
+	ctx := context.Background()
+	conn, schema := pgConn(t)
+	m := mustMapping(t, Column{Name: "k", Type: "int"}, Column{Name: "n", Type: "numeric"}, Column{Name: "t", Type: "timestamptz", Format: "epoch_s"})
+	createTable(t, conn, schema, "lim", m)
+	maxT := time.UnixMicro(math.MaxInt64).UTC()
+	cases := []struct{ rec, n, t string }{
+		{`{"k": 1, "n": 1e-16383, "t": -210866803200}`, "0." + strings.Repeat("0", 16382) + "1", "4714-11-24 00:00:00+00 BC"},
+		{`{"k": 2, "n": -9.5e131071, "t": 9223372036854.775807}`, "-95" + strings.Repeat("0", 131070), maxT.Format("2006-01-02 15:04:05.999999") + "+00"},
+		{`{"k": 3, "n": "123456789012345678901234567890.000000000000000000000000000001", "t": -0.000001}`,
+			"123456789012345678901234567890.000000000000000000000000000001", "1969-12-31 23:59:59.999999+00"},
 	}
-	var eq func(x, y any) bool
-	eq = func(x, y any) bool {
-		switch x := x.(type) {
-		case json.Number:
-			y, ok := y.(json.Number)
-			rx, okx := new(big.Rat).SetString(string(x))
-			ry, oky := new(big.Rat).SetString(string(y))
-			return ok && okx && oky && rx.Cmp(ry) == 0
-		case []any:
-			y, ok := y.([]any)
-			if !ok || len(x) != len(y) {
-				return false
-			}
-			for i := range x {
-				if !eq(x[i], y[i]) {
-					return false
-				}
-			}
-			return true
-		case map[string]any:
-			y, ok := y.(map[string]any)
-			if !ok || len(x) != len(y) {
-				return false
-			}
-			for k, v := range x {
-				if w, ok := y[k]; !ok || !eq(v, w) {
-					return false
-				}
-			}
-			return true
+	var rows [][]any
+	for _, c := range cases {
+		row, err := m.Row([]byte(c.rec), nil)
+		if err != nil {
+			t.Fatalf("Row(%s): %v", c.rec, err)
 		}
-		return x == y
+		rows = append(rows, row)
 	}
-	return eq(dec(a), dec(b))
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{schema, "lim"}, m.Names(), pgx.CopyFromRows(rows)); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		var n, ts string
+		if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT n::text, t::text FROM %s.lim WHERE k = $1", quoteIdent(schema)), i+1).Scan(&n, &ts); err != nil {
+			t.Fatal(err)
+		}
+		if n != c.n || ts != c.t {
+			t.Errorf("%s read back n %.40s... (%d bytes), t %q; want %.40s... (%d bytes), %q", c.rec, n, len(n), ts, c.n, len(c.n), c.t)
+		}
+	}
 }
 
 // TestRoundTripServerRejects documents what the server refuses that Row
@@ -760,4 +750,92 @@ func BenchmarkRow(b *testing.B) {
 			}
 		}
 	})
+}
+
+// FuzzRecord checks validJSON against json.Valid, and the values Row finds
+// (as jsonb) and converts (as bigint) against encoding/json's decoding.
+func FuzzRecord(f *testing.F) {
+	for _, s := range []string{`{"a": {"b": [1, {"b": 2}]}, "a.b": "x"}`, `[[1, 2], {"b": null}]`, `{"a": [null, {"b": "\u00e9\"]"}]}`,
+		`{"a": 1, "a": {"b": 2e3}}`, `null`, `{"a": -0.5E-7}`, `"x\\"`, `[1, 2,]`, `{"a" 1}`, `01`, `{"b": {"c": {"d": []}}}`, " 1 ", `{"`, `{"a":`, `[`, `-`, `"\u12"`, `[1 2]`} {
+		f.Add([]byte(s))
+	}
+	paths := []string{".", "a", "a.b", "a[0]", "a[1].b", `["a.b"]`, "[0]", "[1][0]", "[1].b", "b.c.d"}
+	var all []Column
+	for i, p := range paths {
+		all = append(all, Column{Name: fmt.Sprint(i), Path: p})
+	}
+	multi, bigint := mustMapping(f, all...), mustMapping(f, Column{Name: "a", Type: "bigint"})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if validJSON(data) != json.Valid(data) {
+			t.Fatalf("validJSON(%q) = %v", data, !json.Valid(data))
+		}
+		if !json.Valid(data) || !utf8.Valid(data) {
+			return
+		}
+		doc := decodeJSON(t, data)
+		wantMulti, multiBad := []any{}, false
+		for _, p := range paths {
+			segs, _ := parsePath(p)
+			want, found, bad := doc, true, false
+			for k, s := range segs {
+				if want == nil {
+					found, bad = false, k == 0
+					break
+				}
+				if m, ok := want.(map[string]any); ok && s.index < 0 {
+					want, found = m[s.key]
+				} else if a, ok := want.([]any); ok && s.index >= 0 {
+					found = s.index < len(a)
+					if want = nil; found {
+						want = a[s.index]
+					}
+				} else {
+					found, bad = false, true
+				}
+				if !found {
+					break
+				}
+			}
+			multiBad = multiBad || bad
+			got, err := mustMapping(t, Column{Name: "v", Path: p}).Row(data, nil)
+			switch {
+			case bad != (err != nil):
+				t.Fatalf("path %s of %s: %v, %v; want mismatch %v", p, data, got, err, bad)
+			case bad:
+			case !found || want == nil:
+				wantMulti = append(wantMulti, nil)
+				if got[0] != nil {
+					t.Fatalf("path %s of %s: %s, want NULL", p, data, got[0])
+				}
+			default:
+				wantMulti = append(wantMulti, got[0])
+				if !reflect.DeepEqual(decodeJSON(t, got[0].([]byte)), want) {
+					t.Fatalf("path %s of %s: %s, want %v", p, data, got[0], want)
+				}
+			}
+		}
+		if got, err := multi.Row(data, nil); multiBad != (err != nil) || !multiBad && !reflect.DeepEqual(got, wantMulti) {
+			t.Fatalf("all paths of %s: %#v, %v; want %#v", data, got, err, wantMulti)
+		}
+		if m, ok := doc.(map[string]any); ok {
+			if n, ok := m["a"].(json.Number); ok && len(n) < 40 && !strings.ContainsAny(string(n), "eE") {
+				r, _ := new(big.Rat).SetString(string(n))
+				want := r.IsInt() && r.Num().IsInt64()
+				got, err := bigint.Row(data, nil)
+				if want != (err == nil) || want && got[0] != r.Num().Int64() {
+					t.Fatalf("bigint of %s: %v, %v", n, got, err)
+				}
+			}
+		}
+	})
+}
+
+func decodeJSON(t *testing.T, data []byte) any {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("%s: %v", data, err)
+	}
+	return v
 }

@@ -121,7 +121,7 @@ func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
 	rows, rejected := d.rows(b.Records)
 	key := pgload.BatchKey(b.ID, b.Records[0].ID)
 	target := d.cfg.table.Sanitize()
-	res, err := d.load(ctx, key, target, rows)
+	res, err := d.load(ctx, key, target, rows, rejected)
 	if err != nil {
 		return d.failed(ctx, b, err)
 	}
@@ -132,7 +132,7 @@ func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
 			slog.String("batch", key), slog.Int64("rows", res.entry.Rows))
 		return partial(res.entry.Rejected)
 	}
-	all := append(rejected, res.entry.Rejected...)
+	all := res.entry.Rejected
 	for _, r := range all {
 		class := "mapping"
 		if r.SQLState != "" {

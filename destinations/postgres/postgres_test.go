@@ -206,7 +206,7 @@ func TestBadRowsIsolated(t *testing.T) {
 			t.Errorf("record %d: %q, want SQLSTATE %s", i, got[i], state)
 		}
 	}
-	ids := e.strings("SELECT id::text FROM " + e.schema + ".orders ORDER BY id")
+	ids := e.strings("SELECT id::text AS s FROM " + e.schema + ".orders ORDER BY id")
 	if len(ids) != 997 {
 		t.Fatalf("%d rows, want 997", len(ids))
 	}

@@ -207,7 +207,7 @@ func (d *Daemon) buildStream(ctx context.Context, sp *streamPlan, deps pipeline.
 		MaxInFlight:     sp.maxInFlight,
 		SizeBytes:       int(sc.Buffering.Bytes()),
 		Interval:        sc.Buffering.Age(),
-		RetryDuration:   sc.Retry.Budget(),
+		RetryDuration:   time.Duration(sp.retry) * time.Second,
 		BackoffMax:      sp.dest.backoffMax,
 		Logger:          d.log, // the runner adds stream and destination
 		Metrics:         m.runner,
@@ -229,7 +229,7 @@ func (d *Daemon) buildStream(ctx context.Context, sp *streamPlan, deps pipeline.
 		RoleARN:                  "arn:aws:iam::" + d.cfg.AccountID + ":role/sluice",
 		BufferingSizeMiB:         sc.Buffering.Size,
 		BufferingIntervalSeconds: sc.Buffering.Interval,
-		RetryDurationSeconds:     sc.Retry.Duration,
+		RetryDurationSeconds:     sp.retry,
 	}
 	if sp.out != nil {
 		in.BackupMode = sp.mode

@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-dev/sluice/destinations/file"
 	"github.com/sluice-dev/sluice/destinations/httpendpoint"
 	"github.com/sluice-dev/sluice/destinations/postgres"
+	"github.com/sluice-dev/sluice/destinations/redshift"
 	"github.com/sluice-dev/sluice/destinations/s3"
 	"github.com/sluice-dev/sluice/ingest/firehoseapi"
 	"github.com/sluice-dev/sluice/pipeline/runner"
@@ -37,6 +38,10 @@ const (
 	// loads of one stream run concurrently (an upsert stream is limited
 	// to one by its destination).
 	defaultInFlightPostgres = 4
+	// Redshift serialises COPYs into a table (and the load ledger's lock
+	// does too): a second batch in flight stages its objects in S3 while
+	// the first one's COPY runs.
+	defaultInFlightRedshift = 2
 )
 
 // destinationKinds are the destination types; those marked as error
@@ -45,14 +50,28 @@ func destinationKinds() map[string]destinationKind {
 	return map[string]destinationKind{
 		"file":          destination(file.DefaultOptions, file.Compile, file.New, defaultInFlightObject, true),
 		"s3":            destination(s3.DefaultOptions, s3.Compile, s3.New, defaultInFlightObject, true),
-		"http_endpoint": withBackoffMax(destination(httpendpoint.DefaultOptions, httpendpoint.Compile, httpendpoint.New, defaultInFlightHTTP, false), httpBackoffMax),
-		"postgres":      destination(postgres.DefaultOptions, postgres.Compile, postgres.New, defaultInFlightPostgres, false),
+		"http_endpoint": withRetry(withBackoffMax(destination(httpendpoint.DefaultOptions, httpendpoint.Compile, httpendpoint.New, defaultInFlightHTTP, false), httpBackoffMax), httpRetry),
+		"postgres":      withRetry(destination(postgres.DefaultOptions, postgres.Compile, postgres.New, defaultInFlightPostgres, false), warehouseRetry),
+		"redshift":      withRetry(destination(redshift.DefaultOptions, redshift.Compile, redshift.New, defaultInFlightRedshift, false), warehouseRetry),
 	}
 }
 
 // httpBackoffMax is Firehose's cap on the backoff between attempts to an
 // HTTP endpoint (1 s doubling, at most 120 s).
 const httpBackoffMax = 120 * time.Second
+
+// Retry durations, in seconds, when a stream sets none: Firehose's
+// defaults for HTTP endpoints (300 s) and Redshift (3600 s; Postgres
+// likewise). Object stores keep config.DefaultRetry (24 hours).
+const (
+	httpRetry      = 300
+	warehouseRetry = 3600
+)
+
+func withRetry(k destinationKind, seconds int) destinationKind {
+	k.retryDefault = seconds
+	return k
+}
 
 func withBackoffMax(k destinationKind, d time.Duration) destinationKind {
 	k.backoffMax = d

@@ -38,8 +38,11 @@ type destinationKind struct {
 	// backoffMax caps the backoff between delivery attempts (zero: the
 	// runner's default).
 	backoffMax time.Duration
-	check      func(c config.Component) (checked, config.Errors)
-	build      func(ctx context.Context, v checked, stream string, deps pipeline.Deps) (pipeline.Destination, error)
+	// retryDefault is the stream's retry duration in seconds when the
+	// file sets none (zero: config.DefaultRetry).
+	retryDefault int
+	check        func(c config.Component) (checked, config.Errors)
+	build        func(ctx context.Context, v checked, stream string, deps pipeline.Deps) (pipeline.Destination, error)
 }
 
 // destination makes a destinationKind from a destination package's usual

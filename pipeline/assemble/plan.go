@@ -29,6 +29,9 @@ type streamPlan struct {
 	mode        string
 	procs       []processorPlan
 	maxInFlight int
+	// retry is the stream's retry duration in seconds: retry.duration,
+	// or the destination's default when the file sets none.
+	retry int
 }
 
 type processorPlan struct {
@@ -93,6 +96,10 @@ func checkPlan(cfg *config.Config) (*plan, error) {
 		}
 		if ok {
 			errs = append(errs, checkPartitionKeys(&sp)...)
+		}
+		sp.retry = s.Retry.Duration
+		if known && !s.Retry.Written && k.retryDefault > 0 {
+			sp.retry = k.retryDefault
 		}
 		sp.maxInFlight = s.MaxInFlight
 		if sp.maxInFlight == 0 && known {
