@@ -6,8 +6,10 @@
 #      numeric, text[], jsonb, nested paths);
 #   3. ceiling: the rows run 1 loaded, exported to a file, loaded again
 #      with `psql -c "\copy … FROM file"` into a fresh table;
-#   4. for comparison: the same rows as plain INSERT statements
-#      (one per row, one transaction), through psql.
+#   4. for comparison: the same rows (the first 100,000) as plain INSERT
+#      statements (one per row, one transaction), through psql.
+# psql's \copy is one connection in text format; sluice loads up to
+# max_in_flight (4) batches at once in COPY's binary format.
 # Each sluice run offers full-speed load (500 x 1 KiB JSON records per
 # call, concurrency 8) for SECONDS, then waits until every acknowledged
 # record is loaded; its figure is rows loaded ÷ (last load − load start).
@@ -70,13 +72,15 @@ psql -q "$dsn" -c "\\copy $schema.ceiling (data, record_id) FROM '$work/rows.tsv
 t1=$(date +%s.%N)
 ceiling=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", n/(b-a)}')
 
-# Plain INSERTs of the same rows, one statement per row, one transaction.
+# Plain INSERTs of the same rows (the first 100,000), one statement per
+# row, one transaction.
+ni=$(( n < 100000 ? n : 100000 ))
 psql -q "$dsn" -c "CREATE TABLE $schema.inserts (data jsonb, record_id text NOT NULL UNIQUE)"
-psql -qtA "$dsn" -c "SELECT format('INSERT INTO $schema.inserts (data, record_id) VALUES (%L, %L);', data, record_id) FROM $schema.jsonb" > "$work/inserts.sql"
+psql -qtA "$dsn" -c "SELECT format('INSERT INTO $schema.inserts (data, record_id) VALUES (%L, %L);', data, record_id) FROM $schema.jsonb LIMIT $ni" > "$work/inserts.sql"
 t0=$(date +%s.%N)
 psql -q -1 "$dsn" -f "$work/inserts.sql" >/dev/null
 t1=$(date +%s.%N)
-inserts=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", n/(b-a)}')
+inserts=$(awk -v n="$ni" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", n/(b-a)}')
 
 printf '\nceiling (psql \\copy of the same %d rows from a file): %.0f rows/s\n' "$n" "$ceiling"
 for r in "${rows[@]}"; do

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -60,6 +61,9 @@ import (
 //   - bytea: a string, by Format: "base64" (the default; standard alphabet,
 //     padding optional), "hex" (an optional leading \x), or "text" (the
 //     UTF-8 bytes of the string).
+//   - text or bytea with Format "raw" and path ".": the record's bytes as
+//     they are, JSON or not (text: valid UTF-8 without NUL, else the record
+//     is rejected). A mapping of raw columns only takes any record.
 //   - uuid: a string in the canonical 8-4-4-4-12 hex form, either case.
 //   - arrays ("bigint[]"): a JSON array whose elements convert as the
 //     element type; null elements are NULL. One dimension only.
@@ -136,10 +140,13 @@ const (
 	formatBase64
 	formatHex
 	formatText
+	// formatRaw (text and bytea, path "." only): the record's bytes as
+	// they are, JSON or not.
+	formatRaw
 )
 
 var timestampFormats = map[string]valueFormat{"auto": formatAuto, "rfc3339": formatRFC3339, "epoch_s": formatEpochS, "epoch_ms": formatEpochMS}
-var byteaFormats = map[string]valueFormat{"base64": formatBase64, "hex": formatHex, "text": formatText}
+var byteaFormats = map[string]valueFormat{"base64": formatBase64, "hex": formatHex, "text": formatText, "raw": formatRaw}
 
 // column is one compiled column.
 type column struct {
@@ -159,6 +166,8 @@ type Mapping struct {
 	names []string
 	root  *pathNode
 	whole bool
+	// raw: every column is format raw, so records need not be JSON.
+	raw   bool
 	slots sync.Pool // *[]slot
 }
 
@@ -212,8 +221,10 @@ func CompileMapping(cols []Column) (*Mapping, error) {
 				fname = "base64"
 			}
 			if format, ok = byteaFormats[fname]; !ok {
-				errs = append(errs, pipeline.OptionErrorf(key+".format", "unknown bytea format %q (base64, hex or text)", c.Format))
+				errs = append(errs, pipeline.OptionErrorf(key+".format", "unknown bytea format %q (base64, hex, text, or raw with path \".\")", c.Format))
 			}
+		case typ == typeText && fname == "raw":
+			format = formatRaw
 		case fname != "":
 			errs = append(errs, pipeline.OptionErrorf(key+".format", "type %s takes no format (only timestamptz and bytea do)", typeNames[typ]))
 		}
@@ -228,6 +239,9 @@ func CompileMapping(cols []Column) (*Mapping, error) {
 			if segs, err = parsePath(path); err != nil {
 				errs = append(errs, pipeline.OptionErrorf(key+".path", "%v", err))
 			}
+		}
+		if format == formatRaw && (array || strings.TrimSpace(c.Path) != ".") {
+			errs = append(errs, pipeline.OptionErrorf(key+".format", "format raw is the whole record's bytes: it needs path \".\" and a text or bytea column"))
 		}
 		if !nameOK || !ok || len(errs) > 0 {
 			continue // errors are reported; nothing more to build
@@ -253,6 +267,10 @@ func (m *Mapping) init() {
 	m.slots.New = func() any { s := make([]slot, n); return &s }
 	c := m.comp[0]
 	m.whole = n == 1 && c.label == "." && !c.array && (c.typ == typeJSONB || c.typ == typeJSON)
+	m.raw = true
+	for i := range m.comp {
+		m.raw = m.raw && m.comp[i].format == formatRaw
+	}
 }
 
 // parseType normalises a type name: lower case, single spaces, aliases
@@ -323,6 +341,18 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 // json, jsonb values alias data: data must stay unchanged until the row has
 // been sent (until CopyFrom returns).
 func (m *Mapping) Row(data []byte, dst []any) ([]any, error) {
+	if m.raw {
+		n := len(dst)
+		for i := range m.comp {
+			v, err := m.comp[i].rawValue(data)
+			if err != nil {
+				clear(dst[n:])
+				return dst[:n], err
+			}
+			dst = append(dst, v)
+		}
+		return dst, nil
+	}
 	rec := trimWS(data)
 	if !validJSON(rec) {
 		return dst, invalidJSON(rec)
@@ -351,6 +381,15 @@ func (m *Mapping) Row(data []byte, dst []any) ([]any, error) {
 	w.walk(m.root, 0, true)
 	n := len(dst)
 	for i := range m.comp {
+		if m.comp[i].format == formatRaw {
+			v, err := m.comp[i].rawValue(data)
+			if err != nil {
+				clear(dst[n:])
+				return dst[:n], err
+			}
+			dst = append(dst, v)
+			continue
+		}
 		v, err := m.comp[i].value(&slots[i])
 		if err != nil {
 			clear(dst[n:])
@@ -375,6 +414,22 @@ func invalidJSON(rec []byte) error {
 
 func (c *column) errorf(format string, args ...any) error {
 	return fmt.Errorf("column %q (path %s): %w", c.name, c.label, fmt.Errorf(format, args...))
+}
+
+// rawValue is a format raw column's value: the record's bytes (bytea,
+// aliasing data), or its text (text: valid UTF-8 without NUL, which
+// PostgreSQL text cannot hold).
+func (c *column) rawValue(data []byte) (any, error) {
+	if c.typ == typeBytea {
+		return data, nil
+	}
+	if !utf8.Valid(data) {
+		return nil, c.errorf("record is not valid UTF-8 (a text column cannot hold it; use bytea)")
+	}
+	if bytes.IndexByte(data, 0) >= 0 {
+		return nil, c.errorf("record holds a NUL byte (a text column cannot hold it; use bytea)")
+	}
+	return string(data), nil
 }
 
 // value converts what the walk found for c.

@@ -172,7 +172,7 @@ func Compile(opts Options) (*Config, error) {
 			switch {
 			case seen[k]:
 				fail(fmt.Sprintf("keys[%d]", i), "%q twice", k)
-			case !containsName(c.columns, k):
+			case c.mapping != nil && !containsName(c.columns, k):
 				fail(fmt.Sprintf("keys[%d]", i), "%q is not a loaded column (%s)", k, strings.Join(c.columns, ", "))
 			}
 			seen[k] = true

@@ -459,3 +459,48 @@ func flatten(err error) []error {
 	}
 	return []error{err}
 }
+
+// TestRawFormat: format raw loads the record's bytes as they are, JSON or
+// not; text refuses what text cannot hold; raw needs path ".".
+func TestRawFormat(t *testing.T) {
+	m, err := CompileMapping([]Column{{Name: "line", Path: ".", Type: "text", Format: "raw"}, {Name: "b", Path: ".", Type: "bytea", Format: "raw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, err := m.Row([]byte(" not json, ünïcode "), nil)
+	if err != nil || len(row) != 2 || row[0] != " not json, ünïcode " || string(row[1].([]byte)) != " not json, ünïcode " {
+		t.Fatalf("Row = %q, %v", row, err)
+	}
+	for _, bad := range [][]byte{{'a', 0, 'b'}, {0xff, 0xfe}} {
+		if _, err := m.Row(bad, nil); err == nil || !strings.Contains(err.Error(), "bytea") {
+			t.Errorf("Row(%q) = %v, want a refusal pointing to bytea", bad, err)
+		}
+	}
+	mb, err := CompileMapping([]Column{{Name: "b", Path: ".", Type: "bytea", Format: "raw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row, err := mb.Row([]byte{0, 0xff}, nil); err != nil || string(row[0].([]byte)) != "\x00\xff" {
+		t.Errorf("bytea raw Row = %q, %v", row, err)
+	}
+	for _, cols := range [][]Column{
+		{{Name: "a", Path: "a", Type: "text", Format: "raw"}},
+		{{Name: "a", Path: ".", Type: "text[]", Format: "raw"}},
+		{{Name: "a", Path: ".", Type: "jsonb", Format: "raw"}},
+	} {
+		if _, err := CompileMapping(cols); err == nil || !strings.Contains(err.Error(), "columns[0].format") {
+			t.Errorf("CompileMapping(%+v) = %v, want an error at columns[0].format", cols, err)
+		}
+	}
+	// With a JSON column beside it, the record must be JSON.
+	mixed, err := CompileMapping([]Column{{Name: "n", Type: "integer"}, {Name: "raw", Path: ".", Type: "text", Format: "raw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mixed.Row([]byte("not json"), nil); err == nil {
+		t.Error("a mixed mapping took a record that is not JSON")
+	}
+	if row, err := mixed.Row([]byte(` {"n": 7} `), nil); err != nil || row[0] != int32(7) || row[1] != ` {"n": 7} ` {
+		t.Errorf("mixed Row = %#v, %v", row, err)
+	}
+}
