@@ -107,7 +107,7 @@ func Compile(opts Options) (*Config, error) {
 		createTable: opts.CreateTable, retention: opts.LedgerRetention}
 	if opts.Table == "" {
 		fail("table", "required: the target table, schema.table")
-	} else if id, err := parseTable(opts.Table); err != nil {
+	} else if id, err := pgload.ParseTable(opts.Table, DefaultSchema, pgload.MaxPostgresName); err != nil {
 		fail("table", "%v", err)
 	} else {
 		c.table = id
@@ -116,7 +116,7 @@ func Compile(opts Options) (*Config, error) {
 	case opts.LedgerTable == "" && c.table != nil:
 		c.ledger = pgx.Identifier{c.table[0], pgload.DefaultLedgerTable}
 	case opts.LedgerTable != "":
-		if id, err := parseTable(opts.LedgerTable); err != nil {
+		if id, err := pgload.ParseTable(opts.LedgerTable, DefaultSchema, pgload.MaxPostgresName); err != nil {
 			fail("ledger_table", "%v", err)
 		} else {
 			c.ledger = id
@@ -126,7 +126,7 @@ func Compile(opts Options) (*Config, error) {
 		fail("ledger_table", "must not be the target table")
 	}
 	if len(opts.Columns) == 0 {
-		if err := checkName(opts.DataColumn); err != nil {
+		if err := pgload.CheckName(opts.DataColumn, pgload.MaxPostgresName); err != nil {
 			fail("data_column", "%v", err)
 		} else {
 			c.mapping = WholeRecord(opts.DataColumn)
@@ -146,7 +146,7 @@ func Compile(opts Options) (*Config, error) {
 		if extra.name == "" {
 			continue
 		}
-		if err := checkName(extra.name); err != nil {
+		if err := pgload.CheckName(extra.name, pgload.MaxPostgresName); err != nil {
 			fail(extra.key, "%v", err)
 			continue
 		}
@@ -201,38 +201,6 @@ func (c *Config) MaxInFlight() (int, string, string) {
 		return 1, "mode", "mode upsert loads one batch at a time, in order"
 	}
 	return 0, "", ""
-}
-
-// parseTable parses "schema.table" or "table".
-func parseTable(s string) (pgx.Identifier, error) {
-	parts := strings.Split(s, ".")
-	switch len(parts) {
-	case 1:
-		parts = []string{DefaultSchema, parts[0]}
-	case 2:
-	default:
-		return nil, fmt.Errorf("%q: want schema.table or table", s)
-	}
-	for _, p := range parts {
-		if err := checkName(p); err != nil {
-			return nil, fmt.Errorf("%q: %v", s, err)
-		}
-	}
-	return pgx.Identifier(parts), nil
-}
-
-// checkName checks an identifier: used quoted, so anything but empty,
-// NUL and over-long names goes.
-func checkName(s string) error {
-	switch {
-	case s == "":
-		return errors.New("empty name")
-	case strings.ContainsRune(s, 0):
-		return errors.New("a name must not hold NUL")
-	case len(s) > 63:
-		return fmt.Errorf("%q is longer than 63 bytes (Postgres truncates identifiers)", s)
-	}
-	return nil
 }
 
 func containsName(list []string, s string) bool {

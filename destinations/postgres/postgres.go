@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -35,12 +34,6 @@ const (
 	// Kind is the destination type, the metrics' destination label.
 	Kind = "postgres"
 )
-
-// pruneEvery is how often the ledger's old entries are deleted.
-const pruneEvery = time.Hour
-
-// readyTimeout bounds Ready when its context has no deadline.
-const readyTimeout = 5 * time.Second
 
 // Destination loads batches into a Postgres table.
 type Destination struct {
@@ -99,7 +92,10 @@ func New(ctx context.Context, cfg *Config, stream string, deps pipeline.Deps) (*
 		stop:    stop,
 		done:    make(chan struct{}),
 	}
-	go d.pruneLoop(pctx)
+	go func() {
+		defer close(d.done)
+		d.ledger.PruneLoop(pctx, d.pool, d.stream, d.cfg.retention, d.log, nil)
+	}()
 	return d, nil
 }
 
@@ -265,46 +261,14 @@ func quoteList(names []string) string {
 	return strings.Join(q, ", ")
 }
 
-// pruneLoop deletes ledger entries past the retention, every pruneEvery.
-func (d *Destination) pruneLoop(ctx context.Context) {
-	defer close(d.done)
-	t := time.NewTicker(pruneEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		n, err := d.ledger.Prune(pctx, d.pool, d.stream, d.cfg.retention)
-		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil:
-			d.log.LogAttrs(ctx, slog.LevelWarn, "pruning the load ledger failed", slog.String("error", err.Error()))
-		case n > 0:
-			d.log.LogAttrs(ctx, slog.LevelDebug, "pruned the load ledger", slog.Int64("entries", n))
-		}
-	}
-}
-
 // Limits: none of the destination's own; a batch is one transaction.
 func (d *Destination) Limits() pipeline.Limits { return pipeline.Limits{} }
 
 // Ready pings the database and reports the last table-level error (a
 // missing table or column, refused credentials) until a load succeeds.
 func (d *Destination) Ready(ctx context.Context) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, readyTimeout)
-		defer cancel()
-	}
-	if err := d.pool.Ping(ctx); err != nil {
-		_, pe := pgload.Classify(err)
-		if pe != nil {
-			return fmt.Errorf("postgres: %s", pgload.Message(pe))
-		}
-		return fmt.Errorf("postgres unreachable: %w", err)
+	if err := pgload.Ping(ctx, d.pool, "postgres", nil); err != nil {
+		return err
 	}
 	if e := d.tableErr.Load(); e != nil {
 		return *e

@@ -36,8 +36,6 @@ const (
 	// MaxPrefixLength is the longest prefix accepted (Firehose's Prefix,
 	// 0..1024 characters).
 	MaxPrefixLength = 1024
-	// maxIdentifier is Redshift's longest identifier, in bytes.
-	maxIdentifier = 127
 )
 
 // Options configure a Redshift destination (Firehose's
@@ -175,7 +173,7 @@ func Compile(opts Options) (*Config, error) {
 
 	if opts.Table == "" {
 		fail("table", "required: the target table, schema.table")
-	} else if id, err := parseTable(opts.Table); err != nil {
+	} else if id, err := pgload.ParseTable(opts.Table, DefaultSchema, pgload.MaxRedshiftName); err != nil {
 		fail("table", "%v", err)
 	} else {
 		c.table = id
@@ -184,7 +182,7 @@ func Compile(opts Options) (*Config, error) {
 	case opts.LedgerTable == "" && c.table != nil:
 		c.ledger = pgx.Identifier{c.table[0], pgload.DefaultLedgerTable}
 	case opts.LedgerTable != "":
-		if id, err := parseTable(opts.LedgerTable); err != nil {
+		if id, err := pgload.ParseTable(opts.LedgerTable, DefaultSchema, pgload.MaxRedshiftName); err != nil {
 			fail("ledger_table", "%v", err)
 		} else {
 			c.ledger = id
@@ -196,7 +194,7 @@ func Compile(opts Options) (*Config, error) {
 	seen := map[string]bool{}
 	for i, col := range opts.Columns {
 		key := fmt.Sprintf("columns[%d]", i)
-		switch err := checkName(col); {
+		switch err := pgload.CheckName(col, pgload.MaxRedshiftName); {
 		case err != nil:
 			fail(key, "%v", err)
 		case seen[col]:
@@ -304,38 +302,6 @@ func rekey(key string, err error) []error {
 		out = append(out, &pipeline.OptionError{Key: key, Err: e})
 	}
 	return out
-}
-
-// parseTable parses "schema.table" or "table".
-func parseTable(s string) (pgx.Identifier, error) {
-	parts := strings.Split(s, ".")
-	switch len(parts) {
-	case 1:
-		parts = []string{DefaultSchema, parts[0]}
-	case 2:
-	default:
-		return nil, fmt.Errorf("%q: want schema.table or table", s)
-	}
-	for _, p := range parts {
-		if err := checkName(p); err != nil {
-			return nil, fmt.Errorf("%q: %v", s, err)
-		}
-	}
-	return pgx.Identifier(parts), nil
-}
-
-// checkName checks an identifier: used quoted, so anything but empty,
-// NUL and over-long names goes.
-func checkName(s string) error {
-	switch {
-	case s == "":
-		return errors.New("empty name")
-	case strings.ContainsRune(s, 0):
-		return errors.New("a name must not hold NUL")
-	case len(s) > maxIdentifier:
-		return fmt.Errorf("%q is longer than %d bytes (Redshift's limit)", s, maxIdentifier)
-	}
-	return nil
 }
 
 // ownWords are the COPY parameters the destination writes itself: the

@@ -38,10 +38,6 @@ const (
 )
 
 const (
-	// pruneEvery is how often the ledger's old entries are deleted.
-	pruneEvery = time.Hour
-	// readyTimeout bounds Ready when its context has no deadline.
-	readyTimeout = 5 * time.Second
 	// abandonLookup bounds Abandon's look at the ledger.
 	abandonLookup = 10 * time.Second
 )
@@ -117,7 +113,10 @@ func New(ctx context.Context, cfg *Config, stream string, deps pipeline.Deps) (*
 		stop:    stop,
 		done:    make(chan struct{}),
 	}
-	go d.pruneLoop(pctx)
+	go func() {
+		defer close(d.done)
+		d.ledger.PruneLoop(pctx, d.pool, d.stream, d.cfg.retention, d.log, d.cfg.scrub)
+	}()
 	return d, nil
 }
 
@@ -403,29 +402,6 @@ func (d *Destination) setup(ctx context.Context) error {
 	return nil
 }
 
-// pruneLoop deletes ledger entries past the retention, every pruneEvery.
-func (d *Destination) pruneLoop(ctx context.Context) {
-	defer close(d.done)
-	t := time.NewTicker(pruneEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		n, err := d.ledger.Prune(pctx, d.pool, d.stream, d.cfg.retention)
-		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil:
-			d.log.LogAttrs(ctx, slog.LevelWarn, "pruning the load ledger failed", slog.String("error", d.cfg.scrub(err.Error())))
-		case n > 0:
-			d.log.LogAttrs(ctx, slog.LevelDebug, "pruned the load ledger", slog.Int64("entries", n))
-		}
-	}
-}
-
 // Limits: none of the destination's own; a batch is one object and one
 // COPY.
 func (d *Destination) Limits() pipeline.Limits { return pipeline.Limits{} }
@@ -433,17 +409,8 @@ func (d *Destination) Limits() pipeline.Limits { return pipeline.Limits{} }
 // Ready pings the cluster, checks the staging bucket (HeadBucket) and
 // reports the last table-level error until a load succeeds.
 func (d *Destination) Ready(ctx context.Context) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, readyTimeout)
-		defer cancel()
-	}
-	if err := d.pool.Ping(ctx); err != nil {
-		_, pe := pgload.Classify(err)
-		if pe != nil {
-			return fmt.Errorf("redshift: %s", d.cfg.scrub(pgload.Message(pe)))
-		}
-		return fmt.Errorf("redshift unreachable: %s", d.cfg.scrub(err.Error()))
+	if err := pgload.Ping(ctx, d.pool, "redshift", d.cfg.scrub); err != nil {
+		return err
 	}
 	if err := d.store.Ready(ctx); err != nil {
 		return fmt.Errorf("redshift staging bucket: %w", err)

@@ -284,3 +284,29 @@ func (c Conn) LogValue() slog.Value {
 	return slog.GroupValue(slog.Bool("dsn", c.dsn != "" || c.dsnFile != ""), slog.String("tls_mode", c.tls.Mode),
 		slog.Int("max_connections", c.maxConns), slog.Duration("connect_timeout", c.timeout))
 }
+
+// readyTimeout bounds Ping when its context has no deadline.
+const readyTimeout = 5 * time.Second
+
+// Ping checks that pool reaches the server (within 5 s when ctx has no
+// deadline), for a destination's Ready. The error names what ("postgres",
+// "redshift") and the server's SQLSTATE when it answered; scrub, when
+// not nil, removes secrets from the message.
+func Ping(ctx context.Context, pool *pgxpool.Pool, what string, scrub func(string) string) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, readyTimeout)
+		defer cancel()
+	}
+	err := pool.Ping(ctx)
+	if err == nil {
+		return nil
+	}
+	if scrub == nil {
+		scrub = func(s string) string { return s }
+	}
+	if _, pe := Classify(err); pe != nil {
+		return fmt.Errorf("%s: %s", what, scrub(Message(pe)))
+	}
+	return fmt.Errorf("%s unreachable: %s", what, scrub(err.Error()))
+}

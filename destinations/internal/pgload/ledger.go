@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,6 +25,13 @@ const (
 	// serialised, as Redshift serialises COPYs into one table anyway.
 	Redshift
 )
+
+func (d Dialect) String() string {
+	if d == Redshift {
+		return "redshift"
+	}
+	return "postgres"
+}
 
 // DefaultLedgerTable is the ledger's name in the target table's schema.
 const DefaultLedgerTable = "sluice_load_ledger"
@@ -196,4 +204,37 @@ func (l *Ledger) Prune(ctx context.Context, db interface {
 // the key of an earlier load.
 func BatchKey(id fmt.Stringer, firstRecordID string) string {
 	return id.String() + "/" + firstRecordID
+}
+
+// PruneEvery is how often PruneLoop deletes old entries.
+const PruneEvery = time.Hour
+
+// PruneLoop deletes stream's entries older than retention every
+// PruneEvery until ctx ends, logging failures (through scrub, which
+// removes secrets from a message; nil leaves it as is).
+func (l *Ledger) PruneLoop(ctx context.Context, db interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}, stream string, retention time.Duration, log *slog.Logger, scrub func(string) string) {
+	t := time.NewTicker(PruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		n, err := l.Prune(pctx, db, stream, retention)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			msg := err.Error()
+			if scrub != nil {
+				msg = scrub(msg)
+			}
+			log.LogAttrs(ctx, slog.LevelWarn, "pruning the load ledger failed", slog.String("error", msg))
+		case n > 0:
+			log.LogAttrs(ctx, slog.LevelDebug, "pruned the load ledger", slog.Int64("entries", n))
+		}
+	}
 }
