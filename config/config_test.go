@@ -27,6 +27,8 @@ func testEnv(name string) (string, bool) {
 		// Read by the http_endpoint example of docs/configuration.md.
 		"HTTP_ENDPOINT_ACCESS_KEY": "secret",
 		"HTTP_ENDPOINT_URL":        "http://127.0.0.1:9/",
+		// Read by the postgres example of docs/configuration.md.
+		"PG_DSN": "postgres://loader@127.0.0.1:5432/shop",
 	}[name]
 	return v, ok
 }
@@ -124,7 +126,7 @@ func TestGood(t *testing.T) {
 				{
 					Name: "orders", Pos: Pos{full, 16, 3}, Type: "DirectPut",
 					Buffering:   Buffering{Size: 64, Interval: 300},
-					Retry:       Retry{Duration: 0},
+					Retry:       Retry{Duration: 0, Written: true},
 					Buffer:      Buffer{Type: "disk", Durability: "os", MaxBytes: 100_000_000, SegmentBytes: 16 * MiB, MinFreeBytes: 64 * MiB},
 					Tags:        map[string]string{"team": "payments", "cost center": "42"},
 					Destination: comp(full, 28, 7, "file", "streams.orders.destination"),
@@ -296,6 +298,12 @@ func TestExamplesLoad(t *testing.T) {
 			return "http://127.0.0.1:8080/ingest", true
 		case "HTTP_ENDPOINT_ACCESS_KEY":
 			return "example-key", true
+		case "PG_DSN", "REDSHIFT_DSN":
+			return "postgres://loader@127.0.0.1:5432/analytics", true
+		case "PG_TABLE", "REDSHIFT_TABLE":
+			return "public.events", true
+		case "REDSHIFT_IAM_ROLE":
+			return "arn:aws:iam::123456789012:role/redshift", true
 		}
 		return os.LookupEnv(name)
 	}

@@ -167,7 +167,10 @@ func TestValidateCommand(t *testing.T) {
 	for _, ex := range examples {
 		cmd := exec.Command(sluiceBin, "validate", "-c", ex)
 		cmd.Env = append(os.Environ(), "S3_BUCKET=example-bucket",
-			"HTTP_ENDPOINT_URL=http://127.0.0.1:9/", "HTTP_ENDPOINT_ACCESS_KEY=example-key")
+			"HTTP_ENDPOINT_URL=http://127.0.0.1:9/", "HTTP_ENDPOINT_ACCESS_KEY=example-key",
+			"PG_DSN=postgres://loader@127.0.0.1:5432/analytics", "PG_TABLE=public.events",
+			"REDSHIFT_DSN=postgres://loader@127.0.0.1:5439/dev", "REDSHIFT_TABLE=public.events",
+			"REDSHIFT_IAM_ROLE=arn:aws:iam::123456789012:role/redshift")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("validate %s: %v\n%s", ex, err, out)

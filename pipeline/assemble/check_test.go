@@ -111,3 +111,44 @@ func TestDefaultInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanDefaults: a stream that sets no retry duration gets its
+// destination's (Firehose's) default; one that sets it keeps it; an
+// upsert stream's max_in_flight is lowered to 1.
+func TestPlanDefaults(t *testing.T) {
+	cfg, err := config.Parse("test.yaml", []byte(`streams:
+  files: {destination: {type: file, path: out}}
+  hooks:
+    destination: {type: http_endpoint, url: "http://127.0.0.1:9/"}
+    error_output: {type: file, path: errors}
+  hooks-set:
+    retry: {duration: 60}
+    destination: {type: http_endpoint, url: "http://127.0.0.1:9/"}
+    error_output: {type: file, path: errors}
+  pg:
+    destination: {type: postgres, dsn: "postgres://u@h/db", table: t}
+    error_output: {type: file, path: errors}
+  pg-upsert:
+    destination: {type: postgres, dsn: "postgres://u@h/db", table: t, mode: upsert, keys: [data]}
+    error_output: {type: file, path: errors}
+  rs:
+    destination: {type: redshift, dsn: "postgres://u@h:5439/dev", table: t, iam_role: "arn:aws:iam::123456789012:role/r", staging: {bucket: staging}}
+    error_output: {type: file, path: errors}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := checkPlan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]int{ // retry seconds, max_in_flight
+		"files": {86400, 4}, "hooks": {300, 4}, "hooks-set": {60, 4},
+		"pg": {3600, 4}, "pg-upsert": {3600, 1}, "rs": {3600, 2},
+	}
+	for _, sp := range p.streams {
+		if got := [2]int{sp.retry, sp.maxInFlight}; got != want[sp.cfg.Name] {
+			t.Errorf("stream %s: retry %d s, max_in_flight %d; want %v", sp.cfg.Name, got[0], got[1], want[sp.cfg.Name])
+		}
+	}
+}
