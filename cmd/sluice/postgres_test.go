@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -249,4 +251,85 @@ func TestPostgresOutage(t *testing.T) {
 		t.Fatalf("%d records in the error output", len(errs))
 	}
 	t.Logf("%d records acknowledged and loaded once across a 30 s outage", len(want))
+}
+
+// TestPostgresBadRows: a batch of 1,000 records of which 3 cannot load (a
+// CHECK violation, a value too long for its column, a NUL escape in
+// jsonb) through the daemon: 997 rows, 3 dead letters under
+// postgres-failed with the SQLSTATE and the server's message, and the
+// metrics say the same.
+func TestPostgresBadRows(t *testing.T) {
+	dsn, schema := testpeers.PostgresSchema(t, "sluice_bad")
+	conn := testpeers.PostgresConn(t, dsn)
+	table := pgx.Identifier{schema, "orders"}
+	if _, err := conn.Exec(context.Background(), "CREATE TABLE "+table.Sanitize()+
+		" (id bigint, code varchar(8), qty integer CHECK (qty >= 0), doc jsonb, record_id text UNIQUE)"); err != nil {
+		t.Fatal(err)
+	}
+	d, dir := startWith(t, fmt.Sprintf(`streams:
+  orders:
+    buffering: {size: 5, interval: 2}
+    destination:
+      type: postgres
+      dsn: %q
+      table: %s.orders
+      columns: [{name: id, type: bigint}, {name: code, type: text}, {name: qty, type: integer}, {name: doc, type: jsonb}]
+      record_id_column: record_id
+    error_output: {type: file, path: errors}
+`, dsn, schema))
+	bad := map[int]string{100: "23514", 500: "22001", 900: "22P05"}
+	recs := make([][]byte, 1000)
+	for i := range recs {
+		switch bad[i] {
+		case "23514":
+			recs[i] = fmt.Appendf(nil, `{"id":%d,"code":"ok","qty":-1,"doc":{}}`, i)
+		case "22001":
+			recs[i] = fmt.Appendf(nil, `{"id":%d,"code":"far-too-long","qty":1,"doc":{}}`, i)
+		case "22P05":
+			recs[i] = fmt.Appendf(nil, `{"id":%d,"code":"ok","qty":1,"doc":{"x":"\u0000"}}`, i)
+		default:
+			recs[i] = fmt.Appendf(nil, `{"id":%d,"code":"c","qty":%d,"doc":{"i":%d}}`, i, i, i)
+		}
+	}
+	for start := 0; start < len(recs); start += 500 { // PutRecordBatch takes 500 at most
+		if ok, err := putBatch(context.Background(), http.DefaultClient, d.addr, "orders", recs[start:start+500]); err != nil || !allTrue(ok) {
+			t.Fatalf("put: %v", err)
+		}
+	}
+	var dls []map[string]any
+	if !waitFor(30*time.Second, func() bool {
+		dls = deadLetters(t, filepath.Join(dir, "errors"), "postgres-failed")
+		return len(dls) == len(bad)
+	}) {
+		t.Fatalf("%d dead letters, want %d\n%s", len(dls), len(bad), d.log.String())
+	}
+	for _, dl := range dls {
+		raw, _ := base64.StdEncoding.DecodeString(dl["rawData"].(string))
+		var rec struct{ ID int }
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			t.Fatalf("dead letter rawData %q: %v", raw, err)
+		}
+		msg, _ := dl["errorMessage"].(string)
+		if state := bad[rec.ID]; state == "" || !strings.Contains(msg, "SQLSTATE "+state) || dl["errorCode"] != "Postgres.DataLoadFailed" {
+			t.Errorf("dead letter for record %d: %v %q, want Postgres.DataLoadFailed with SQLSTATE %s", rec.ID, dl["errorCode"], msg, state)
+		}
+	}
+	var rows, distinct int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT id) FROM "+table.Sanitize()).Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 997 || distinct != 997 {
+		t.Fatalf("%d rows (%d distinct ids), want 997", rows, distinct)
+	}
+	for series, want := range map[string]float64{
+		`sluice_delivery_records_total{destination="postgres",stream="orders"}`:                            997,
+		`sluice_dead_letter_records_total{code="Postgres.DataLoadFailed",stream="orders"}`:                 3,
+		`sluice_warehouse_rejected_rows_total{destination="postgres",sqlstate_class="22",stream="orders"}`: 2,
+		`sluice_warehouse_rejected_rows_total{destination="postgres",sqlstate_class="23",stream="orders"}`: 1,
+		`sluice_warehouse_ledger_skipped_batches_total{destination="postgres",stream="orders"}`:            0,
+	} {
+		if got, ok := metricValue(t, d.addr, series); !ok || got != want {
+			t.Errorf("%s = %v (found %v), want %v", series, got, ok, want)
+		}
+	}
 }

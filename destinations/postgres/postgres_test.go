@@ -504,3 +504,40 @@ func TestRawFormat(t *testing.T) {
 		t.Errorf("mixed Row = %#v, %v", row, err)
 	}
 }
+
+// TestInsertValuesExact: a mapped insert loads every value exactly: nulls,
+// big integers, numerics with every digit, timestamps with zones and as
+// epochs, unicode, nested JSON, arrays with nulls, bytea, booleans.
+func TestInsertValuesExact(t *testing.T) {
+	e := newEnv(t)
+	o := e.opts("facts")
+	o.Columns = []Column{
+		{Name: "id", Type: "bigint", Required: true}, {Name: "name", Path: "who.name", Type: "text"},
+		{Name: "amount", Type: "numeric"}, {Name: "at", Type: "timestamptz"}, {Name: "ok", Type: "boolean"},
+		{Name: "doc", Path: "nested", Type: "jsonb"}, {Name: "nums", Type: "bigint[]"}, {Name: "blob", Type: "bytea"},
+	}
+	o.RecordIDColumn = "record_id"
+	o.CreateTable = true
+	d := e.dest(o, "facts")
+	b := batch("facts", 0,
+		`{"id":9223372036854775807,"who":{"name":"Zoë 👩‍👩‍👧 e\u0301"},"amount":12345678901234567890.123456789,"at":"2026-12-02T07:30:00.123456+05:30","ok":true,"nested":{"a":[1,{"b":null}],"c":"ü"},"nums":[1,null,-9223372036854775808],"blob":"AAH/"}`,
+		`{"id":-1,"who":null,"amount":"-0.000001","at":1764660600,"ok":false,"nested":[],"nums":[],"blob":""}`,
+		`{"id":0,"amount":null,"at":1764660600123,"nested":"just a string"}`,
+	)
+	if err := deliver(t, d, b); err != nil {
+		t.Fatal(err)
+	}
+	got := e.strings(`SELECT id::text AS i, coalesce(name, 'NULL'), coalesce(amount::text, 'NULL'),
+		coalesce(to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), 'NULL'), coalesce(ok::text, 'NULL'),
+		coalesce(doc::text, 'NULL'), coalesce(nums::text, 'NULL'), coalesce(encode(blob, 'hex'), 'NULL'), record_id
+		FROM ` + e.schema + `.facts ORDER BY id`)
+	want := []string{
+		"-1|NULL|-0.000001|2025-12-02 07:30:00.000000|false|[]|{}||" + b.Records[1].ID,
+		"0|NULL|NULL|2025-12-02 07:30:00.123000|NULL|\"just a string\"|NULL|NULL|" + b.Records[2].ID,
+		"9223372036854775807|Zoë 👩‍👩‍👧 e\u0301|12345678901234567890.123456789|2026-12-02 02:00:00.123456|true|" +
+			`{"a": [1, {"b": null}], "c": "ü"}|{1,NULL,-9223372036854775808}|0001ff|` + b.Records[0].ID,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("rows\n got %q\nwant %q", got, want)
+	}
+}
