@@ -3,8 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -65,34 +63,10 @@ func (e *env) exec(sql string, args ...any) {
 	}
 }
 
-// strings runs a query whose columns are all text, returning rows joined by "|".
+// strings runs a query, each row's columns joined by "|" (NULL for NULL).
 func (e *env) strings(sql string, args ...any) []string {
 	e.t.Helper()
-	rows, err := e.conn.Query(context.Background(), sql, args...)
-	if err != nil {
-		e.t.Fatalf("%s: %v", sql, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		parts := make([]string, len(vals))
-		for i, v := range vals {
-			if v == nil {
-				parts[i] = "NULL"
-			} else {
-				parts[i] = fmt.Sprint(v)
-			}
-		}
-		out = append(out, strings.Join(parts, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		e.t.Fatalf("%s: %v", sql, err)
-	}
-	return out
+	return testpeers.PostgresRows(e.t, e.conn, sql, args...)
 }
 
 func (e *env) count(table string) int {

@@ -105,26 +105,9 @@ func Compile(opts Options) (*Config, error) {
 	}
 	c := &Config{conn: conn, recordID: opts.RecordIDColumn, arrival: opts.ArrivalTimeColumn,
 		createTable: opts.CreateTable, retention: opts.LedgerRetention}
-	if opts.Table == "" {
-		fail("table", "required: the target table, schema.table")
-	} else if id, err := pgload.ParseTable(opts.Table, DefaultSchema, pgload.MaxPostgresName); err != nil {
-		fail("table", "%v", err)
-	} else {
-		c.table = id
-	}
-	switch {
-	case opts.LedgerTable == "" && c.table != nil:
-		c.ledger = pgx.Identifier{c.table[0], pgload.DefaultLedgerTable}
-	case opts.LedgerTable != "":
-		if id, err := pgload.ParseTable(opts.LedgerTable, DefaultSchema, pgload.MaxPostgresName); err != nil {
-			fail("ledger_table", "%v", err)
-		} else {
-			c.ledger = id
-		}
-	}
-	if c.ledger != nil && c.table != nil && c.ledger[0] == c.table[0] && c.ledger[1] == c.table[1] {
-		fail("ledger_table", "must not be the target table")
-	}
+	target, ledger, terrs := pgload.CompileTables(opts.Table, opts.LedgerTable, DefaultSchema, pgload.MaxPostgresName)
+	c.table, c.ledger = target, ledger
+	errs = append(errs, terrs...)
 	if len(opts.Columns) == 0 {
 		if err := pgload.CheckName(opts.DataColumn, pgload.MaxPostgresName); err != nil {
 			fail("data_column", "%v", err)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,31 +118,7 @@ func (e *env) table(name string) string { return pgx.Identifier{e.schema, name}.
 // (NULL for NULL).
 func (e *env) rows(sql string, args ...any) []string {
 	e.t.Helper()
-	rows, err := e.conn.Query(context.Background(), sql, args...)
-	if err != nil {
-		e.t.Fatalf("%s: %v", sql, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		parts := make([]string, len(vals))
-		for i, v := range vals {
-			if v == nil {
-				parts[i] = "NULL"
-			} else {
-				parts[i] = fmt.Sprint(v)
-			}
-		}
-		out = append(out, strings.Join(parts, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		e.t.Fatalf("%s: %v", sql, err)
-	}
-	return out
+	return testpeers.PostgresRows(e.t, e.conn, sql, args...)
 }
 
 // object reads a staged object; ok is false when there is none.

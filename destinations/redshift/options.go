@@ -171,26 +171,9 @@ func Compile(opts Options) (*Config, error) {
 		store: opts.Staging.Config, prefix: opts.Staging.Prefix, manifests: opts.Staging.ManifestPrefix,
 		errors: opts.Staging.ErrorsPrefix, retention: opts.LedgerRetention}
 
-	if opts.Table == "" {
-		fail("table", "required: the target table, schema.table")
-	} else if id, err := pgload.ParseTable(opts.Table, DefaultSchema, pgload.MaxRedshiftName); err != nil {
-		fail("table", "%v", err)
-	} else {
-		c.table = id
-	}
-	switch {
-	case opts.LedgerTable == "" && c.table != nil:
-		c.ledger = pgx.Identifier{c.table[0], pgload.DefaultLedgerTable}
-	case opts.LedgerTable != "":
-		if id, err := pgload.ParseTable(opts.LedgerTable, DefaultSchema, pgload.MaxRedshiftName); err != nil {
-			fail("ledger_table", "%v", err)
-		} else {
-			c.ledger = id
-		}
-	}
-	if c.ledger != nil && c.table != nil && c.ledger[0] == c.table[0] && c.ledger[1] == c.table[1] {
-		fail("ledger_table", "must not be the target table")
-	}
+	target, ledger, terrs := pgload.CompileTables(opts.Table, opts.LedgerTable, DefaultSchema, pgload.MaxRedshiftName)
+	c.table, c.ledger = target, ledger
+	errs = append(errs, terrs...)
 	seen := map[string]bool{}
 	for i, col := range opts.Columns {
 		key := fmt.Sprintf("columns[%d]", i)

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // Identifier limits, in bytes.
@@ -45,4 +47,35 @@ func CheckName(s string, maxName int) error {
 		return fmt.Errorf("%q is longer than %d bytes, the longest name the server keeps", s, maxName)
 	}
 	return nil
+}
+
+// CompileTables parses a destination's table and ledger_table options:
+// the target (required) and its ledger (default DefaultLedgerTable in the
+// target's schema), which must differ. Problems are
+// *pipeline.OptionError values at "table" and "ledger_table".
+func CompileTables(table, ledger, defaultSchema string, maxName int) (target, ledgerID pgx.Identifier, errs []error) {
+	fail := func(key, format string, args ...any) {
+		errs = append(errs, pipeline.OptionErrorf(key, format, args...))
+	}
+	if table == "" {
+		fail("table", "required: the target table, schema.table")
+	} else if id, err := ParseTable(table, defaultSchema, maxName); err != nil {
+		fail("table", "%v", err)
+	} else {
+		target = id
+	}
+	switch {
+	case ledger == "" && target != nil:
+		ledgerID = pgx.Identifier{target[0], DefaultLedgerTable}
+	case ledger != "":
+		if id, err := ParseTable(ledger, defaultSchema, maxName); err != nil {
+			fail("ledger_table", "%v", err)
+		} else {
+			ledgerID = id
+		}
+	}
+	if ledgerID != nil && target != nil && ledgerID[0] == target[0] && ledgerID[1] == target[1] {
+		fail("ledger_table", "must not be the target table")
+	}
+	return target, ledgerID, errs
 }
