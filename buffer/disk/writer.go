@@ -208,13 +208,24 @@ func (l *Log) writeQueued() bool {
 func (l *Log) writeGroup(group []*request) {
 	for len(group) > 0 {
 		l.mu.Lock()
-		seg := l.segs[len(l.segs)-1]
-		failed := l.failed
+		failed, due := l.failed, l.failed != nil && !time.Now().Before(l.nextTry)
 		l.mu.Unlock()
+		if due {
+			// Appends queued after the retry time were accepted to be
+			// written after a reopen: try it now, whichever way the writer
+			// got here (a group may follow the one that failed at once).
+			l.reopen()
+			l.mu.Lock()
+			failed = l.failed
+			l.mu.Unlock()
+		}
 		if failed != nil {
 			l.fail(group, failed)
 			return
 		}
+		l.mu.Lock()
+		seg := l.segs[len(l.segs)-1]
+		l.mu.Unlock()
 		// Take the requests that fit in the active segment (at least one
 		// when it is empty).
 		n, bytes := 0, int64(0)
