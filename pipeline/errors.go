@@ -72,6 +72,13 @@ func RetryAfter(err error) time.Duration {
 	return 0
 }
 
+// DeadLetterFielder is implemented by errors whose record's error record
+// carries members of its own (DeadLetter.Fields), such as Firehose's
+// failed-document fields esDocumentId and esIndexName.
+type DeadLetterFielder interface {
+	DeadLetterFields() map[string]string
+}
+
 // CodedError is an error with a Firehose-style error code (e.g.
 // "DataFormatConversion.MissingRequiredField") and the error output type its
 // records are dead-lettered under (e.g. "format-conversion-failed"). The
@@ -81,6 +88,9 @@ type CodedError struct {
 	Code       string
 	OutputType string
 	Err        error
+	// Fields are extra members of the record's error record (see
+	// DeadLetterFielder); nil for none.
+	Fields map[string]string
 }
 
 func (e *CodedError) Error() string {
@@ -92,6 +102,9 @@ func (e *CodedError) Error() string {
 func (e *CodedError) Unwrap() error           { return e.Err }
 func (e *CodedError) ErrorCode() string       { return e.Code }
 func (e *CodedError) ErrorOutputType() string { return e.OutputType }
+
+// DeadLetterFields returns Fields.
+func (e *CodedError) DeadLetterFields() map[string]string { return e.Fields }
 
 // Coder is implemented by errors that carry a Firehose-style error code
 // (e.g. "S3.AccessDenied"); the code is written into dead letters.

@@ -102,6 +102,10 @@ type DeadLetter struct {
 	// OutputType is the Firehose error-output-type folder name, e.g.
 	// "processing-failed", "format-conversion-failed", "delivery-failed".
 	OutputType string
+	// Fields are members the error record carries besides Firehose's
+	// common ones (Elasticsearch's esDocumentId, esIndexName, esTypeName),
+	// from an error implementing DeadLetterFielder. Nil for none.
+	Fields map[string]string
 }
 
 // ErrorOutput is a stream's error output (Firehose's S3 backup): an object

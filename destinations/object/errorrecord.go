@@ -1,10 +1,12 @@
 package object
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
 	"slices"
 	"time"
@@ -77,10 +79,12 @@ func groupDeadLetters(dls []pipeline.DeadLetter) ([]deadLetterGroup, error) {
 // newline-delimited Firehose error records; ending is the
 // attemptEndingTimestamp of them all.
 func writeErrorRecords(w io.Writer, dls []pipeline.DeadLetter, idx []int, ending time.Time) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	for _, i := range idx {
 		dl := &dls[i]
+		buf.Reset()
 		if err := enc.Encode(ErrorRecord{
 			AttemptsMade:           dl.Attempts,
 			ArrivalTimestamp:       dl.Record.Arrived.UnixMilli(),
@@ -91,6 +95,43 @@ func writeErrorRecords(w io.Writer, dls []pipeline.DeadLetter, idx []int, ending
 		}); err != nil {
 			return fmt.Errorf("encoding error record: %w", err)
 		}
+		line := buf.Bytes()
+		if len(dl.Fields) > 0 {
+			var err error
+			if line, err = withFields(line, dl.Fields); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(line); err != nil {
+			return fmt.Errorf("writing error record: %w", err)
+		}
 	}
 	return nil
+}
+
+// withFields inserts fields, sorted by name, before rawData in an encoded
+// error record (Firehose puts esDocumentId, esIndexName and esTypeName
+// there). A field named like a common member is an error.
+func withFields(line []byte, fields map[string]string) ([]byte, error) {
+	at := bytes.LastIndex(line, []byte(`,"rawData":`))
+	if at < 0 {
+		return nil, fmt.Errorf("encoding error record: no rawData member")
+	}
+	var extra bytes.Buffer
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		switch k {
+		case "attemptsMade", "arrivalTimestamp", "errorCode", "errorMessage", "attemptEndingTimestamp", "rawData":
+			return nil, fmt.Errorf("encoding error record: extra field %q would replace a common one", k)
+		}
+		kj, _ := json.Marshal(k)
+		vj, _ := json.Marshal(fields[k])
+		extra.WriteByte(',')
+		extra.Write(kj)
+		extra.WriteByte(':')
+		extra.Write(vj)
+	}
+	out := make([]byte, 0, len(line)+extra.Len())
+	out = append(out, line[:at]...)
+	out = append(out, extra.Bytes()...)
+	return append(out, line[at:]...), nil
 }

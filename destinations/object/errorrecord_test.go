@@ -44,3 +44,27 @@ func TestGroupDeadLettersAndErrorRecords(t *testing.T) {
 		t.Fatalf("a path-escaping output type was accepted: %v", err)
 	}
 }
+
+// TestErrorRecordFields: a dead letter's Fields appear in its error record
+// before rawData (Firehose's failed-document shape), sorted, and may not
+// replace a common member.
+func TestErrorRecordFields(t *testing.T) {
+	t0 := time.Date(2016, 2, 25, 13, 0, 0, 0, time.UTC)
+	dls := []pipeline.DeadLetter{{
+		Record: pipeline.Record{Data: []byte(`{"a":1}`), Arrived: t0}, Attempts: 3, Code: "400", Message: "mapper_parsing_exception",
+		Fields: map[string]string{"esIndexName": "myindex-2016-02-25", "esDocumentId": "49-0", "esTypeName": ""},
+	}}
+	var buf bytes.Buffer
+	if err := writeErrorRecords(&buf, dls, []int{0}, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"attemptsMade":3,"arrivalTimestamp":1456405200000,"errorCode":"400","errorMessage":"mapper_parsing_exception","attemptEndingTimestamp":1456405201000,` +
+		`"esDocumentId":"49-0","esIndexName":"myindex-2016-02-25","esTypeName":"","rawData":"eyJhIjoxfQ=="}` + "\n"
+	if buf.String() != want {
+		t.Fatalf("error record\n got %s\nwant %s", buf.String(), want)
+	}
+	dls[0].Fields = map[string]string{"errorCode": "sneaky"}
+	if err := writeErrorRecords(&buf, dls, []int{0}, t0); err == nil {
+		t.Fatal("a field replacing errorCode was written")
+	}
+}

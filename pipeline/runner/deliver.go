@@ -336,5 +336,10 @@ func deadLetter(rec pipeline.Record, attempts int, err error, defaultCode, outTy
 	if err != nil {
 		msg = err.Error()
 	}
-	return pipeline.DeadLetter{Record: rec, Attempts: attempts, Code: code, Message: msg, OutputType: outType}
+	var fields map[string]string
+	var f pipeline.DeadLetterFielder
+	if errors.As(err, &f) {
+		fields = f.DeadLetterFields()
+	}
+	return pipeline.DeadLetter{Record: rec, Attempts: attempts, Code: code, Message: msg, OutputType: outType, Fields: fields}
 }

@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -741,4 +742,40 @@ func errorCode(err error) string {
 		return c.ErrorCode()
 	}
 	return ""
+}
+
+// TestDeadLetterFieldsReachTheErrorRecord: a record error carrying
+// dead-letter fields (pipeline.DeadLetterFielder) has them in its error
+// record, as Firehose's failed-document records carry esDocumentId.
+func TestDeadLetterFieldsReachTheErrorRecord(t *testing.T) {
+	e := newEnv(t)
+	d := &scripted{next: e.file, steps: []func(context.Context, pipeline.Batch) error{
+		func(_ context.Context, b pipeline.Batch) error {
+			return &pipeline.PartialError{Failed: []pipeline.RecordError{{Index: 0, Err: &pipeline.CodedError{
+				Code: "400", OutputType: "AmazonOpenSearchService-failed", Err: errTest,
+				Fields: map[string]string{"esDocumentId": "doc-1", "esIndexName": "idx"}}}}}
+		},
+	}}
+	o := e.opts()
+	o.Destination = d
+	o.Interval = 0
+	e.start(o)
+	e.append([]byte(`{"a":1}`))
+	eventually(t, 5*time.Second, "commit", e.committedAll)
+	var found int
+	for k, v := range readTree(t, e.root) {
+		if strings.Contains(k, "AmazonOpenSearchService-failed/") {
+			var rec map[string]any
+			if err := json.Unmarshal(v, &rec); err != nil {
+				t.Fatalf("%s: %v", k, err)
+			}
+			if rec["esDocumentId"] != "doc-1" || rec["esIndexName"] != "idx" || rec["errorCode"] != "400" {
+				t.Errorf("error record %s", v)
+			}
+			found++
+		}
+	}
+	if found != 1 {
+		t.Fatalf("%d error records under AmazonOpenSearchService-failed/, want 1", found)
+	}
 }
