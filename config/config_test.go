@@ -29,6 +29,8 @@ func testEnv(name string) (string, bool) {
 		"HTTP_ENDPOINT_URL":        "http://127.0.0.1:9/",
 		// Read by the postgres example of docs/configuration.md.
 		"PG_DSN": "postgres://loader@127.0.0.1:5432/shop",
+		// Read by the elasticsearch example of docs/configuration.md.
+		"ES_API_KEY": "c2VjcmV0",
 	}[name]
 	return v, ok
 }
@@ -304,6 +306,10 @@ func TestExamplesLoad(t *testing.T) {
 			return "public.events", true
 		case "REDSHIFT_IAM_ROLE":
 			return "arn:aws:iam::123456789012:role/redshift", true
+		case "ES_URL":
+			return "http://127.0.0.1:9200", true
+		case "ES_INDEX":
+			return "firehose", true
 		}
 		return os.LookupEnv(name)
 	}

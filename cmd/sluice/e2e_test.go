@@ -170,7 +170,8 @@ func TestValidateCommand(t *testing.T) {
 			"HTTP_ENDPOINT_URL=http://127.0.0.1:9/", "HTTP_ENDPOINT_ACCESS_KEY=example-key",
 			"PG_DSN=postgres://loader@127.0.0.1:5432/analytics", "PG_TABLE=public.events",
 			"REDSHIFT_DSN=postgres://loader@127.0.0.1:5439/dev", "REDSHIFT_TABLE=public.events",
-			"REDSHIFT_IAM_ROLE=arn:aws:iam::123456789012:role/redshift")
+			"REDSHIFT_IAM_ROLE=arn:aws:iam::123456789012:role/redshift",
+			"ES_URL=http://127.0.0.1:9200", "ES_INDEX=firehose")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("validate %s: %v\n%s", ex, err, out)

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/buffer/disk"
+	"github.com/sluice-dev/sluice/destinations/elasticsearch"
 	"github.com/sluice-dev/sluice/destinations/file"
 	"github.com/sluice-dev/sluice/destinations/httpendpoint"
 	"github.com/sluice-dev/sluice/destinations/postgres"
@@ -42,12 +43,16 @@ const (
 	// does too): a second batch in flight stages its objects in S3 while
 	// the first one's COPY runs.
 	defaultInFlightRedshift = 2
+	// Bulk requests of a stream are independent (document ids come from
+	// the records): four in flight hide the cluster's latency.
+	defaultInFlightBulk = 4
 )
 
 // destinationKinds are the destination types; those marked as error
 // outputs are also the types an error_output block may have.
 func destinationKinds() map[string]destinationKind {
 	return map[string]destinationKind{
+		"elasticsearch": withRetry(destination(elasticsearch.DefaultOptions, elasticsearch.Compile, elasticsearch.New, defaultInFlightBulk, false), searchRetry),
 		"file":          destination(file.DefaultOptions, file.Compile, file.New, defaultInFlightObject, true),
 		"s3":            destination(s3.DefaultOptions, s3.Compile, s3.New, defaultInFlightObject, true),
 		"http_endpoint": withRetry(withBackoffMax(destination(httpendpoint.DefaultOptions, httpendpoint.Compile, httpendpoint.New, defaultInFlightHTTP, false), httpBackoffMax), httpRetry),
@@ -61,10 +66,11 @@ func destinationKinds() map[string]destinationKind {
 const httpBackoffMax = 120 * time.Second
 
 // Retry durations, in seconds, when a stream sets none: Firehose's
-// defaults for HTTP endpoints (300 s) and Redshift (3600 s; Postgres
-// likewise). Object stores keep config.DefaultRetry (24 hours).
+// defaults for HTTP endpoints and OpenSearch (300 s) and Redshift (3600 s;
+// Postgres likewise). Object stores keep config.DefaultRetry (24 hours).
 const (
 	httpRetry      = 300
+	searchRetry    = 300
 	warehouseRetry = 3600
 )
 

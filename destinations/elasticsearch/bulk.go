@@ -1,0 +1,164 @@
+package elasticsearch
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluice-dev/sluice/destinations/internal/retryafter"
+	"github.com/sluice-dev/sluice/pipeline"
+)
+
+// Error codes (Firehose's OS.* delivery codes; per-document failures carry
+// the HTTP status as their code and the cluster's error object as their
+// message, as Firehose's failed-document records do) and the error output
+// type of failed documents.
+const (
+	CodeConnectionFailed = "OS.ConnectionFailed"
+	CodeRequestTimeout   = "OS.RequestTimeout"
+	CodeAccessDenied     = "OS.AccessDenied"
+	CodeResourceNotFound = "OS.ResourceNotFound"
+	CodeServerError      = "OS.ServerError"
+	CodeTooManyRequests  = "OS.TooManyRequests"
+	CodeRequestTooLarge  = "OS.RequestEntityTooLarge"
+	CodeBadRequest       = "OS.BadRequest"
+	CodeInvalidResponse  = "OS.InvalidResponse"
+	// CodeInvalidDocument: the record is not single-line UTF-8 JSON
+	// object text; it is never sent.
+	CodeInvalidDocument = "OS.InvalidDocument"
+	// OutputType is the error output folder of failed documents.
+	OutputType = "AmazonOpenSearchService-failed"
+	// MaxResponseBytes bounds a bulk answer read into memory.
+	MaxResponseBytes = 256 << 20
+)
+
+// doc is one record to index: its index in the batch, where it goes, and
+// its id ("" with NO_DOCUMENT_ID).
+type doc struct {
+	rec   int
+	index string
+	id    string
+}
+
+// checkDocument reports why data cannot be a bulk document: Firehose
+// sends records as they are, one per line, so they must be UTF-8 JSON
+// object text on a single line.
+func checkDocument(data []byte) error {
+	switch {
+	case len(data) == 0:
+		return fmt.Errorf("an empty record is not a JSON document")
+	case !utf8.Valid(data):
+		return fmt.Errorf("the record is not UTF-8")
+	case bytes.ContainsAny(data, "\n\r"):
+		return fmt.Errorf("the record spans several lines (bulk documents are one line each)")
+	case !json.Valid(data):
+		return fmt.Errorf("the record is not valid JSON")
+	}
+	if t := bytes.TrimLeft(data, " \t"); len(t) == 0 || t[0] != '{' {
+		return fmt.Errorf("the record is JSON but not an object")
+	}
+	return nil
+}
+
+// action is a bulk action line's metadata.
+type action struct {
+	Index string `json:"_index"`
+	ID    string `json:"_id,omitempty"`
+	Type  string `json:"_type,omitempty"`
+}
+
+// appendBulk appends the NDJSON of docs to body: with document ids a
+// create (a second create of the same id is a 409, which is success),
+// without them an index.
+func (d *Destination) appendBulk(body []byte, docs []doc, recs []pipeline.Record) ([]byte, error) {
+	op := "index"
+	if d.cfg.firehoseIDs {
+		op = "create"
+	}
+	for _, dc := range docs {
+		meta, err := json.Marshal(map[string]action{op: {Index: dc.index, ID: dc.id, Type: d.cfg.typeName}})
+		if err != nil {
+			return nil, fmt.Errorf("encoding a bulk action: %w", err)
+		}
+		body = append(body, meta...)
+		body = append(body, '\n')
+		body = append(body, recs[dc.rec].Data...)
+		body = append(body, '\n')
+	}
+	return body, nil
+}
+
+// bulkAnswer is the part of a bulk response Sluice reads.
+type bulkAnswer struct {
+	Errors *bool                      `json:"errors"`
+	Items  []map[string]bulkItemState `json:"items"`
+}
+
+type bulkItemState struct {
+	Index  string          `json:"_index"`
+	ID     string          `json:"_id"`
+	Status int             `json:"status"`
+	Error  json.RawMessage `json:"error"`
+}
+
+// errorType is an item error's "type".
+func errorType(raw json.RawMessage) string {
+	var e struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(raw, &e)
+	return e.Type
+}
+
+// requestFailure classifies a bulk request answered with status other
+// than 200. now is when the answer came (for Retry-After dates).
+func requestFailure(status int, h http.Header, body []byte, now time.Time) error {
+	msg := fmt.Errorf("the cluster answered the bulk request %d: %s", status, quote(body))
+	switch {
+	case status == http.StatusTooManyRequests:
+		return &pipeline.RetryableError{Err: coded(CodeTooManyRequests, msg), After: retryafter.Parse(h.Get("Retry-After"), now)}
+	case status >= 500:
+		return &pipeline.RetryableError{Err: coded(CodeServerError, msg), After: retryafter.Parse(h.Get("Retry-After"), now)}
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return &pipeline.RetryableError{Err: coded(CodeAccessDenied, msg)}
+	case status == http.StatusNotFound:
+		return &pipeline.RetryableError{Err: coded(CodeResourceNotFound, msg)}
+	case status == http.StatusRequestTimeout:
+		return &pipeline.RetryableError{Err: coded(CodeRequestTimeout, msg)}
+	case status == http.StatusRequestEntityTooLarge:
+		return coded(CodeRequestTooLarge, msg) // lower max_bulk_bytes; retrying cannot help
+	case status >= 300 && status < 400:
+		return &pipeline.RetryableError{Err: coded(CodeInvalidResponse, msg)}
+	}
+	return coded(CodeBadRequest, msg)
+}
+
+func coded(code string, err error) *pipeline.CodedError {
+	return &pipeline.CodedError{Code: code, OutputType: OutputType, Err: err}
+}
+
+// itemRetryable reports whether a failed item may succeed if sent again:
+// the cluster was too busy (429, es_rejected_execution_exception) or
+// failed (5xx).
+func itemRetryable(status int, typ string) bool {
+	return status == http.StatusTooManyRequests || status >= 500 || typ == "es_rejected_execution_exception"
+}
+
+// quote renders a cluster's answer for an error message: at most 8 KiB.
+func quote(b []byte) string {
+	const max = 8192
+	if len(b) == 0 {
+		return "(empty body)"
+	}
+	if len(b) > max {
+		return string(bytes.ToValidUTF8(b[:max], []byte("\uFFFD"))) + "…"
+	}
+	return string(bytes.ToValidUTF8(b, []byte("\uFFFD")))
+}
+
+// statusLabel is a status as a metric label.
+func statusLabel(status int) string { return strconv.Itoa(status) }

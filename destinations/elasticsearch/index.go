@@ -1,0 +1,43 @@
+package elasticsearch
+
+import (
+	"fmt"
+	"time"
+)
+
+// Index rotation periods (Firehose's IndexRotationPeriod).
+const (
+	NoRotation = "NoRotation"
+	OneHour    = "OneHour"
+	OneDay     = "OneDay"
+	OneWeek    = "OneWeek"
+	OneMonth   = "OneMonth"
+)
+
+// IndexName is the index of a record that arrived at t under base with
+// rotation, in UTC, with Firehose's suffixes: myindex, myindex-2016-02-25-13,
+// myindex-2016-02-25, myindex-2016-w08, myindex-2016-02.
+func IndexName(base, rotation string, t time.Time) string {
+	t = t.UTC()
+	switch rotation {
+	case OneHour:
+		return base + t.Format("-2006-01-02-15")
+	case OneDay:
+		return base + t.Format("-2006-01-02")
+	case OneWeek:
+		y, w := firehoseWeek(t)
+		return fmt.Sprintf("%s-%04d-w%02d", base, y, w)
+	case OneMonth:
+		return base + t.Format("-2006-01")
+	}
+	return base
+}
+
+// firehoseWeek is the week of Firehose's OneWeek suffix: the ISO 8601
+// week and its week-based year, which gives Firehose's documented example
+// (2016-02-25 is w08). The contract notes "weeks start Sunday; week 1 =
+// first week containing a Saturday", which would make that day w09 (or,
+// counting full weeks from the first Sunday, w08 too but with Sundays
+// starting weeks); the documented example decides, and no live service
+// was checked.
+func firehoseWeek(t time.Time) (year, week int) { return t.ISOWeek() }
