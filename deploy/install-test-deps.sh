@@ -10,6 +10,14 @@ if ! "$gobin/staticcheck" -version 2>/dev/null | grep -q "(0.8.2)"; then
   go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 fi
 
+# VictoriaLogs, a real log database speaking the Elasticsearch _bulk
+# protocol: the Elasticsearch destination's test peer (testpeers.StartVictoriaLogs).
+vlbin=deploy/testpeers/.bin/victoria-logs
+if ! go version -m "$vlbin" 2>/dev/null | grep -q "VictoriaLogs[[:space:]]*v1.52.1"; then
+  echo "installing VictoriaLogs" >&2
+  GOBIN="$PWD/deploy/testpeers/.bin" go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v1.52.1
+fi
+
 # The AWS CLI is a real Firehose client the end-to-end tests drive.
 if ! command -v aws >/dev/null 2>&1; then
   echo "installing the AWS CLI" >&2

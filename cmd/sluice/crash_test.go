@@ -80,11 +80,13 @@ func TestCrashKill9S3(t *testing.T) {
 // delivered line and its count) that every acknowledged record arrived
 // exactly once. recPad pads records to about that many bytes.
 func crashUnderLoad(t *testing.T, cfgBody string, env []string, recPad int, collect func(dir string) map[string]int) {
-	crashUnderLoadKills(t, cfgBody, env, recPad, 5, collect)
+	crashUnderLoadKills(t, cfgBody, env, recPad, 5, nil, collect)
 }
 
-// crashUnderLoadKills is crashUnderLoad with the number of kills.
-func crashUnderLoadKills(t *testing.T, cfgBody string, env []string, recPad, kills int, collect func(dir string) map[string]int) {
+// crashUnderLoadKills is crashUnderLoad with the number of kills and, when
+// shape is not nil, records shaped by it (e.g. made JSON documents) from
+// their unique text; collect returns them as shaped.
+func crashUnderLoadKills(t *testing.T, cfgBody string, env []string, recPad, kills int, shape func(string) []byte, collect func(dir string) map[string]int) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	cfg := filepath.Join(dir, "sluice.yaml")
@@ -115,6 +117,9 @@ func crashUnderLoadKills(t *testing.T, cfgBody string, env []string, recPad, kil
 				recs := make([][]byte, n)
 				for i := range recs {
 					recs[i] = fmt.Appendf(nil, "p%d-c%d-r%d-%s", p, call, i, pad[:(call*31+i*17)%max(1, recPad)])
+					if shape != nil {
+						recs[i] = shape(string(recs[i]))
+					}
 				}
 				sent.Add(int64(n))
 				mu.Lock()

@@ -131,7 +131,7 @@ func TestCrashKill9Postgres(t *testing.T) {
     error_output: {type: file, path: errors}
 `, dsn, schema)
 	var dir string
-	crashUnderLoadKills(t, cfg, nil, 300, 10, func(d string) map[string]int {
+	crashUnderLoadKills(t, cfg, nil, 300, 10, nil, func(d string) map[string]int {
 		dir = d
 		return pgLines(t, conn, table, "line")
 	})
