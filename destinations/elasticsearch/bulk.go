@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluice-dev/sluice/destinations/internal/jsonscan"
 	"github.com/sluice-dev/sluice/destinations/internal/retryafter"
 	"github.com/sluice-dev/sluice/pipeline"
 )
@@ -53,9 +54,9 @@ func checkDocument(data []byte) error {
 		return fmt.Errorf("an empty record is not a JSON document")
 	case !utf8.Valid(data):
 		return fmt.Errorf("the record is not UTF-8")
-	case bytes.ContainsAny(data, "\n\r"):
+	case bytes.IndexByte(data, '\n') >= 0 || bytes.IndexByte(data, '\r') >= 0:
 		return fmt.Errorf("the record spans several lines (bulk documents are one line each)")
-	case !json.Valid(data):
+	case !jsonscan.Valid(data):
 		return fmt.Errorf("the record is not valid JSON")
 	}
 	if t := bytes.TrimLeft(data, " \t"); len(t) == 0 || t[0] != '{' {
@@ -64,38 +65,59 @@ func checkDocument(data []byte) error {
 	return nil
 }
 
-// action is a bulk action line's metadata.
-type action struct {
-	Index string `json:"_index"`
-	ID    string `json:"_id,omitempty"`
-	Type  string `json:"_type,omitempty"`
-}
-
 // appendBulk appends the NDJSON of docs to body: with document ids a
 // create (a second create of the same id is a 409, which is success),
 // without them an index.
 func (d *Destination) appendBulk(body []byte, docs []doc, recs []pipeline.Record) ([]byte, error) {
-	op := "index"
+	op := `{"index":{"_index":`
 	if d.cfg.firehoseIDs {
-		op = "create"
+		op = `{"create":{"_index":`
 	}
 	for _, dc := range docs {
-		meta, err := json.Marshal(map[string]action{op: {Index: dc.index, ID: dc.id, Type: d.cfg.typeName}})
-		if err != nil {
-			return nil, fmt.Errorf("encoding a bulk action: %w", err)
+		body = append(body, op...)
+		body = appendJSONString(body, dc.index)
+		if dc.id != "" {
+			body = append(body, `,"_id":`...)
+			body = appendJSONString(body, dc.id)
 		}
-		body = append(body, meta...)
-		body = append(body, '\n')
+		if d.cfg.typeName != "" {
+			body = append(body, `,"_type":`...)
+			body = appendJSONString(body, d.cfg.typeName)
+		}
+		body = append(body, "}}\n"...)
 		body = append(body, recs[dc.rec].Data...)
 		body = append(body, '\n')
 	}
 	return body, nil
 }
 
+// appendJSONString appends s as a JSON string: index names, ids and type
+// names are plain text, so the fast path copies; anything else goes
+// through encoding/json.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
 // bulkAnswer is the part of a bulk response Sluice reads.
 type bulkAnswer struct {
-	Errors *bool                      `json:"errors"`
-	Items  []map[string]bulkItemState `json:"items"`
+	Errors *bool      `json:"errors"`
+	Items  []bulkItem `json:"items"`
+}
+
+// bulkItem is one item of the answer: the action it answers, by name.
+type bulkItem struct {
+	Create *bulkItemState `json:"create"`
+	Index  *bulkItemState `json:"index"`
+	Update *bulkItemState `json:"update"`
+	Delete *bulkItemState `json:"delete"`
 }
 
 type bulkItemState struct {
@@ -103,6 +125,29 @@ type bulkItemState struct {
 	ID     string          `json:"_id"`
 	Status int             `json:"status"`
 	Error  json.RawMessage `json:"error"`
+}
+
+// allCreated is the fast path of reading a bulk answer: one that starts
+// with "errors":false (every item succeeded, Elasticsearch's contract)
+// and holds n items answering the action sent needs no per-item parse.
+// It returns n successful items, or false to parse the answer in full.
+func allCreated(data []byte, n int, create bool) ([]bulkItemState, bool) {
+	head := data[:min(len(data), 64)]
+	if !bytes.Contains(head, []byte(`"errors":false`)) || !jsonscan.Valid(data) {
+		return nil, false
+	}
+	key := []byte(`{"index":`)
+	if create {
+		key = []byte(`{"create":`)
+	}
+	if bytes.Count(data, key) != n {
+		return nil, false
+	}
+	items := make([]bulkItemState, n)
+	for i := range items {
+		items[i].Status = http.StatusCreated
+	}
+	return items, true
 }
 
 // errorType is an item error's "type".

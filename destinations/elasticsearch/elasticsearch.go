@@ -278,6 +278,9 @@ func (d *Destination) send(ctx context.Context, body []byte, n int) ([]bulkItemS
 	if len(data) > MaxResponseBytes {
 		return nil, &pipeline.RetryableError{Err: coded(CodeInvalidResponse, fmt.Errorf("a bulk answer over %d bytes", MaxResponseBytes))}
 	}
+	if items, ok := allCreated(data, n, d.cfg.firehoseIDs); ok {
+		return items, nil
+	}
 	var ans bulkAnswer
 	if err := json.Unmarshal(data, &ans); err != nil || ans.Errors == nil || len(ans.Items) != n {
 		return nil, &pipeline.RetryableError{Err: coded(CodeInvalidResponse,
@@ -285,12 +288,21 @@ func (d *Destination) send(ctx context.Context, body []byte, n int) ([]bulkItemS
 	}
 	items := make([]bulkItemState, n)
 	for j, it := range ans.Items {
-		if len(it) != 1 {
-			return nil, &pipeline.RetryableError{Err: coded(CodeInvalidResponse, fmt.Errorf("bulk answer item %d has %d actions", j, len(it)))}
+		st := it.Create
+		if d.cfg.firehoseIDs {
+			if it.Index != nil || it.Update != nil || it.Delete != nil {
+				st = nil
+			}
+		} else {
+			st = it.Index
+			if it.Create != nil && st == nil {
+				st = it.Create // VictoriaLogs answers every action as create
+			}
 		}
-		for _, st := range it {
-			items[j] = st
+		if st == nil {
+			return nil, &pipeline.RetryableError{Err: coded(CodeInvalidResponse, fmt.Errorf("bulk answer item %d does not answer the action sent", j))}
 		}
+		items[j] = *st
 	}
 	return items, nil
 }

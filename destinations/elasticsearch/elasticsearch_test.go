@@ -496,3 +496,39 @@ func flatten(err error) []error {
 	}
 	return []error{err}
 }
+
+// BenchmarkDeliver measures one bulk delivery of 1,000 1 KiB documents to
+// the in-process _bulk server (the destination's encoding and answer
+// parsing; the server's own work is included).
+func BenchmarkDeliver(b *testing.B) {
+	srv, err := esbulk.Start(esbulk.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	o := DefaultOptions()
+	o.Addresses = []string{srv.URL()}
+	o.Index = "bench"
+	o.DocumentID = DocumentIDNone // no conflicts piling up across iterations
+	cfg, err := Compile(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := New(context.Background(), cfg, "s", pipeline.Deps{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pad := strings.Repeat("x", 1000)
+	datas := make([][]byte, 1000)
+	for i := range datas {
+		datas[i] = fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, i, pad)
+	}
+	batch := destinationtest.NewBatch("s", 0, t0, datas...)
+	b.SetBytes(int64(batch.Bytes))
+	b.ResetTimer()
+	for range b.N {
+		if err := d.Deliver(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

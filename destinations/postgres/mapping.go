@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-dev/sluice/destinations/internal/jsonscan"
 	"math"
 	"math/big"
 	"slices"
@@ -354,7 +355,7 @@ func (m *Mapping) Row(data []byte, dst []any) ([]any, error) {
 		return dst, nil
 	}
 	rec := trimWS(data)
-	if !validJSON(rec) {
+	if !jsonscan.Valid(rec) {
 		return dst, invalidJSON(rec)
 	}
 	if m.whole {
