@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,4 +187,84 @@ func jsonText(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestElasticsearchItemFailuresThroughTheDaemon: 500 documents through
+// the Firehose API, of which 2 are refused for good (mapping errors) and
+// 10% are refused with 429 for their first two attempts: 498 documents
+// indexed exactly once, none sent again after it succeeded, 2 dead
+// letters in Firehose's failed-document shape, and the metrics agree
+// with the cluster and with each other.
+func TestElasticsearchItemFailuresThroughTheDaemon(t *testing.T) {
+	srv, err := esbulk.Start(esbulk.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	bad := func(src []byte) bool { return bytes.Contains(src, []byte(`"bad":true`)) }
+	busy := func(src []byte) bool { return bytes.Contains(src, []byte(`"busy":true`)) }
+	srv.FailItems(func(_, _ string, src []byte, attempt int) *esbulk.ItemError {
+		switch {
+		case bad(src):
+			return esbulk.MapperParsing("failed to parse field [n] of type [long]")
+		case busy(src) && attempt <= 2:
+			return esbulk.RejectedExecution()
+		}
+		return nil
+	})
+	d, dir := startWith(t, fmt.Sprintf(`streams:
+  items:
+    buffering: {size: 5, interval: 1}
+    destination: {type: elasticsearch, addresses: [%q], index: items, index_rotation: NoRotation}
+    error_output: {type: file, path: errors}
+`, srv.URL()))
+	recs := make([][]byte, 500)
+	for i := range recs {
+		recs[i] = fmt.Appendf(nil, `{"n":%d,"bad":%v,"busy":%v}`, i, i == 100 || i == 400, i%10 == 3)
+	}
+	if ok, err := putBatch(context.Background(), http.DefaultClient, d.addr, "items", recs); err != nil || !allTrue(ok) {
+		t.Fatalf("put: %v", err)
+	}
+	var dls []map[string]any
+	if !waitFor(30*time.Second, func() bool {
+		dls = deadLetters(t, filepath.Join(dir, "errors"), "AmazonOpenSearchService-failed")
+		return srv.Count() == 498 && len(dls) == 2
+	}) {
+		t.Fatalf("%d documents, %d dead letters; want 498 and 2\n%s", srv.Count(), len(dls), d.log.String())
+	}
+	docs := srv.Docs("items")
+	for id, src := range docs {
+		if bad(src) {
+			t.Errorf("a refused document was indexed: %s", src)
+		}
+		want := 1
+		if busy(src) {
+			want = 3
+		}
+		if w, a := srv.Writes("items", id), srv.Attempts("items", id); w != 1 || a != want {
+			t.Errorf("document %s (%s) written %d times, sent %d times; want 1 and %d", id, src, w, a, want)
+		}
+	}
+	for _, dl := range dls {
+		raw, _ := base64.StdEncoding.DecodeString(dl["rawData"].(string))
+		if !bad(raw) || dl["errorCode"] != "400" || dl["esIndexName"] != "items" || dl["esDocumentId"] == "" ||
+			!strings.Contains(dl["errorMessage"].(string), "mapper_parsing_exception") {
+			t.Errorf("dead letter %v", dl)
+		}
+	}
+	name := func(family, extra string) string {
+		return family + `{destination="elasticsearch",` + extra + `stream="items"}`
+	}
+	for series, want := range map[string]float64{
+		name("sluice_delivery_records_total", ""):                                     498,
+		name("sluice_bulk_documents_total", `result="created",`):                      498,
+		name("sluice_bulk_item_retries_total", `status="429",`):                       100,
+		name("sluice_bulk_item_failures_total", `reason="mapper_parsing_exception",`): 2,
+		`sluice_dead_letter_records_total{code="400",stream="items"}`:                 2,
+		name("sluice_bulk_requests_total", `status="200",`):                           3,
+	} {
+		if got, ok := metricValue(t, d.addr, series); !ok || got != want {
+			t.Errorf("%s = %v (found %v), want %v", series, got, ok, want)
+		}
+	}
 }
