@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluice-dev/sluice/deploy/testpeers"
 	"github.com/sluice-dev/sluice/destinations/destinationtest"
@@ -69,6 +68,11 @@ func (e *env) strings(sql string, args ...any) []string {
 	return testpeers.PostgresRows(e.t, e.conn, sql, args...)
 }
 
+func (e *env) metric(name string, labels map[string]string) float64 {
+	e.t.Helper()
+	return destinationtest.Counter(e.t, e.reg, name, labels)
+}
+
 func (e *env) count(table string) int {
 	e.t.Helper()
 	var n int
@@ -76,39 +80,6 @@ func (e *env) count(table string) int {
 		e.t.Fatal(err)
 	}
 	return n
-}
-
-func (e *env) metric(name string, labels map[string]string) float64 {
-	e.t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for k, v := range labels {
-				if !hasLabel(m, k, v) {
-					continue next
-				}
-			}
-			total += m.GetCounter().GetValue()
-		}
-	}
-	return total
-}
-
-func hasLabel(m *dto.Metric, k, v string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == k && l.GetValue() == v {
-			return true
-		}
-	}
-	return false
 }
 
 // batch builds a batch of stream from JSON texts.

@@ -17,10 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluice-dev/sluice/deploy/testpeers"
 	standin "github.com/sluice-dev/sluice/deploy/testpeers/redshift"
+	"github.com/sluice-dev/sluice/destinations/destinationtest"
 	"github.com/sluice-dev/sluice/destinations/internal/pgload"
 	"github.com/sluice-dev/sluice/destinations/internal/secret"
 	"github.com/sluice-dev/sluice/pipeline"
@@ -171,39 +171,6 @@ func (e *env) listKeys(prefix string) []string {
 	return keys
 }
 
-func (e *env) metric(name string, labels map[string]string) float64 {
-	e.t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if matches(m, labels) {
-				total += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return total
-}
-
-func matches(m *dto.Metric, labels map[string]string) bool {
-	have := map[string]string{}
-	for _, l := range m.GetLabel() {
-		have[l.GetName()] = l.GetValue()
-	}
-	for k, v := range labels {
-		if have[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 // batch builds a batch of stream from datas, records one millisecond
 // apart from t0, positions 100 bytes apart from first.
 func batch(stream string, first pipeline.Position, datas ...string) pipeline.Batch {
@@ -243,4 +210,9 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func (e *env) metric(name string, labels map[string]string) float64 {
+	e.t.Helper()
+	return destinationtest.Counter(e.t, e.reg, name, labels)
 }
