@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work=$(mktemp -d); port=4599; vlport=9439
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o $work/sluice ./cmd/sluice
 deploy/testpeers/.bin/victoria-logs -storageDataPath $work/vl -httpListenAddr 127.0.0.1:$vlport -retentionPeriod=100y -futureRetention=100y -loggerLevel=WARN >/dev/null 2>&1 &
 vlpid=$!
