@@ -146,6 +146,32 @@ func (e *OptionError) Unwrap() error { return e.Err }
 // imports nothing of the project).
 func (e *OptionError) OptionKey() string { return e.Key }
 
+// NestOptionErrors puts the errors of a nested block's validation under
+// key: an *OptionError's key becomes key.<its key>, any other error is
+// keyed key. Joined errors are flattened; nil stays nil.
+func NestOptionErrors(key string, err error) error {
+	var out []error
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, sub := range j.Unwrap() {
+				walk(sub)
+			}
+			return
+		}
+		var oe *OptionError
+		if errors.As(e, &oe) {
+			out = append(out, &OptionError{Key: key + "." + oe.Key, Err: oe.Err})
+			return
+		}
+		out = append(out, &OptionError{Key: key, Err: e})
+	}
+	if err != nil {
+		walk(err)
+	}
+	return errors.Join(out...)
+}
+
 // OptionErrorf returns an *OptionError for key.
 func OptionErrorf(key, format string, args ...any) error {
 	return &OptionError{Key: key, Err: fmt.Errorf(format, args...)}

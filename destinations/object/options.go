@@ -182,7 +182,7 @@ func Compile(o Options, rule KeyRule) (*Config, error) {
 		if o.Format.Parquet == nil {
 			bad("format.parquet", "required with format.type parquet (the schema's columns)")
 		} else if f, err := parquet.New(*o.Format.Parquet); err != nil {
-			errs = append(errs, rekey("format.parquet", err))
+			errs = append(errs, pipeline.NestOptionErrors("format.parquet", err))
 		} else {
 			c.format = f
 		}
@@ -273,21 +273,6 @@ func (c *Config) checkSamples(o Options) []error {
 		}
 	}
 	return errs
-}
-
-// rekey puts the errors of a nested block under key: an *OptionError's
-// key becomes key.<its key>, any other error is keyed key.
-func rekey(key string, err error) error {
-	var out []error
-	for _, e := range flatten(err) {
-		var oe *pipeline.OptionError
-		if errors.As(e, &oe) {
-			out = append(out, &pipeline.OptionError{Key: key + "." + oe.Key, Err: oe.Err})
-			continue
-		}
-		out = append(out, &pipeline.OptionError{Key: key, Err: e})
-	}
-	return errors.Join(out...)
 }
 
 // JoinErrors is errors.Join with the joined errors among errs flattened,

@@ -230,7 +230,7 @@ func Compile(opts Options) (*Config, error) {
 		}
 	}
 
-	errs = append(errs, rekey("staging", opts.Staging.Config.Validate())...)
+	errs = append(errs, pipeline.NestOptionErrors("staging", opts.Staging.Config.Validate()))
 	checkPrefix := func(key, p string, required bool) {
 		switch {
 		case required && p == "":
@@ -262,29 +262,6 @@ func Compile(opts Options) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-// rekey puts the option errors of the staging block under key.
-func rekey(key string, err error) []error {
-	if err == nil {
-		return nil
-	}
-	var list []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		list = j.Unwrap()
-	} else {
-		list = []error{err}
-	}
-	out := make([]error, 0, len(list))
-	for _, e := range list {
-		var oe *pipeline.OptionError
-		if errors.As(e, &oe) {
-			out = append(out, &pipeline.OptionError{Key: key + "." + oe.Key, Err: oe.Err})
-			continue
-		}
-		out = append(out, &pipeline.OptionError{Key: key, Err: e})
-	}
-	return out
 }
 
 // ownWords are the COPY parameters the destination writes itself: the

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-dev/sluice/destinations/internal/pgload"
@@ -172,7 +171,7 @@ func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
 		return d.failed(ctx, b, s, err)
 	}
 	// A batch the ledger shows loaded is not staged again.
-	loaded, err := d.loaded(ctx, d.pool, s.key)
+	loaded, err := d.loaded(ctx, s.key)
 	if err != nil {
 		return d.failed(ctx, b, s, err)
 	}
@@ -260,21 +259,10 @@ type copyError struct {
 func (e *copyError) Error() string { return e.err.Error() + " (" + e.sql + ")" }
 func (e *copyError) Unwrap() error { return e.err }
 
-// loaded looks the batch up in the ledger, outside a transaction: only
-// committed loads are visible, and a committed entry is finished.
-func (d *Destination) loaded(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, key string) (bool, error) {
-	var rows int64
-	err := db.QueryRow(ctx, "SELECT rows FROM "+d.ledger.Table().Sanitize()+" WHERE stream = $1 AND target = $2 AND batch = $3",
-		d.stream, d.cfg.table.Sanitize(), key).Scan(&rows)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("reading batch %s from the load ledger: %w", key, err)
-	}
-	return rows >= 0, nil
+// loaded reports whether the ledger shows the batch loaded.
+func (d *Destination) loaded(ctx context.Context, key string) (bool, error) {
+	e, err := d.ledger.Loaded(ctx, d.pool, d.stream, d.cfg.table.Sanitize(), key)
+	return e != nil, err
 }
 
 // stagingFailed wraps an S3 error, keeping the store's classification
@@ -362,7 +350,7 @@ func (d *Destination) Abandon(ctx context.Context, b pipeline.Batch, cause error
 		return nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, abandonLookup)
-	loaded, err := d.loaded(lctx, d.pool, s.key)
+	loaded, err := d.loaded(lctx, s.key)
 	cancel()
 	switch {
 	case err == nil && loaded:

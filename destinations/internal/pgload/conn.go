@@ -164,16 +164,6 @@ func parseReason(err error) string {
 // connection string (empty when it is read from dsn_file): no secret.
 func (c Conn) Endpoint() (endpoint, user string) { return c.endpoint, c.user }
 
-// MaxConnections is the pool's size.
-func (c Conn) MaxConnections() int { return c.maxConns }
-
-// WithMaxConnections returns c with the pool size n (when the options
-// left it at the default).
-func (c Conn) WithMaxConnections(n int) Conn {
-	c.maxConns = n
-	return c
-}
-
 // OpenOptions tune a pool for one destination.
 type OpenOptions struct {
 	// SimpleProtocol sends every statement with the simple query protocol

@@ -138,7 +138,23 @@ func (l *Ledger) Claim(ctx context.Context, tx pgx.Tx, stream, target, batch str
 	return prev, err
 }
 
-func (l *Ledger) lookup(ctx context.Context, tx pgx.Tx, stream, target, batch string) (*Entry, error) {
+// Loaded returns the entry of a batch loaded before, or nil: a look-up in
+// db (a pool or a transaction) for a destination that wants to know before
+// it does the work of a load (Redshift stages objects only for new
+// batches). Claim is what decides, in the load's transaction.
+func (l *Ledger) Loaded(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, stream, target, batch string) (*Entry, error) {
+	e, err := l.lookup(ctx, db, stream, target, batch)
+	if e != nil && e.Rows < 0 {
+		return nil, err // claimed by a load not finished: not loaded
+	}
+	return e, err
+}
+
+func (l *Ledger) lookup(ctx context.Context, tx interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, stream, target, batch string) (*Entry, error) {
 	var (
 		rows     int64
 		rejected *string

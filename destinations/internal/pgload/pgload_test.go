@@ -132,6 +132,12 @@ func TestLedger(t *testing.T) {
 			if prev, err := claim(conn, "b1", true); err != nil || prev != nil {
 				t.Fatalf("claim after a rollback: %v %v", prev, err)
 			}
+			if e, err := l.Loaded(ctx, conn, "s", "t", "b1"); err != nil || e == nil || e.Rows != 2 {
+				t.Fatalf("Loaded(b1) = %+v, %v; want the load's entry", e, err)
+			}
+			if e, err := l.Loaded(ctx, conn, "s", "t", "never"); err != nil || e != nil {
+				t.Fatalf("Loaded(never) = %+v, %v; want nothing", e, err)
+			}
 			prev, err := claim(conn, "b1", true)
 			if err != nil || prev == nil || prev.Rows != 2 || len(prev.Rejected) != 1 || prev.Rejected[0].SQLState != "22P02" {
 				t.Fatalf("second claim = %+v, %v; want the first load's entry", prev, err)
