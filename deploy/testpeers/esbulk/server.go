@@ -385,11 +385,18 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 func (s *Server) bulk(w http.ResponseWriter, r *http.Request, defaultIndex string) {
 	start := time.Now()
 	rec := RequestRecord{Time: start, Method: r.Method, Path: r.URL.RequestURI()}
-	defer func() {
-		s.mu.Lock()
-		s.requests = append(s.requests, rec)
-		s.mu.Unlock()
-	}()
+	// The record is kept before a connection is cut, so a client that
+	// sees the cut and sends its next request finds them in order.
+	recorded := false
+	keep := func() {
+		if !recorded {
+			recorded = true
+			s.mu.Lock()
+			s.requests = append(s.requests, rec)
+			s.mu.Unlock()
+		}
+	}
+	defer keep()
 
 	raw, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	rec.Bytes = len(raw)
@@ -451,6 +458,7 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, defaultIndex strin
 	drop, mode := s.takeDrop()
 	if drop && mode == DropBeforeProcessing {
 		rec.Fault = "drop-before"
+		keep()
 		cut(w, []byte("HTTP/1.1 200 OK\r\nContent-Type: appl"))
 		return
 	}
@@ -467,6 +475,7 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, defaultIndex strin
 	}
 	if drop {
 		rec.Fault = "drop-after"
+		keep()
 		head := fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", status, http.StatusText(status), len(answer))
 		if !s.cfg.OpenSearch {
 			head += "X-Elastic-Product: Elasticsearch\r\n"
