@@ -175,6 +175,8 @@ type Retry struct {
 	// destination's default applies where it has one (Redshift: 3600 s,
 	// HTTP endpoint: 300 s, as Firehose), else DefaultRetry.
 	Written bool `yaml:"-"`
+	// Pos is where duration is written (the stream's name when it is not).
+	Pos Pos `yaml:"-"`
 }
 
 // Budget returns the retry duration as a duration.

@@ -74,6 +74,7 @@ func strip(c *Config) *Config {
 		s.Source.Node = nil
 		s.Destination.Node = nil
 		s.ErrorOutput.Node = nil
+		s.Retry.Pos = Pos{} // checked in TestGood
 		s.Processors = append([]Component(nil), s.Processors...)
 		for j := range s.Processors {
 			s.Processors[j].Node = nil
@@ -202,6 +203,9 @@ func TestGood(t *testing.T) {
 				t.Errorf("got\n%+v\nwant\n%+v", *got, *w)
 			}
 			for _, s := range c.Streams {
+				if s.Retry.Written == (s.Retry.Pos == s.Pos) {
+					t.Errorf("stream %s: retry written %v, at %v (the stream at %v)", s.Name, s.Retry.Written, s.Retry.Pos, s.Pos)
+				}
 				if s.Destination.Node == nil || s.Destination.Node.Kind != yaml.MappingNode {
 					t.Errorf("stream %s: destination node not kept", s.Name)
 				}

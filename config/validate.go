@@ -230,6 +230,7 @@ func (d *decoder) validateStream(s *Stream) {
 		d.fail(&s.Buffering.Interval, s.Pos, path+".buffering.interval", "must be between 0 and 900 (seconds), got %d", s.Buffering.Interval)
 	}
 	s.Retry.Written = d.written(&s.Retry.Duration)
+	s.Retry.Pos = d.at(&s.Retry.Duration, s.Pos)
 	if s.Retry.Duration < 0 || s.Retry.Duration > 86400 {
 		d.fail(&s.Retry.Duration, s.Pos, path+".retry.duration", "must be between 0 and 86400 (seconds), got %d", s.Retry.Duration)
 	}

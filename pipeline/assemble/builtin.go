@@ -52,12 +52,12 @@ const (
 // outputs are also the types an error_output block may have.
 func destinationKinds() map[string]destinationKind {
 	return map[string]destinationKind{
-		"elasticsearch": withRetry(destination(elasticsearch.DefaultOptions, elasticsearch.Compile, elasticsearch.New, defaultInFlightBulk, false), searchRetry),
+		"elasticsearch": withRetry(destination(elasticsearch.DefaultOptions, elasticsearch.Compile, elasticsearch.New, defaultInFlightBulk, false), searchRetry, searchRetryMax),
 		"file":          destination(file.DefaultOptions, file.Compile, file.New, defaultInFlightObject, true),
 		"s3":            destination(s3.DefaultOptions, s3.Compile, s3.New, defaultInFlightObject, true),
-		"http_endpoint": withRetry(withBackoffMax(destination(httpendpoint.DefaultOptions, httpendpoint.Compile, httpendpoint.New, defaultInFlightHTTP, false), httpBackoffMax), httpRetry),
-		"postgres":      withRetry(destination(postgres.DefaultOptions, postgres.Compile, postgres.New, defaultInFlightPostgres, false), warehouseRetry),
-		"redshift":      withRetry(destination(redshift.DefaultOptions, redshift.Compile, redshift.New, defaultInFlightRedshift, false), warehouseRetry),
+		"http_endpoint": withRetry(withBackoffMax(destination(httpendpoint.DefaultOptions, httpendpoint.Compile, httpendpoint.New, defaultInFlightHTTP, false), httpBackoffMax), httpRetry, httpRetryMax),
+		"postgres":      withRetry(destination(postgres.DefaultOptions, postgres.Compile, postgres.New, defaultInFlightPostgres, false), warehouseRetry, 0),
+		"redshift":      withRetry(destination(redshift.DefaultOptions, redshift.Compile, redshift.New, defaultInFlightRedshift, false), warehouseRetry, redshiftRetryMax),
 	}
 }
 
@@ -68,14 +68,20 @@ const httpBackoffMax = 120 * time.Second
 // Retry durations, in seconds, when a stream sets none: Firehose's
 // defaults for HTTP endpoints and OpenSearch (300 s) and Redshift (3600 s;
 // Postgres likewise). Object stores keep config.DefaultRetry (24 hours).
+// The maxima are Firehose's limits for those destinations (RetryOptions
+// DurationInSeconds, 0–7200); Postgres has no Firehose counterpart and
+// keeps config's 86400.
 const (
-	httpRetry      = 300
-	searchRetry    = 300
-	warehouseRetry = 3600
+	httpRetry        = 300
+	searchRetry      = 300
+	warehouseRetry   = 3600
+	httpRetryMax     = 7200
+	searchRetryMax   = 7200
+	redshiftRetryMax = 7200
 )
 
-func withRetry(k destinationKind, seconds int) destinationKind {
-	k.retryDefault = seconds
+func withRetry(k destinationKind, seconds, max int) destinationKind {
+	k.retryDefault, k.retryMax = seconds, max
 	return k
 }
 

@@ -41,6 +41,9 @@ type destinationKind struct {
 	// retryDefault is the stream's retry duration in seconds when the
 	// file sets none (zero: config.DefaultRetry).
 	retryDefault int
+	// retryMax is the longest retry duration in seconds the destination
+	// accepts (zero: config's 86400).
+	retryMax int
 	check        func(c config.Component) (checked, config.Errors)
 	build        func(ctx context.Context, v checked, stream string, deps pipeline.Deps) (pipeline.Destination, error)
 }

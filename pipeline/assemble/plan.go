@@ -98,6 +98,10 @@ func checkPlan(cfg *config.Config) (*plan, error) {
 			errs = append(errs, checkPartitionKeys(&sp)...)
 		}
 		sp.retry = s.Retry.Duration
+		if known && s.Retry.Written && k.retryMax > 0 && s.Retry.Duration > k.retryMax {
+			errs = append(errs, s.Retry.Pos.Errorf("streams.%s.retry.duration: at most %d seconds for destination type %s (Firehose's limit), got %d",
+				s.Name, k.retryMax, s.Destination.Type, s.Retry.Duration))
+		}
 		if known && !s.Retry.Written && k.retryDefault > 0 {
 			sp.retry = k.retryDefault
 		}
