@@ -44,8 +44,8 @@ type destinationKind struct {
 	// retryMax is the longest retry duration in seconds the destination
 	// accepts (zero: config's 86400).
 	retryMax int
-	check        func(c config.Component) (checked, config.Errors)
-	build        func(ctx context.Context, v checked, stream string, deps pipeline.Deps) (pipeline.Destination, error)
+	check    func(c config.Component) (checked, config.Errors)
+	build    func(ctx context.Context, v checked, stream string, deps pipeline.Deps) (pipeline.Destination, error)
 }
 
 // destination makes a destinationKind from a destination package's usual
