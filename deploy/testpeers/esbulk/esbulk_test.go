@@ -796,3 +796,43 @@ func TestConcurrentClients(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorization: a secured server answers requests without accepted
+// credentials 401 security_exception and stores nothing; the scheme is
+// compared without regard to case.
+func TestAuthorization(t *testing.T) {
+	s := start(t, Config{Authorization: []string{"ApiKey k1"}})
+	body := "{\"index\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{}\n"
+	for _, tc := range []struct {
+		auth   string
+		status int
+		reason string
+	}{
+		{"", 401, "missing authentication credentials for REST request [/_bulk]"},
+		{"ApiKey k2", 401, "unable to authenticate with provided credentials"},
+		{"APIKey k1", 200, ""},
+	} {
+		h := map[string]string{}
+		if tc.auth != "" {
+			h["Authorization"] = tc.auth
+		}
+		r := raw(t, http.MethodPost, s.URL()+"/_bulk", body, h)
+		if r.status != tc.status {
+			t.Fatalf("%q: status %d: %s", tc.auth, r.status, r.body)
+		}
+		if tc.status == 401 {
+			var e struct {
+				Error struct{ Type, Reason string }
+			}
+			if err := json.Unmarshal(r.body, &e); err != nil || e.Error.Type != "security_exception" || !strings.Contains(e.Error.Reason, tc.reason) {
+				t.Errorf("%q: %s", tc.auth, r.body)
+			}
+			if len(r.header.Values("WWW-Authenticate")) == 0 {
+				t.Errorf("%q: no WWW-Authenticate", tc.auth)
+			}
+		}
+	}
+	if n := len(s.Docs("a")); n != 1 {
+		t.Errorf("%d documents stored, want 1", n)
+	}
+}

@@ -3,6 +3,7 @@ package esbulk
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,15 @@ type Config struct {
 	// ReadOnlyIndices are created at start with the write block set:
 	// writes to them fail with 403 cluster_block_exception.
 	ReadOnlyIndices []string
+	// TLS, when set, makes the server listen with it (https URLs); with
+	// ClientAuth set it demands a client certificate, as a cluster with
+	// xpack.security.http.ssl.client_authentication: required does.
+	TLS *tls.Config
+	// Authorization, when not empty, lists the Authorization header values
+	// the server accepts ("Basic ...", "ApiKey ...", "Bearer ..."); any
+	// other request is answered 401 security_exception, as a secured
+	// cluster answers.
+	Authorization []string
 }
 
 // DropMode says whether a dropped request is processed before its
@@ -119,7 +129,13 @@ func Start(cfg Config) (*Server, error) {
 		}
 		s.indices[name] = newIndex(true)
 	}
-	s.hs = httptest.NewServer(s)
+	if cfg.TLS != nil {
+		s.hs = httptest.NewUnstartedServer(s)
+		s.hs.TLS = cfg.TLS.Clone()
+		s.hs.StartTLS()
+	} else {
+		s.hs = httptest.NewServer(s)
+	}
 	return s, nil
 }
 
@@ -309,6 +325,10 @@ func (s *Server) Attempts(indexName, id string) int {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.OpenSearch {
 		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+	}
+	if len(s.cfg.Authorization) > 0 && !slices.ContainsFunc(s.cfg.Authorization, func(a string) bool { return sameCredentials(a, r.Header.Get("Authorization")) }) {
+		s.unauthorized(w, r)
+		return
 	}
 	path := strings.Trim(r.URL.Path, "/")
 	parts := strings.Split(path, "/")
@@ -599,6 +619,28 @@ func errorBody(status int, typ, reason, indexName string) []byte {
 		"status": status,
 	})
 	return b
+}
+
+// sameCredentials compares Authorization values: the scheme without regard
+// to case (RFC 9110 §11.1; the Go clients send "APIKey", Elasticsearch
+// documents "ApiKey"), the credentials exactly.
+func sameCredentials(want, got string) bool {
+	ws, wc, _ := strings.Cut(want, " ")
+	gs, gc, _ := strings.Cut(got, " ")
+	return strings.EqualFold(ws, gs) && wc == gc
+}
+
+// unauthorized answers a request without accepted credentials as a
+// secured Elasticsearch does.
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
+	reason := fmt.Sprintf("missing authentication credentials for REST request [%s]", r.URL.RequestURI())
+	if r.Header.Get("Authorization") != "" {
+		reason = "unable to authenticate with provided credentials and anonymous access is not allowed for this request"
+	}
+	w.Header().Set("WWW-Authenticate", `Basic realm="security" charset="UTF-8"`)
+	w.Header().Add("WWW-Authenticate", "ApiKey")
+	w.Header().Add("WWW-Authenticate", "Bearer realm=\"security\"")
+	writeError(w, http.StatusUnauthorized, "security_exception", reason, "")
 }
 
 func writeError(w http.ResponseWriter, status int, typ, reason, indexName string) {
