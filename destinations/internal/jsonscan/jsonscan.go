@@ -5,6 +5,11 @@
 // faster.
 package jsonscan
 
+import (
+	"bytes"
+	"encoding/binary"
+)
+
 // SkipWS returns the offset of the first byte at or after i in d that is
 // not JSON white space.
 func SkipWS(d []byte, i int) int {
@@ -18,14 +23,6 @@ func SkipWS(d []byte, i int) int {
 	}
 	return i
 }
-
-// strPlain marks the bytes that stand for themselves inside a JSON string.
-var strPlain = func() (t [256]bool) {
-	for c := 0x20; c < 256; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
 
 // Valid reports whether d is exactly one JSON value with optional
 // white space around, as json.Valid does (and like it, without checking
@@ -112,43 +109,77 @@ func scanKey(d []byte, i int) int {
 }
 
 // scanString returns the offset after the string at d[i] ('"'), -1 if
-// invalid.
+// it is not a valid JSON string. The closing quote and the backslashes
+// are found with bytes.IndexByte (vectorised), the control characters a
+// word at a time; both searches only move forward, so a string full of
+// escapes costs no more than its length.
 func scanString(d []byte, i int) int {
-	for i++; i < len(d); i++ {
-		for i < len(d) && strPlain[d[i]] {
-			i++
+	i++
+	q := -1 // the next quote at or after i, once searched for
+	for {
+		if q < i {
+			k := bytes.IndexByte(d[i:], '"')
+			if k < 0 {
+				return -1
+			}
+			q = i + k
 		}
-		if i >= len(d) {
+		end := q
+		if k := bytes.IndexByte(d[i:q], '\\'); k >= 0 {
+			end = i + k
+		}
+		if hasControl(d[i:end]) {
+			return -1
+		}
+		if end == q {
+			return q + 1
+		}
+		// An escape at end.
+		if i = end + 1; i >= len(d) {
 			return -1
 		}
 		switch d[i] {
-		case '"':
-			return i + 1
-		case '\\':
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			i++
-			if i >= len(d) {
+		case 'u':
+			if i+4 >= len(d) {
 				return -1
 			}
-			switch d[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if i+4 >= len(d) {
+			for _, c := range d[i+1 : i+5] {
+				if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
 					return -1
 				}
-				for _, c := range d[i+1 : i+5] {
-					if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-						return -1
-					}
-				}
-				i += 4
-			default:
-				return -1
 			}
-		default: // a control character
+			i += 5
+		default:
 			return -1
 		}
 	}
-	return -1
+}
+
+// SWAR constants: a byte repeated eight times.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// hasControl reports whether s holds a control character (below 0x20),
+// which a JSON string must escape. Eight bytes at a time: the classic
+// "has a byte less than n" expression, exact as to whether one does.
+func hasControl(s []byte) bool {
+	for len(s) >= 8 {
+		x := binary.LittleEndian.Uint64(s)
+		if (x-ones*0x20)&^x&highs != 0 {
+			return true
+		}
+		s = s[8:]
+	}
+	for _, c := range s {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 func scanLiteral(d []byte, i int, lit string) int {

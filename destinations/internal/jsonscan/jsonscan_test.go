@@ -1,7 +1,10 @@
 package jsonscan
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -19,8 +22,66 @@ func TestValidAgreesWithEncodingJSON(t *testing.T) {
 	}
 }
 
+// TestHasControl checks the word-at-a-time test against the byte-by-byte
+// one on every byte value at every position, and on random words.
+func TestHasControl(t *testing.T) {
+	slow := func(b []byte) bool {
+		for _, c := range b {
+			if c < 0x20 {
+				return true
+			}
+		}
+		return false
+	}
+	base := []byte("abcdefghijk")
+	for pos := range len(base) {
+		for c := range 256 {
+			b := append([]byte(nil), base...)
+			b[pos] = byte(c)
+			if got, want := hasControl(b), slow(b); got != want {
+				t.Fatalf("hasControl(%q) = %v, want %v", b, got, want)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		b := binary.LittleEndian.AppendUint64(nil, r.Uint64())
+		if got, want := hasControl(b), slow(b); got != want {
+			t.Fatalf("hasControl(%q) = %v, want %v", b, got, want)
+		}
+	}
+}
+
+// TestValidLongStrings puts every special byte at every offset of a long
+// string, so both the word and the byte loops meet it.
+func TestValidLongStrings(t *testing.T) {
+	for n := range 40 {
+		for _, special := range []string{`"`, `\`, `\"`, `\n`, `\u00e9`, `\x`, "\x01", "\x1f", "\x7f", "é", "\xff"} {
+			s := `{"k":"` + strings.Repeat("a", n) + special + strings.Repeat("b", 17) + `"}`
+			if got, want := Valid([]byte(s)), json.Valid([]byte(s)); got != want {
+				t.Errorf("Valid(%q) = %v, json.Valid = %v", s, got, want)
+			}
+		}
+	}
+}
+
+// FuzzValid compares Valid with encoding/json.Valid.
+func FuzzValid(f *testing.F) {
+	for _, s := range []string{`{"a":"0123456789abcdef\"x"}`, `["\u1234abcdefghijklmnopqrstuvwxyz"]`, `{"a":[1,{"b":null}]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, d []byte) {
+		if got, want := Valid(d), json.Valid(d); got != want {
+			t.Errorf("Valid(%q) = %v, json.Valid = %v", d, got, want)
+		}
+	})
+}
+
+// BenchmarkValid on a 1 KiB clickstream document, the shape `sluice load
+// --payload json` sends (a long note string ends it).
 func BenchmarkValid(b *testing.B) {
-	doc := []byte(`{"event_id":"evt-1-2-3","ts":"2026-11-25T09:00:00.000Z","user_id":1000000000,"country":"US","amount":161.92,"tags":["promo","mobile"],"device":{"os":"ios","version":"17.4"},"note":"` + string(make([]byte, 0)) + `abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"}`)
+	head := `{"event_id":"evt-1-2-3","ts":"2026-11-25T09:00:00.000Z","user_id":1000000000,"country":"US","amount":161.92,"tags":["promo","mobile"],"device":{"os":"ios","version":"17.4"},"note":"`
+	doc := []byte(head + strings.Repeat("abcdefghijklmnopqrstuvwxyz", (1024-len(head)-2)/26) + `"}`)
 	b.SetBytes(int64(len(doc)))
 	for range b.N {
 		if !Valid(doc) {
