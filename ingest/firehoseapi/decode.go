@@ -533,7 +533,7 @@ func (p *parser) dataValue() ([]byte, error) {
 		return nil, errArenaFull // cannot happen: see reset
 	}
 	dst := r.arena[r.off:end]
-	n, err := base64.StdEncoding.Decode(dst, src)
+	n, err := decodeBase64(dst, src)
 	if err != nil {
 		return nil, &syntaxError{Offset: start, Msg: fmt.Sprintf("invalid base64 in Data: %v", err)}
 	}
