@@ -10,7 +10,11 @@
 # The sluice run offers full-speed load (500 x 1 KiB JSON records per
 # call, concurrency 8) for SECONDS, then waits until every acknowledged
 # record is indexed; its figure is documents ÷ (last delivery − load
-# start). The ceiling posts as many documents as sluice delivered.
+# start). The ceiling posts as many documents as sluice delivered. Both
+# print the CPU time per document of each process (sluice, the load
+# generator, VictoriaLogs; the ceiling's client, VictoriaLogs): on a
+# 2-core machine the ratio is mostly how much CPU sluice and its load
+# generator take from the server.
 # Usage: deploy/bench/es.sh [SECONDS] [BATCH]   (default 15, 1000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -52,15 +56,19 @@ YAML
 
 e2e_header
 start_vl
+peer_pid=$vlpid
 row=$(e2e_run sluice "$work/es.yaml"); echo "$row"
 stop_vl
 n=$(awk '{print $2}' <<<"$row")
 
 start_vl
-"$work/esceiling" -url "http://127.0.0.1:$vlport/insert/elasticsearch" -docs "$n" -record-size 1024 \
+vl0=$(cpu_seconds $vlpid)
+/usr/bin/time -f %U+%S -o "$work/ceiling.cpu" "$work/esceiling" -url "http://127.0.0.1:$vlport/insert/elasticsearch" -docs "$n" -record-size 1024 \
   -batch "$batch" -concurrency 4 -action create > "$work/ceiling.json"
+vl1=$(cpu_seconds $vlpid)
 stop_vl
 ceiling=$(sed -n 's/.*"docs_per_sec": *\([0-9.]*\).*/\1/p' "$work/ceiling.json")
 
-printf '\nceiling (esceiling, %d documents, bulk %d, 4 at a time): %.0f docs/s\n' "$n" "$batch" "$ceiling"
+printf '\nceiling (esceiling, %d documents, bulk %d, 4 at a time): %.0f docs/s, CPU µs/doc: client %.2f, VictoriaLogs %.2f\n' \
+  "$n" "$batch" "$ceiling" "$(awk -F+ -v n="$n" '{print ($1+$2)*1e6/n}' "$work/ceiling.cpu")" "$(awk -v a="$vl0" -v b="$vl1" -v n="$n" 'BEGIN{print (b-a)*1e6/n}')"
 awk -v c="$ceiling" '{printf "%-8s %10.0f docs/s  %.2fx the ceiling\n", $1, $4, $4/c}' <<<"$row"

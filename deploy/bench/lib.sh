@@ -7,32 +7,43 @@ port=${port:-4599}
 metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 ~ "^"m"[{]" {s+=$2} END {printf "%.0f", s}'; }
 
 e2e_header() {
-  printf '%-14s %10s %8s %12s %9s %9s %9s %6s\n' run delivered seconds records/s MiB/s p99_ms rss_MiB dead
+  printf '%-14s %10s %8s %12s %9s %9s %9s %6s %9s %9s %9s\n' run delivered seconds records/s MiB/s p99_ms rss_MiB dead \
+    sluice_us load_us peer_us
 }
+
+# cpu_seconds PID: user+system CPU seconds the process has used so far.
+cpu_seconds() { awk -v t="$(getconf CLK_TCK)" '{sub(/.*\) /, ""); printf "%.2f", ($12+$13)/t}' "/proc/$1/stat"; }
 
 # e2e_run NAME CONFIG: runs sluice on CONFIG (stream "bench"), offers
 # PutRecordBatch load (500 x 1 KiB JSON records, concurrency 8) for $secs,
 # waits until the backlog is delivered and prints one row: records
-# delivered / time from the first request until the last delivery.
+# delivered / time from the first request until the last delivery, and the
+# CPU time per record (µs) of sluice, of the load generator and of the
+# destination's server when $peer_pid names it.
 e2e_run() {
   local name=$1 cfg=$2
   rm -rf "$work/data"
   "$work/sluice" run -c "$cfg" --data-dir "$work/data" &
   local pid=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
-  local start end delivered dead rss p99
+  local start end delivered dead rss p99 cpu0 cpu1 peer0=0 peer1=0
+  [ -n "${peer_pid:-}" ] && peer0=$(cpu_seconds "$peer_pid")
   start=$(date +%s.%N)
-  "$work/sluice" load --endpoint "http://127.0.0.1:$port" --stream bench --payload json --record-size 1024 \
+  /usr/bin/time -f %U+%S -o "$work/$name.load.cpu" "$work/sluice" load --endpoint "http://127.0.0.1:$port" --stream bench --payload json --record-size 1024 \
     --concurrency 8 --duration "${secs}s" --warmup 0s --pid $pid --json > "$work/$name.load.json"
   while [ "$(metric sluice_buffer_backlog_bytes)" != 0 ]; do sleep 0.2; done
   end=$(date +%s.%N)
+  cpu1=$(cpu_seconds $pid)
+  [ -n "${peer_pid:-}" ] && peer1=$(cpu_seconds "$peer_pid")
   delivered=$(metric sluice_delivery_records_total)
   dead=$(metric sluice_dead_letter_records_total)
   rss=$(awk '/VmHWM/{printf "%.1f", $2/1024}' /proc/$pid/status)
   kill -TERM $pid; wait $pid || true
   p99=$(sed -n 's/.*"p99_ms": \([0-9.]*\).*/\1/p' "$work/$name.load.json")
+  local lcpu; lcpu=$(awk -F+ '{printf "%.2f", $1+$2}' "$work/$name.load.cpu")
   awk -v n="$name" -v d="$delivered" -v s="$start" -v e="$end" -v r="$rss" -v p="$p99" -v x="$dead" \
-    'BEGIN{t=e-s; printf "%-14s %10d %8.1f %12.0f %9.1f %9.2f %9.1f %6d\n", n, d, t, d/t, d*1024/t/1048576, p, r, x}'
+    -v c="$cpu1" -v l="$lcpu" -v q="$(awk -v a="$peer0" -v b="$peer1" 'BEGIN{print b-a}')" \
+    'BEGIN{t=e-s; printf "%-14s %10d %8.1f %12.0f %9.1f %9.2f %9.1f %6d %9.2f %9.2f %9.2f\n", n, d, t, d/t, d*1024/t/1048576, p, r, x, c*1e6/d, l*1e6/d, q*1e6/d}'
 }
 
 # The S3 benchmarks' destinations (s3.sh, s3cpu.sh): stream "bench" into

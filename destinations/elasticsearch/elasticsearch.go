@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -186,11 +187,20 @@ func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
 	if len(docs) == 0 {
 		return &pipeline.PartialError{Failed: failed}
 	}
-	body, err := d.appendBulk(make([]byte, 0, b.Bytes+len(docs)*96), docs, b.Records)
+	buf := bodyPool.Get().(*[]byte)
+	body, err := d.appendBulk((*buf)[:0], docs, b.Records)
 	if err != nil {
 		return fmt.Errorf("elasticsearch destination %s: batch %v: %w", d.stream, b.ID, err)
 	}
 	items, err := d.send(ctx, body, len(docs))
+	if err == nil {
+		// A bulk answer comes after the cluster read the whole body, so
+		// the transport is done with it: the buffer can serve the next
+		// request. After an error it may not be (an early answer, a
+		// broken connection): it is left to the collector.
+		*buf = body
+		bodyPool.Put(buf)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("elasticsearch destination %s: batch %v: %w", d.stream, b.ID, ctx.Err())
@@ -232,6 +242,10 @@ func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
 	}
 	return &pipeline.PartialError{Failed: failed}
 }
+
+// bodyPool recycles bulk request bodies (a batch's bytes and its action
+// lines, megabytes each) between requests.
+var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // itemError is a document's failure with Firehose's failed-document fields.
 func (d *Destination) itemError(code, msg string, dc doc) *pipeline.CodedError {
