@@ -152,6 +152,9 @@ func allCreated(data []byte, n int, create bool) ([]bulkItemState, bool) {
 
 // errorType is an item error's "type".
 func errorType(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return "" // a success: no error object
+	}
 	var e struct {
 		Type string `json:"type"`
 	}

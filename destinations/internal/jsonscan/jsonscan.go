@@ -8,6 +8,7 @@ package jsonscan
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 )
 
 // SkipWS returns the offset of the first byte at or after i in d that is
@@ -109,12 +110,45 @@ func scanKey(d []byte, i int) int {
 }
 
 // scanString returns the offset after the string at d[i] ('"'), -1 if
-// it is not a valid JSON string. The closing quote and the backslashes
-// are found with bytes.IndexByte (vectorised), the control characters a
-// word at a time; both searches only move forward, so a string full of
-// escapes costs no more than its length.
+// it is not a valid JSON string. The first words go a word at a time,
+// testing for all three special bytes (quote, backslash, control) at once:
+// that ends most keys and values. A longer string continues in scanLong.
 func scanString(d []byte, i int) int {
 	i++
+	for words := 0; words < shortWords && len(d)-i >= 8; {
+		m := special8(binary.LittleEndian.Uint64(d[i:]))
+		if m == 0 {
+			i += 8
+			words++
+			continue
+		}
+		// The lowest flagged byte is always a special one (the false
+		// positives of the zero-byte test lie above a true one).
+		i += bits.TrailingZeros64(m) >> 3
+		switch d[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			if i = scanEscape(d, i); i < 0 {
+				return -1
+			}
+		default:
+			return -1
+		}
+	}
+	return scanLong(d, i)
+}
+
+// shortWords is how many words scanString tests before it hands a long
+// string to scanLong.
+const shortWords = 4
+
+// scanLong scans the rest of a string from d[i] (inside it) and returns
+// the offset after its closing quote, -1 if it is not valid. The closing
+// quote and the backslashes are found with bytes.IndexByte (vectorised),
+// control characters a word at a time; both searches only move forward,
+// so a string full of escapes costs no more than its length.
+func scanLong(d []byte, i int) int {
 	q := -1 // the next quote at or after i, once searched for
 	for {
 		if q < i {
@@ -134,27 +168,42 @@ func scanString(d []byte, i int) int {
 		if end == q {
 			return q + 1
 		}
-		// An escape at end.
-		if i = end + 1; i >= len(d) {
-			return -1
-		}
-		switch d[i] {
-		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			i++
-		case 'u':
-			if i+4 >= len(d) {
-				return -1
-			}
-			for _, c := range d[i+1 : i+5] {
-				if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-					return -1
-				}
-			}
-			i += 5
-		default:
+		if i = scanEscape(d, end); i < 0 {
 			return -1
 		}
 	}
+}
+
+// scanEscape returns the offset after the escape sequence at d[i] ('\\'),
+// -1 if it is not a valid one.
+func scanEscape(d []byte, i int) int {
+	if i++; i >= len(d) {
+		return -1
+	}
+	switch d[i] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return i + 1
+	case 'u':
+		if i+4 >= len(d) {
+			return -1
+		}
+		for _, c := range d[i+1 : i+5] {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return -1
+			}
+		}
+		return i + 5
+	}
+	return -1
+}
+
+// special8 is not zero when any of the eight bytes in x (little endian)
+// is a quote, a backslash or a control character (below 0x20): the bytes
+// that end the plain run of a string. Each test is the classic "has a
+// zero byte" expression, exact as to whether some byte qualifies.
+func special8(x uint64) uint64 {
+	quote, backslash := x^(ones*'"'), x^(ones*'\\')
+	return ((quote-ones)&^quote | (backslash-ones)&^backslash | (x-ones*0x20)&^x) & highs
 }
 
 // SWAR constants: a byte repeated eight times.

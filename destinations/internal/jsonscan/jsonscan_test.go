@@ -3,6 +3,7 @@ package jsonscan
 import (
 	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -52,10 +53,47 @@ func TestHasControl(t *testing.T) {
 	}
 }
 
+// TestSpecial8 checks the word test and the position of its lowest flag
+// against the byte-by-byte test, on every byte value at every position and
+// on random words.
+func TestSpecial8(t *testing.T) {
+	first := func(b []byte) int {
+		for i, c := range b {
+			if c < 0x20 || c == '"' || c == '\\' {
+				return i
+			}
+		}
+		return -1
+	}
+	check := func(b []byte) {
+		m := special8(binary.LittleEndian.Uint64(b))
+		got := -1
+		if m != 0 {
+			got = bits.TrailingZeros64(m) >> 3
+		}
+		if want := first(b); got != want {
+			t.Fatalf("special8(%q): first special at %d, want %d", b, got, want)
+		}
+	}
+	for pos := range 8 {
+		for c := range 256 {
+			b := []byte("abcdefgh")
+			b[pos] = byte(c)
+			check(b)
+			b[7-pos/2] = '"'
+			check(b)
+		}
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 200000 {
+		check(binary.LittleEndian.AppendUint64(nil, r.Uint64()))
+	}
+}
+
 // TestValidLongStrings puts every special byte at every offset of a long
 // string, so both the word and the byte loops meet it.
 func TestValidLongStrings(t *testing.T) {
-	for n := range 40 {
+	for n := range 70 {
 		for _, special := range []string{`"`, `\`, `\"`, `\n`, `\u00e9`, `\x`, "\x01", "\x1f", "\x7f", "é", "\xff"} {
 			s := `{"k":"` + strings.Repeat("a", n) + special + strings.Repeat("b", 17) + `"}`
 			if got, want := Valid([]byte(s)), json.Valid([]byte(s)); got != want {
