@@ -44,6 +44,40 @@ func decodeBase64(dst, src []byte) (int, error) {
 	return n + m, nil
 }
 
+// decodeBase64Plain decodes src into dst when src holds only the
+// standard alphabet and '=' and encoding/base64 accepts it, and then
+// reports ok; it then wrote what decodeBase64 would. Otherwise (a
+// character outside the alphabet, \r or \n included, or an error) it
+// reports !ok, and dst holds garbage. dst must hold
+// base64.StdEncoding.DecodedLen(len(src)) bytes.
+func decodeBase64Plain(dst, src []byte) (int, bool) {
+	n, si := 0, 0
+	for len(src)-si >= 20 && len(dst)-n >= 14 {
+		s := src[si : si+16 : si+16]
+		a := b64t0[s[0]] | b64t1[s[1]] | b64t2[s[2]] | b64t3[s[3]]
+		b := b64t0[s[4]] | b64t1[s[5]] | b64t2[s[6]] | b64t3[s[7]]
+		c := b64t0[s[8]] | b64t1[s[9]] | b64t2[s[10]] | b64t3[s[11]]
+		d := b64t0[s[12]] | b64t1[s[13]] | b64t2[s[14]] | b64t3[s[15]]
+		if (a|b|c|d)&b64Bad != 0 {
+			return 0, false
+		}
+		binary.BigEndian.PutUint64(dst[n:], uint64(a)<<40|uint64(b)<<16)
+		binary.BigEndian.PutUint64(dst[n+6:], uint64(c)<<40|uint64(d)<<16)
+		n += 12
+		si += 16
+	}
+	for _, c := range src[si:] {
+		if b64t0[c]&b64Bad != 0 && c != '=' {
+			return 0, false
+		}
+	}
+	m, err := base64.StdEncoding.Decode(dst[n:], src[si:])
+	if err != nil {
+		return 0, false
+	}
+	return n + m, true
+}
+
 // b64Bad marks a character outside the standard alphabet in the tables.
 const b64Bad = 0xff000000
 

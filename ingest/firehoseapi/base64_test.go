@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -67,6 +68,33 @@ func BenchmarkDecodeBase64(b *testing.B) {
 		b.SetBytes(int64(len(src)))
 		for range b.N {
 			_, _ = base64.StdEncoding.Decode(dst, src)
+		}
+	})
+}
+
+// FuzzDecodeBase64Plain: when decodeBase64Plain accepts an input, it is
+// one encoding/base64 accepts, decoded to the same bytes, and it has no
+// byte outside the alphabet and '='.
+func FuzzDecodeBase64Plain(f *testing.F) {
+	f.Add([]byte("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="))
+	f.Add([]byte("QUJDREVGR0hJSktM\nTU5PUFFSU1RVVldYWVo"))
+	f.Add([]byte("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=="))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		got := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
+		n, ok := decodeBase64Plain(got, src)
+		want := make([]byte, len(got))
+		wn, werr := base64.StdEncoding.Decode(want, src)
+		plain := true
+		for _, c := range src {
+			plain = plain && strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", c) >= 0
+		}
+		switch {
+		case ok && (werr != nil || n != wn || !bytes.Equal(got[:n], want[:wn])):
+			t.Fatalf("decodeBase64Plain(%q) = %q, encoding/base64: %q %v", src, got[:n], want[:wn], werr)
+		case ok && bytes.ContainsAny(src, "\r\n\\"):
+			t.Fatalf("decodeBase64Plain(%q) accepted a byte outside the alphabet", src)
+		case !ok && werr == nil && plain:
+			t.Fatalf("decodeBase64Plain(%q) refused what encoding/base64 decodes", src)
 		}
 	})
 }

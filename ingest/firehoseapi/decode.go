@@ -512,6 +512,17 @@ func (p *parser) dataValue() ([]byte, error) {
 	start := p.i
 	rest := p.b[p.i+1:]
 	q := bytes.IndexByte(rest, '"')
+	plainEnd := r.off + base64.StdEncoding.DecodedLen(max(q, 0))
+	if q >= 0 && plainEnd <= len(r.arena) {
+		// Fastest path: only the alphabet and '=' in the string (so no
+		// escape, no \r or \n), correctly padded: decoded in one pass.
+		if n, ok := decodeBase64Plain(r.arena[r.off:plainEnd], rest[:q]); ok {
+			d := r.arena[r.off : r.off+n : r.off+n]
+			r.off += n
+			p.i += q + 2
+			return d, nil
+		}
+	}
 	var src []byte
 	if q >= 0 && bytes.IndexByte(rest[:q], '\\') < 0 {
 		// Fast path: no escapes. Base64 accepts only its alphabet, '=' and
