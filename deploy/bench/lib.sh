@@ -26,7 +26,7 @@ e2e_run() {
   "$work/sluice" run -c "$cfg" --data-dir "$work/data" &
   local pid=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
-  local start end delivered dead rss p99 cpu0 cpu1 peer0=0 peer1=0
+  local start end delivered dead rss p99 cpu1 peer0=0 peer1=0
   [ -n "${peer_pid:-}" ] && peer0=$(cpu_seconds "$peer_pid")
   start=$(date +%s.%N)
   /usr/bin/time -f %U+%S -o "$work/$name.load.cpu" "$work/sluice" load --endpoint "http://127.0.0.1:$port" --stream bench --payload json --record-size 1024 \

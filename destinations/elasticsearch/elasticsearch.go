@@ -193,14 +193,6 @@ func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
 		return fmt.Errorf("elasticsearch destination %s: batch %v: %w", d.stream, b.ID, err)
 	}
 	items, err := d.send(ctx, body, len(docs))
-	if err == nil {
-		// A bulk answer comes after the cluster read the whole body, so
-		// the transport is done with it: the buffer can serve the next
-		// request. After an error it may not be (an early answer, a
-		// broken connection): it is left to the collector.
-		*buf = body
-		bodyPool.Put(buf)
-	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("elasticsearch destination %s: batch %v: %w", d.stream, b.ID, ctx.Err())
@@ -215,6 +207,12 @@ func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
 		}
 		return &pipeline.PartialError{Failed: failed}
 	}
+	// A bulk answer comes after the cluster read the whole body, so the
+	// transport is done with it: the buffer can serve the next request.
+	// After an error it may not be (an early answer, a broken
+	// connection), so it is left to the collector.
+	*buf = body
+	bodyPool.Put(buf)
 	d.accessErr.Store(nil)
 	for j, it := range items {
 		dc := docs[j]

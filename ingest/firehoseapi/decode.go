@@ -544,7 +544,7 @@ func (p *parser) dataValue() ([]byte, error) {
 		return nil, errArenaFull // cannot happen: see reset
 	}
 	dst := r.arena[r.off:end]
-	n, err := decodeBase64(dst, src)
+	n, err := base64.StdEncoding.Decode(dst, src)
 	if err != nil {
 		return nil, &syntaxError{Offset: start, Msg: fmt.Sprintf("invalid base64 in Data: %v", err)}
 	}

@@ -52,12 +52,12 @@ const (
 // outputs are also the types an error_output block may have.
 func destinationKinds() map[string]destinationKind {
 	return map[string]destinationKind{
-		"elasticsearch": withRetry(destination(elasticsearch.DefaultOptions, elasticsearch.Compile, elasticsearch.New, defaultInFlightBulk, false), searchRetry, searchRetryMax),
+		"elasticsearch": withRetry(destination(elasticsearch.DefaultOptions, elasticsearch.Compile, elasticsearch.New, defaultInFlightBulk, false), searchRetry, firehoseRetryMax),
 		"file":          destination(file.DefaultOptions, file.Compile, file.New, defaultInFlightObject, true),
 		"s3":            destination(s3.DefaultOptions, s3.Compile, s3.New, defaultInFlightObject, true),
-		"http_endpoint": withRetry(withBackoffMax(destination(httpendpoint.DefaultOptions, httpendpoint.Compile, httpendpoint.New, defaultInFlightHTTP, false), httpBackoffMax), httpRetry, httpRetryMax),
+		"http_endpoint": withRetry(withBackoffMax(destination(httpendpoint.DefaultOptions, httpendpoint.Compile, httpendpoint.New, defaultInFlightHTTP, false), httpBackoffMax), httpRetry, firehoseRetryMax),
 		"postgres":      withRetry(destination(postgres.DefaultOptions, postgres.Compile, postgres.New, defaultInFlightPostgres, false), warehouseRetry, 0),
-		"redshift":      withRetry(destination(redshift.DefaultOptions, redshift.Compile, redshift.New, defaultInFlightRedshift, false), warehouseRetry, redshiftRetryMax),
+		"redshift":      withRetry(destination(redshift.DefaultOptions, redshift.Compile, redshift.New, defaultInFlightRedshift, false), warehouseRetry, firehoseRetryMax),
 	}
 }
 
@@ -75,9 +75,7 @@ const (
 	httpRetry        = 300
 	searchRetry      = 300
 	warehouseRetry   = 3600
-	httpRetryMax     = 7200
-	searchRetryMax   = 7200
-	redshiftRetryMax = 7200
+	firehoseRetryMax = 7200
 )
 
 func withRetry(k destinationKind, seconds, max int) destinationKind {
