@@ -2,23 +2,35 @@
 # PutRecordBatch → Elasticsearch _bulk documents/s end to end, into
 # VictoriaLogs (a real server of the _bulk protocol), against the ceiling
 # of posting the same documents to it directly, in one run:
-#   1. ceiling: deploy/bench/esceiling posts N clickstream documents (the
-#      generator of `sluice load --payload json`, 1 KiB) in bulk requests
-#      of BATCH documents, 4 at a time (sluice's max_in_flight);
-#   2. sluice → elasticsearch destination, bulk requests of BATCH
-#      documents, max_in_flight 4.
-# The sluice run offers full-speed load (500 x 1 KiB JSON records per
-# call, concurrency 8) for SECONDS, then waits until every acknowledged
-# record is indexed; its figure is documents ÷ (last delivery − load
-# start). The ceiling posts as many documents as sluice delivered. Both
-# print the CPU time per document of each process (sluice, the load
-# generator, VictoriaLogs; the ceiling's client, VictoriaLogs): on a
-# 2-core machine the ratio is mostly how much CPU sluice and its load
-# generator take from the server.
-# Usage: deploy/bench/es.sh [SECONDS] [BATCH]   (default 15, 1000)
+#   1. ceiling: deploy/bench/esceiling posts clickstream documents (the
+#      generator of `sluice load --payload json`, 1 KiB, in its order) in
+#      bulk requests of BATCH documents, 8 at a time, for about SECONDS;
+#   2. sluice, offered the ceiling's rate: `sluice load` puts records at the
+#      rate the server took in step 1 for SECONDS (producers offering what
+#      the cluster can take), sluice's elasticsearch destination delivers
+#      them in bulk requests of BATCH documents, max_in_flight 8;
+#   3. sluice, offered unlimited load: the loader puts as fast as sluice
+#      answers; the buffer absorbs what delivery cannot take yet (a burst:
+#      ingest then shares the CPU with delivery).
+# A sluice figure is documents ÷ (last delivery − load start): every
+# acknowledged record is indexed when it is taken. Every row prints the
+# CPU time per document of each process (sluice, its load generator,
+# VictoriaLogs; the ceiling's client, VictoriaLogs).
+#
+# Topology. By default the server has one CPU and everything that feeds it
+# (sluice and its load generator; the ceiling's client) the other, as a
+# cluster runs on machines of its own: the ceiling is what the server takes
+# on its core, and the ratio says how close sluice comes to it. The server
+# gets the CPU that takes fewer of the disk's interrupts: the client side
+# writes the buffer, and a block device's interrupts (often not movable in
+# a VM) would otherwise land on the server's core and slow it (VictoriaLogs
+# took ~14% more CPU per document beside a disk writer than alone).
+# SHARED=1 runs every process on both CPUs instead: then the ratio is
+# mostly how much CPU sluice and its load generator take from the server.
+# Usage: [SHARED=1] deploy/bench/es.sh [SECONDS] [BATCH]   (default 20, 1000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-secs=${1:-15}
+secs=${1:-20}
 batch=${2:-1000}
 work=$(mktemp -d)
 vlport=9439
@@ -28,14 +40,42 @@ go build -o "$work/esceiling" ./deploy/bench/esceiling
 . deploy/bench/lib.sh
 vl=deploy/testpeers/.bin/victoria-logs
 [ -x "$vl" ] || { echo "VictoriaLogs missing: run deploy/install-test-deps.sh" >&2; exit 1; }
+
+server_pin=() client_pin=()
+if [ "${SHARED:-0}" != 1 ] && [ "$(nproc)" -ge 2 ]; then
+  # The CPU with fewer block-device interrupts (virtio, NVMe, SCSI) so far.
+  server_cpu=$(awk 'NR == 1 {n = NF} /virtio[0-9]*-req|nvme|ahci|sd[a-z]/ {for (i = 2; i <= n + 1; i++) s[i] += $i}
+    END {best = 0; for (i = 3; i <= n + 1; i++) if (s[i] < s[best + 2]) best = i - 2; print best}' /proc/interrupts)
+  client_cpu=$(( server_cpu == 0 ? 1 : 0 ))
+  server_pin=(taskset -c "$server_cpu") client_pin=(taskset -c "$client_cpu") client_cpus=$client_cpu
+  echo "topology: VictoriaLogs on CPU $server_cpu; sluice, its load generator and the ceiling's client on CPU $client_cpu"
+else
+  echo "topology: every process on every CPU (SHARED)"
+fi
+
 start_vl() {
   rm -rf "$work/vl"
-  "$vl" -storageDataPath "$work/vl" -httpListenAddr "127.0.0.1:$vlport" -retentionPeriod=100y -futureRetention=100y \
+  "${server_pin[@]}" "$vl" -storageDataPath "$work/vl" -httpListenAddr "127.0.0.1:$vlport" -retentionPeriod=100y -futureRetention=100y \
     -insert.maxLineSizeBytes=2MiB -loggerLevel=WARN >/dev/null 2>&1 &
   vlpid=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$vlport/health" && break; sleep 0.1; done
 }
 stop_vl() { kill $vlpid; wait $vlpid 2>/dev/null || true; }
+
+# The ceiling first: its rate is what sluice is offered. Its ids are as
+# long as sluice's record ids (a 16-digit log id, "-", a 16-digit
+# position: 33 characters), so both send the server the same bytes per
+# document.
+n=$((secs * 200000))
+start_vl
+vl0=$(cpu_seconds $vlpid)
+"${client_pin[@]}" /usr/bin/time -f %U+%S -o "$work/ceiling.cpu" "$work/esceiling" -url "http://127.0.0.1:$vlport/insert/elasticsearch" \
+  -docs "$n" -record-size 1024 -batch "$batch" -concurrency 8 -action create -id-prefix 0123456789abcdef-0000000000 > "$work/ceiling.json"
+vl1=$(cpu_seconds $vlpid)
+stop_vl
+ceiling=$(sed -n 's/.*"docs_per_sec": *\([0-9.]*\).*/\1/p' "$work/ceiling.json")
+printf 'ceiling (esceiling, %d documents, bulk %d, 8 at a time): %.0f docs/s, CPU µs/doc: client %.2f, VictoriaLogs %.2f\n\n' \
+  "$n" "$batch" "$ceiling" "$(awk -F+ -v n="$n" '{print ($1+$2)*1e6/n}' "$work/ceiling.cpu")" "$(awk -v a="$vl0" -v b="$vl1" -v n="$n" 'BEGIN{print (b-a)*1e6/n}')"
 
 cat > "$work/es.yaml" <<YAML
 listen: 127.0.0.1:$port
@@ -44,7 +84,7 @@ buffer: {max_bytes: 8GiB}
 streams:
   bench:
     buffering: {size: 5, interval: 1}
-    max_in_flight: 4
+    max_in_flight: 8
     destination:
       type: elasticsearch
       addresses: ["http://127.0.0.1:$vlport/insert/elasticsearch"]
@@ -55,25 +95,16 @@ streams:
 YAML
 
 e2e_header
-start_vl
-peer_pid=$vlpid
-row=$(e2e_run sluice "$work/es.yaml"); echo "$row"
-stop_vl
-n=$(awk '{print $2}' <<<"$row")
-
-# The ceiling's ids are as long as sluice's record ids (a 16-digit log id,
-# "-", a 16-digit position: 33 characters), so both send the server the
-# same bytes per document: its CPU per document grows with the id.
-idprefix=0123456789abcdef-
-idprefix+=$(printf '%0*d' $((33 - ${#idprefix} - ${#n})) 0)
-start_vl
-vl0=$(cpu_seconds $vlpid)
-/usr/bin/time -f %U+%S -o "$work/ceiling.cpu" "$work/esceiling" -url "http://127.0.0.1:$vlport/insert/elasticsearch" -docs "$n" -record-size 1024 \
-  -batch "$batch" -concurrency 4 -action create -id-prefix "$idprefix" > "$work/ceiling.json"
-vl1=$(cpu_seconds $vlpid)
-stop_vl
-ceiling=$(sed -n 's/.*"docs_per_sec": *\([0-9.]*\).*/\1/p' "$work/ceiling.json")
-
-printf '\nceiling (esceiling, %d documents, bulk %d, 4 at a time): %.0f docs/s, CPU µs/doc: client %.2f, VictoriaLogs %.2f\n' \
-  "$n" "$batch" "$ceiling" "$(awk -F+ -v n="$n" '{print ($1+$2)*1e6/n}' "$work/ceiling.cpu")" "$(awk -v a="$vl0" -v b="$vl1" -v n="$n" 'BEGIN{print (b-a)*1e6/n}')"
-awk -v c="$ceiling" '{printf "%-8s %10.0f docs/s  %.2fx the ceiling\n", $1, $4, $4/c}' <<<"$row"
+rows=()
+for offered in "$(printf '%.0f' "$ceiling")" 0; do
+  start_vl
+  peer_pid=$vlpid rate=$offered
+  name=sluice@ceiling
+  [ "$offered" = 0 ] && name=sluice@max
+  row=$(e2e_run "$name" "$work/es.yaml"); echo "$row"; rows+=("$row")
+  stop_vl
+done
+echo
+for row in "${rows[@]}"; do
+  awk -v c="$ceiling" '{printf "%-14s %10.0f docs/s  %.2fx the ceiling\n", $1, $4, $4/c}' <<<"$row"
+done

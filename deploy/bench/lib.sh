@@ -19,18 +19,21 @@ cpu_seconds() { awk -v t="$(getconf CLK_TCK)" '{sub(/.*\) /, ""); printf "%.2f",
 # waits until the backlog is delivered and prints one row: records
 # delivered / time from the first request until the last delivery, and the
 # CPU time per record (µs) of sluice, of the load generator and of the
-# destination's server when $peer_pid names it.
+# destination's server when $peer_pid names it. $client_cpus, when set,
+# pins sluice and the load generator to those CPUs (taskset -c).
 e2e_run() {
   local name=$1 cfg=$2
   rm -rf "$work/data"
-  "$work/sluice" run -c "$cfg" --data-dir "$work/data" &
+  local pin=()
+  [ -n "${client_cpus:-}" ] && pin=(taskset -c "$client_cpus")
+  "${pin[@]}" "$work/sluice" run -c "$cfg" --data-dir "$work/data" &
   local pid=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
   local start end delivered dead rss p99 cpu1 peer0=0 peer1=0
   [ -n "${peer_pid:-}" ] && peer0=$(cpu_seconds "$peer_pid")
   start=$(date +%s.%N)
-  /usr/bin/time -f %U+%S -o "$work/$name.load.cpu" "$work/sluice" load --endpoint "http://127.0.0.1:$port" --stream bench --payload json --record-size 1024 \
-    --concurrency 8 --duration "${secs}s" --warmup 0s --pid $pid --json > "$work/$name.load.json"
+  "${pin[@]}" /usr/bin/time -f %U+%S -o "$work/$name.load.cpu" "$work/sluice" load --endpoint "http://127.0.0.1:$port" --stream bench --payload json --record-size 1024 \
+    --concurrency 8 --duration "${secs}s" --warmup 0s ${rate:+--rate "$rate"} --pid $pid --json > "$work/$name.load.json"
   while [ "$(metric sluice_buffer_backlog_bytes)" != 0 ]; do sleep 0.2; done
   end=$(date +%s.%N)
   cpu1=$(cpu_seconds $pid)

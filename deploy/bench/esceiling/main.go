@@ -11,7 +11,10 @@
 // instance what the benchmark script also feeds to Sluice), or, without
 // -file, -docs clickstream documents generated exactly as `sluice load
 // --payload json --record-size N` generates them (cmd/sluice/load.go
-// clickRecord). Each document is sent once as
+// clickRecord), in the order its -callers callers of -records documents a
+// call put them when they take turns: the same documents Sluice delivers
+// (the server's work per document depends on their order: its columns
+// compress by runs). Each document is sent once as
 // {"index":{"_index":INDEX,"_id":"PREFIXSEQ"}} + document, in batches of
 // -batch documents per POST URL/_bulk (URL may also end in /_bulk), from
 // -concurrency connections. Request bodies are built on the fly by one
@@ -53,6 +56,8 @@ type config struct {
 	file        string
 	docs        int
 	recordSize  int
+	callers     int
+	perCall     int
 	batch       int
 	concurrency int
 	index       string
@@ -75,6 +80,8 @@ func main() {
 	flag.StringVar(&c.file, "file", "", "NDJSON file of documents, one per line (default: generate -docs documents)")
 	flag.IntVar(&c.docs, "docs", 100_000, "documents to generate without -file; with -file, at most this many lines (default: all)")
 	flag.IntVar(&c.recordSize, "record-size", 1024, "generated document size in bytes")
+	flag.IntVar(&c.callers, "callers", 8, "generated documents: `sluice load` callers taking turns")
+	flag.IntVar(&c.perCall, "records", 500, "generated documents: `sluice load` records per call")
 	flag.IntVar(&c.batch, "batch", 500, "documents per _bulk request")
 	flag.IntVar(&c.concurrency, "concurrency", 4, "concurrent requests")
 	flag.StringVar(&c.index, "index", "bench", "_index of every document")
@@ -95,8 +102,8 @@ func main() {
 		}
 		c.headers.Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
-	if c.batch < 1 || c.concurrency < 1 || (c.action != "index" && c.action != "create") {
-		fmt.Fprintln(os.Stderr, "esceiling: -batch and -concurrency must be positive, -action index or create")
+	if c.batch < 1 || c.concurrency < 1 || c.callers < 1 || c.perCall < 1 || (c.action != "index" && c.action != "create") {
+		fmt.Fprintln(os.Stderr, "esceiling: -batch, -concurrency, -callers and -records must be positive, -action index or create")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -231,9 +238,10 @@ func source(c config) (next func() ([]byte, error), closeFn func(), err error) {
 			if i >= c.docs {
 				return nil, io.EOF
 			}
-			// The numbering of `sluice load`: one caller, call = request
-			// number, index within the request.
-			rec = clickRecord(rec[:0], 0, i/c.batch, i%c.batch, c.recordSize)
+			// The numbering of `sluice load`: calls of perCall
+			// documents, the callers taking turns.
+			chunk := i / c.perCall
+			rec = clickRecord(rec[:0], chunk%c.callers, chunk/c.callers, i%c.perCall, c.recordSize)
 			i++
 			return rec, nil
 		}, func() {}, nil

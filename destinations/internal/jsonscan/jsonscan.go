@@ -9,14 +9,23 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/bits"
+	"unicode/utf8"
 )
 
 // SkipWS returns the offset of the first byte at or after i in d that is
 // not JSON white space.
-func SkipWS(d []byte, i int) int {
+func SkipWS(d []byte, i int) int { return skipWS(d, i, false) }
+
+// skipWS is SkipWS; on one line, line breaks are not white space.
+func skipWS(d []byte, i int, line bool) int {
 	for i < len(d) {
 		switch d[i] {
-		case ' ', '\t', '\n', '\r':
+		case ' ', '\t':
+			i++
+		case '\n', '\r':
+			if line {
+				return i
+			}
 			i++
 		default:
 			return i
@@ -28,34 +37,46 @@ func SkipWS(d []byte, i int) int {
 // Valid reports whether d is exactly one JSON value with optional
 // white space around, as json.Valid does (and like it, without checking
 // UTF-8), several times faster. It keeps one byte per nesting level.
-func Valid(d []byte) bool {
+func Valid(d []byte) bool { return scanner{}.valid(d) }
+
+// ValidLine reports whether d is exactly one JSON value on one line of
+// UTF-8 text: Valid, with no line break (JSON text holds them only as
+// white space) and every string valid UTF-8 (the only place JSON text
+// holds bytes above 0x7F), in the same single pass. It agrees with
+// json.Valid(d) && utf8.Valid(d) && no '\n' or '\r' in d.
+func ValidLine(d []byte) bool { return scanner{line: true}.valid(d) }
+
+// scanner is one kind of validation: line is ValidLine's.
+type scanner struct{ line bool }
+
+func (s scanner) valid(d []byte) bool {
 	var stackBuf [64]byte
 	stack := stackBuf[:0]
-	i := SkipWS(d, 0)
+	i := skipWS(d, 0, s.line)
 	for {
 		if i >= len(d) {
 			return false
 		}
 		switch d[i] { // a value starts at i
 		case '{':
-			if i = SkipWS(d, i+1); i < len(d) && d[i] == '}' {
+			if i = skipWS(d, i+1, s.line); i < len(d) && d[i] == '}' {
 				i++
 				break
 			}
 			stack = append(stack, '{')
-			if i = scanKey(d, i); i < 0 {
+			if i = s.scanKey(d, i); i < 0 {
 				return false
 			}
 			continue
 		case '[':
-			if i = SkipWS(d, i+1); i < len(d) && d[i] == ']' {
+			if i = skipWS(d, i+1, s.line); i < len(d) && d[i] == ']' {
 				i++
 				break
 			}
 			stack = append(stack, '[')
 			continue
 		case '"':
-			i = scanString(d, i)
+			i = s.scanString(d, i)
 		case 't':
 			i = scanLiteral(d, i, "true")
 		case 'f':
@@ -69,7 +90,7 @@ func Valid(d []byte) bool {
 			return false
 		}
 		for { // after a value: close containers until a comma
-			i = SkipWS(d, i)
+			i = skipWS(d, i, s.line)
 			if len(stack) == 0 {
 				return i == len(d)
 			}
@@ -78,9 +99,9 @@ func Valid(d []byte) bool {
 			}
 			top := stack[len(stack)-1]
 			if d[i] == ',' {
-				i = SkipWS(d, i+1)
+				i = skipWS(d, i+1, s.line)
 				if top == '{' {
-					if i = scanKey(d, i); i < 0 {
+					if i = s.scanKey(d, i); i < 0 {
 						return false
 					}
 				}
@@ -96,27 +117,34 @@ func Valid(d []byte) bool {
 }
 
 // scanKey scans `"key" :` and the white space after it; -1 if invalid.
-func scanKey(d []byte, i int) int {
+func (s scanner) scanKey(d []byte, i int) int {
 	if i >= len(d) || d[i] != '"' {
 		return -1
 	}
-	if i = scanString(d, i); i < 0 {
+	if i = s.scanString(d, i); i < 0 {
 		return -1
 	}
-	if i = SkipWS(d, i); i >= len(d) || d[i] != ':' {
+	if i = skipWS(d, i, s.line); i >= len(d) || d[i] != ':' {
 		return -1
 	}
-	return SkipWS(d, i+1)
+	return skipWS(d, i+1, s.line)
 }
 
 // scanString returns the offset after the string at d[i] ('"'), -1 if
 // it is not a valid JSON string. The first words go a word at a time,
 // testing for all three special bytes (quote, backslash, control) at once:
 // that ends most keys and values. A longer string continues in scanLong.
-func scanString(d []byte, i int) int {
+// On one line, bytes above 0x7F are flagged too, and each must start a
+// valid UTF-8 sequence.
+func (s scanner) scanString(d []byte, i int) int {
 	i++
+	var high uint64
+	if s.line {
+		high = highs
+	}
 	for words := 0; words < shortWords && len(d)-i >= 8; {
-		m := special8(binary.LittleEndian.Uint64(d[i:]))
+		x := binary.LittleEndian.Uint64(d[i:])
+		m := special8(x) | x&high
 		if m == 0 {
 			i += 8
 			words++
@@ -125,18 +153,24 @@ func scanString(d []byte, i int) int {
 		// The lowest flagged byte is always a special one (the false
 		// positives of the zero-byte test lie above a true one).
 		i += bits.TrailingZeros64(m) >> 3
-		switch d[i] {
-		case '"':
+		switch c := d[i]; {
+		case c == '"':
 			return i + 1
-		case '\\':
+		case c == '\\':
 			if i = scanEscape(d, i); i < 0 {
 				return -1
 			}
+		case c >= utf8.RuneSelf:
+			r, n := utf8.DecodeRune(d[i:])
+			if r == utf8.RuneError && n == 1 {
+				return -1
+			}
+			i += n
 		default:
 			return -1
 		}
 	}
-	return scanLong(d, i)
+	return s.scanLong(d, i)
 }
 
 // shortWords is how many words scanString tests before it hands a long
@@ -147,8 +181,10 @@ const shortWords = 4
 // the offset after its closing quote, -1 if it is not valid. The closing
 // quote and the backslashes are found with bytes.IndexByte (vectorised),
 // control characters a word at a time; both searches only move forward,
-// so a string full of escapes costs no more than its length.
-func scanLong(d []byte, i int) int {
+// so a string full of escapes costs no more than its length. On one line,
+// the runs between escapes must be UTF-8 too (they end at ASCII bytes, so
+// a run holds whole sequences).
+func (s scanner) scanLong(d []byte, i int) int {
 	q := -1 // the next quote at or after i, once searched for
 	for {
 		if q < i {
@@ -162,7 +198,7 @@ func scanLong(d []byte, i int) int {
 		if k := bytes.IndexByte(d[i:q], '\\'); k >= 0 {
 			end = i + k
 		}
-		if hasControl(d[i:end]) {
+		if ctrl, high := controlOrHigh(d[i:end]); ctrl || high && s.line && !utf8.Valid(d[i:end]) {
 			return -1
 		}
 		if end == q {
@@ -212,23 +248,32 @@ const (
 	highs = 0x8080808080808080
 )
 
-// hasControl reports whether s holds a control character (below 0x20),
-// which a JSON string must escape. Eight bytes at a time: the classic
-// "has a byte less than n" expression, exact as to whether one does.
-func hasControl(s []byte) bool {
+// controlOrHigh reports whether s holds a control character (below
+// 0x20), which a JSON string must escape, and whether it holds a byte
+// above 0x7F. Eight bytes at a time: the classic "has a byte less than n"
+// expression, exact as to whether one does (a word's false positives lie
+// above a true one, and are or-ed away).
+func controlOrHigh(s []byte) (ctrl, high bool) {
+	var c, h uint64
 	for len(s) >= 8 {
 		x := binary.LittleEndian.Uint64(s)
-		if (x-ones*0x20)&^x&highs != 0 {
-			return true
-		}
+		c |= (x - ones*0x20) &^ x
+		h |= x
 		s = s[8:]
 	}
-	for _, c := range s {
-		if c < 0x20 {
-			return true
+	for _, b := range s {
+		if b < 0x20 {
+			c |= highs
 		}
+		h |= uint64(b)
 	}
-	return false
+	return c&highs != 0, h&0x80_80_80_80_80_80_80_80 != 0
+}
+
+// hasControl reports whether s holds a control character (below 0x20).
+func hasControl(s []byte) bool {
+	ctrl, _ := controlOrHigh(s)
+	return ctrl
 }
 
 func scanLiteral(d []byte, i int, lit string) int {

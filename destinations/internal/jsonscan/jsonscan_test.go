@@ -1,12 +1,14 @@
 package jsonscan
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"math/bits"
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestValidAgreesWithEncodingJSON on hand-picked cases (the fuzz test in
@@ -115,15 +117,75 @@ func FuzzValid(f *testing.F) {
 	})
 }
 
-// BenchmarkValid on a 1 KiB clickstream document, the shape `sluice load
+// validLine is ValidLine's contract, from the standard library.
+func validLine(d []byte) bool {
+	return json.Valid(d) && utf8.Valid(d) && !bytes.ContainsAny(d, "\n\r")
+}
+
+// TestValidLine on hand-picked cases: line breaks as white space and
+// inside strings, UTF-8 valid and not in strings, in the short and the long
+// scans and split across words.
+func TestValidLine(t *testing.T) {
+	long := strings.Repeat("abcdefgh", 6)
+	for _, s := range []string{
+		`{"a":1}`, " {\"a\":1}\t", "{\"a\":1}\n", "\r{}", "{\"a\":\n1}", "[1,\r2]", `"é"`, `"日本語 ünïcödé"`,
+		`{"a":"` + long + `é"}`, `{"a":"é` + long + `"}`, `{"a":"` + long + `\n` + long + `日"}`,
+		"\"\xff\"", "\"abc\xc3\"", "\"" + long + "\xc3\xa9\xc3\"", "\"\xed\xa0\x80\"", "\"abcdefg\xc3\xa9hij\"",
+		"\"" + long + "\xe6\x97\"", "{\"k\xff\":1}", "\xef\xbb\xbf{}", `{"a":"\u00e9"}`, "\"a\u2028b\"",
+	} {
+		if got, want := ValidLine([]byte(s)), validLine([]byte(s)); got != want {
+			t.Errorf("ValidLine(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// FuzzValidLine compares ValidLine with its contract.
+func FuzzValidLine(f *testing.F) {
+	for _, s := range []string{`{"a":"0123456789abcdef\"x"}`, "{\"a\":\"\xc3\xa9abcdefghijklmnopqrstuvwxyz\"}", "[1,\n2]", "\"abcdefghijklmnopqrst\xff\""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, d []byte) {
+		if got, want := ValidLine(d), validLine(d); got != want {
+			t.Errorf("ValidLine(%q) = %v, want %v", d, got, want)
+		}
+	})
+}
+
+// benchDoc is a 1 KiB clickstream document, the shape `sluice load
 // --payload json` sends (a long note string ends it).
-func BenchmarkValid(b *testing.B) {
+func benchDoc() []byte {
 	head := `{"event_id":"evt-1-2-3","ts":"2026-11-25T09:00:00.000Z","user_id":1000000000,"country":"US","amount":161.92,"tags":["promo","mobile"],"device":{"os":"ios","version":"17.4"},"note":"`
-	doc := []byte(head + strings.Repeat("abcdefghijklmnopqrstuvwxyz", (1024-len(head)-2)/26) + `"}`)
+	return []byte(head + strings.Repeat("abcdefghijklmnopqrstuvwxyz", (1024-len(head)-2)/26) + `"}`)
+}
+
+func BenchmarkValid(b *testing.B) {
+	doc := benchDoc()
 	b.SetBytes(int64(len(doc)))
 	for range b.N {
 		if !Valid(doc) {
 			b.Fatal("invalid")
 		}
 	}
+}
+
+// BenchmarkValidLine beside the separate passes it replaces (what the
+// elasticsearch destination did per document).
+func BenchmarkValidLine(b *testing.B) {
+	doc := benchDoc()
+	b.Run("one-pass", func(b *testing.B) {
+		b.SetBytes(int64(len(doc)))
+		for range b.N {
+			if !ValidLine(doc) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("four-passes", func(b *testing.B) {
+		b.SetBytes(int64(len(doc)))
+		for range b.N {
+			if !utf8.Valid(doc) || bytes.IndexByte(doc, '\n') >= 0 || bytes.IndexByte(doc, '\r') >= 0 || !Valid(doc) {
+				b.Fatal("invalid")
+			}
+		}
+	})
 }
