@@ -60,7 +60,9 @@ start_vl() {
   vlpid=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$vlport/health" && break; sleep 0.1; done
 }
-stop_vl() { kill $vlpid; wait $vlpid 2>/dev/null || true; }
+# stop_vl also flushes what the run wrote, so that the next run does not
+# pay for its writeback.
+stop_vl() { kill $vlpid; wait $vlpid 2>/dev/null || true; rm -rf "$work/vl" "$work/data"; sync; sleep 2; }
 
 # The ceiling first: its rate is what sluice is offered. Its ids are as
 # long as sluice's record ids (a 16-digit log id, "-", a 16-digit

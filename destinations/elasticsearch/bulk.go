@@ -69,22 +69,28 @@ func checkDocument(data []byte) error {
 
 // appendBulk appends the NDJSON of docs to body: with document ids a
 // create (a second create of the same id is a 409, which is success),
-// without them an index.
+// without them an index. The action line up to the id is built once per
+// index name.
 func (d *Destination) appendBulk(body []byte, docs []doc, recs []pipeline.Record) ([]byte, error) {
 	op := `{"index":{"_index":`
 	if d.cfg.firehoseIDs {
 		op = `{"create":{"_index":`
 	}
-	for _, dc := range docs {
-		body = append(body, op...)
-		body = appendJSONString(body, dc.index)
+	var index string
+	var head []byte // op, the index name, and the type name for index
+	for k, dc := range docs {
+		if k == 0 || dc.index != index {
+			index = dc.index
+			head = appendJSONString(append(head[:0], op...), index)
+			if d.cfg.typeName != "" {
+				head = append(head, `,"_type":`...)
+				head = appendJSONString(head, d.cfg.typeName)
+			}
+		}
+		body = append(body, head...)
 		if dc.id != "" {
 			body = append(body, `,"_id":`...)
 			body = appendJSONString(body, dc.id)
-		}
-		if d.cfg.typeName != "" {
-			body = append(body, `,"_type":`...)
-			body = appendJSONString(body, d.cfg.typeName)
 		}
 		body = append(body, "}}\n"...)
 		body = append(body, recs[dc.rec].Data...)
@@ -97,11 +103,9 @@ func (d *Destination) appendBulk(body []byte, docs []doc, recs []pipeline.Record
 // names are plain text, so the fast path copies; anything else goes
 // through encoding/json.
 func appendJSONString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			b, _ := json.Marshal(s)
-			return append(dst, b...)
-		}
+	if !jsonscan.Plain(s) {
+		b, _ := json.Marshal(s)
+		return append(dst, b...)
 	}
 	dst = append(dst, '"')
 	dst = append(dst, s...)

@@ -175,9 +175,10 @@ func (d *Destination) Deliver(ctx context.Context, b pipeline.Batch) error {
 	}
 	var failed []pipeline.RecordError
 	docs := make([]doc, 0, len(b.Records))
+	names := newIndexNames(d.cfg.index, d.cfg.rotation)
 	for i := range b.Records {
 		r := &b.Records[i]
-		dc := doc{rec: i, index: IndexName(d.cfg.index, d.cfg.rotation, r.Arrived)}
+		dc := doc{rec: i, index: names.of(r.Arrived)}
 		if d.cfg.firehoseIDs {
 			dc.id = r.ID
 		}

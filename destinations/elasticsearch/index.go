@@ -33,6 +33,39 @@ func IndexName(base, rotation string, t time.Time) string {
 	return base
 }
 
+// indexNames remembers the index name of the last rotation period asked
+// for: a batch's records arrive within one period or a few, so the name
+// is formatted once per period instead of once per record.
+type indexNames struct {
+	base, rotation string
+	period         int64 // the hour (OneHour) or UTC day of name; -1: none yet
+	name           string
+}
+
+func newIndexNames(base, rotation string) indexNames {
+	return indexNames{base: base, rotation: rotation, period: -1, name: base}
+}
+
+// of is IndexName(base, rotation, t).
+func (n *indexNames) of(t time.Time) string {
+	var p int64
+	switch n.rotation {
+	case NoRotation, "":
+		return n.base
+	case OneHour:
+		p = t.Unix() / 3600 // UTC hours and days start at multiples of the epoch's
+	default:
+		p = t.Unix() / 86400
+	}
+	if t.Unix() < 0 {
+		return IndexName(n.base, n.rotation, t) // before 1970: division rounds the wrong way
+	}
+	if p != n.period {
+		n.period, n.name = p, IndexName(n.base, n.rotation, t)
+	}
+	return n.name
+}
+
 // firehoseWeek is the week of Firehose's OneWeek suffix: the ISO 8601
 // week and its week-based year, which gives Firehose's documented example
 // (2016-02-25 is w08). The contract notes "weeks start Sunday; week 1 =

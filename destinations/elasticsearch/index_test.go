@@ -1,6 +1,7 @@
 package elasticsearch
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -34,6 +35,35 @@ func TestIndexName(t *testing.T) {
 		d, _ := time.Parse("2006-01-02", c.day)
 		if got := IndexName("i", OneWeek, d.Add(12*time.Hour)); got != c.want {
 			t.Errorf("%s: %s, want %s", c.day, got, c.want)
+		}
+	}
+}
+
+// TestIndexNamesAgree: the per-period memo gives IndexName's answer for
+// times in order, out of order, on period boundaries, in other zones and
+// before 1970.
+func TestIndexNamesAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	base := time.Date(2016, 2, 28, 22, 59, 59, 0, time.UTC)
+	var times []time.Time
+	for i := range 2000 {
+		d := time.Duration(r.Int64N(int64(40*24*time.Hour))) - 20*24*time.Hour
+		if i%3 == 0 { // near hour and day boundaries
+			d = time.Duration(i/3)*time.Hour + time.Duration(r.IntN(3)-1)*time.Second
+		}
+		tm := base.Add(d)
+		if i%5 == 0 {
+			tm = tm.In(time.FixedZone("x", -7*3600))
+		}
+		times = append(times, tm)
+	}
+	times = append(times, time.Date(1969, 12, 31, 23, 30, 0, 0, time.UTC), time.Unix(0, 0), time.Unix(-1, 0), time.Unix(3599, 0), time.Unix(3600, 0))
+	for _, rot := range []string{NoRotation, OneHour, OneDay, OneWeek, OneMonth} {
+		n := newIndexNames("idx", rot)
+		for _, tm := range times {
+			if got, want := n.of(tm), IndexName("idx", rot, tm); got != want {
+				t.Fatalf("%s at %v: %s, want %s", rot, tm, got, want)
+			}
 		}
 	}
 }

@@ -255,6 +255,13 @@ const (
 // above a true one, and are or-ed away).
 func controlOrHigh(s []byte) (ctrl, high bool) {
 	var c, h uint64
+	for len(s) >= 32 { // four words a round: independent, so they overlap
+		x0, x1 := binary.LittleEndian.Uint64(s), binary.LittleEndian.Uint64(s[8:])
+		x2, x3 := binary.LittleEndian.Uint64(s[16:]), binary.LittleEndian.Uint64(s[24:])
+		c |= (x0-ones*0x20)&^x0 | (x1-ones*0x20)&^x1 | (x2-ones*0x20)&^x2 | (x3-ones*0x20)&^x3
+		h |= x0 | x1 | x2 | x3
+		s = s[32:]
+	}
 	for len(s) >= 8 {
 		x := binary.LittleEndian.Uint64(s)
 		c |= (x - ones*0x20) &^ x
@@ -268,6 +275,26 @@ func controlOrHigh(s []byte) (ctrl, high bool) {
 		h |= uint64(b)
 	}
 	return c&highs != 0, h&0x80_80_80_80_80_80_80_80 != 0
+}
+
+// Plain reports whether s can go between quotes as it is: no quote,
+// backslash, control character or byte above 0x7F (which encoding/json
+// would check or escape). Eight bytes at a time.
+func Plain(s string) bool {
+	for len(s) >= 8 {
+		x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		if special8(x)|x&highs != 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // hasControl reports whether s holds a control character (below 0x20).

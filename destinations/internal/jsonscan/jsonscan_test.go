@@ -139,6 +139,32 @@ func TestValidLine(t *testing.T) {
 	}
 }
 
+// TestPlain against the byte-by-byte test, on every byte value at every
+// position of strings shorter and longer than a word.
+func TestPlain(t *testing.T) {
+	slow := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+				return false
+			}
+		}
+		return true
+	}
+	for _, base := range []string{"", "abc", "abcdefgh", "0123456789abcdef-0000000000000123"} {
+		if !Plain(base) {
+			t.Fatalf("Plain(%q) = false", base)
+		}
+		for pos := range len(base) {
+			for c := range 256 {
+				s := base[:pos] + string([]byte{byte(c)}) + base[pos+1:]
+				if got, want := Plain(s), slow(s); got != want {
+					t.Fatalf("Plain(%q) = %v, want %v", s, got, want)
+				}
+			}
+		}
+	}
+}
+
 // FuzzValidLine compares ValidLine with its contract.
 func FuzzValidLine(f *testing.F) {
 	for _, s := range []string{`{"a":"0123456789abcdef\"x"}`, "{\"a\":\"\xc3\xa9abcdefghijklmnopqrstuvwxyz\"}", "[1,\n2]", "\"abcdefghijklmnopqrst\xff\""} {
