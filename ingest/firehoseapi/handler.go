@@ -52,6 +52,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,6 +136,7 @@ type Handler struct {
 	names           []string // sorted
 	pool            sync.Pool
 	limiter         *byteLimiter
+	decoders        chan struct{}
 }
 
 type stream struct {
@@ -157,12 +159,13 @@ func NewHandler(cfg Config) (*Handler, error) {
 		return nil, errors.New("firehoseapi: Config.Appender is required")
 	}
 	h := &Handler{
-		region:  cmp(cfg.Region, "us-east-1"),
-		account: cmp(cfg.AccountID, "000000000000"),
-		app:     cfg.Appender,
-		log:     cfg.Logger,
-		metrics: cfg.Metrics,
-		streams: make(map[string]*stream, len(cfg.Streams)),
+		decoders: make(chan struct{}, decodersFor(runtime.GOMAXPROCS(0))),
+		region:   cmp(cfg.Region, "us-east-1"),
+		account:  cmp(cfg.AccountID, "000000000000"),
+		app:      cfg.Appender,
+		log:      cfg.Logger,
+		metrics:  cfg.Metrics,
+		streams:  make(map[string]*stream, len(cfg.Streams)),
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

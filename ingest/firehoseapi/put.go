@@ -35,7 +35,14 @@ func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, batch bool) 
 		return h.writeError(w, newError(http.StatusBadRequest, errSerialization, err.Error()))
 	}
 	req := &st.req
-	if err := decodePutRequest(req, body, batch); err != nil {
+	select {
+	case h.decoders <- struct{}{}:
+	case <-r.Context().Done():
+		return h.writeError(w, newError(http.StatusServiceUnavailable, errServiceUnavailable, msgSlowDown))
+	}
+	err = decodePutRequest(req, body, batch)
+	<-h.decoders
+	if err != nil {
 		return h.writeError(w, newError(http.StatusBadRequest, errSerialization, err.Error()))
 	}
 	if batch {
@@ -43,6 +50,13 @@ func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, batch bool) 
 	}
 	return h.putRecord(w, r, st)
 }
+
+// decodersFor is how many request bodies are decoded at once with procs
+// Ps: all but one of them, so that a flood of puts, which costs CPU
+// for as long as producers send, leaves a P to delivery (on one P: one at
+// a time, so delivery's goroutines wait behind one decode, not one per
+// connection).
+func decodersFor(procs int) int { return max(1, procs-1) }
 
 // nameOK reports whether the decoded stream name is present and valid.
 func nameOK(req *putRequest) bool {
