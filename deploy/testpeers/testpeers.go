@@ -1,23 +1,20 @@
 // Package testpeers starts the real third-party programs the test suite
-// runs against: s3rver (an independent S3 server) and DuckDB (an
-// independent Parquet reader), both installed from npm into this folder by
-// deploy/install-test-deps.sh (`make tools`). A missing peer fails the
+// runs against: s3rver (an independent S3 server), kinesalite (an
+// independent Kinesis Data Streams server) and DuckDB (an independent
+// Parquet reader), installed from npm into this folder by
+// deploy/install-test-deps.sh (`make tools`), and VictoriaLogs. A missing peer fails the
 // test loudly; it never skips.
 package testpeers
 
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Dir is this folder (where node_modules lives).
@@ -56,10 +53,7 @@ func StartS3rver(t testing.TB, buckets ...string) (endpoint, dir string) {
 type S3rver struct {
 	Endpoint string
 	Dir      string
-	t        testing.TB
-	args     []string
-	cmd      *exec.Cmd
-	done     chan struct{}
+	p        process
 }
 
 // NewS3rver is StartS3rver returning a handle.
@@ -68,20 +62,17 @@ func NewS3rver(t testing.TB, buckets ...string) *S3rver {
 	bin := filepath.Join(Dir(), "node_modules", "s3rver", "bin", "s3rver.js")
 	need(t, bin)
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	addr := freeAddr(t)
+	_, port := splitPort(addr)
 	// s3rver encrypts list continuation tokens with a cipher OpenSSL 3
 	// (Node 17+) only offers through its legacy provider: without it,
 	// listing more than one page of keys fails with HTTP 500.
-	args := []string{"--openssl-legacy-provider", bin, "-d", dir, "-a", "127.0.0.1", "-p", fmt.Sprint(port), "--silent"}
+	args := []string{"node", "--openssl-legacy-provider", bin, "-d", dir, "-a", "127.0.0.1", "-p", port, "--silent"}
 	for _, b := range buckets {
 		args = append(args, "--configure-bucket", b)
 	}
-	s := &S3rver{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, t: t, args: args}
+	s := &S3rver{Endpoint: "http://" + addr, Dir: dir}
+	s.p = process{name: "s3rver", argv: args, probe: httpProbe(s.Endpoint+"/", false), t: t}
 	t.Cleanup(s.Stop)
 	s.Start()
 	return s
@@ -89,44 +80,12 @@ func NewS3rver(t testing.TB, buckets ...string) *S3rver {
 
 // Start starts the server (again) and waits until it answers.
 func (s *S3rver) Start() {
-	s.t.Helper()
-	cmd := exec.Command("node", s.args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("starting s3rver: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.cmd, s.done = cmd, done
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(s.Endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		select {
-		case <-done:
-			s.t.Fatalf("s3rver exited at start-up:\n%s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("s3rver not answering on %s after 15s:\n%s", s.Endpoint, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s.p.t.Helper()
+	s.p.start()
 }
 
 // Stop kills the server and waits for it to exit. It is idempotent.
-func (s *S3rver) Stop() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
-}
+func (s *S3rver) Stop() { s.p.stop() }
 
 // Result is a DuckDB query result: column names, DuckDB type names and the
 // rows as JSON values.

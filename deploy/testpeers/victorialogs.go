@@ -3,18 +3,14 @@ package testpeers
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 )
 
 // VictoriaLogsInstall is the command that installs the VictoriaLogs binary
@@ -79,10 +75,8 @@ type VictoriaLogs struct {
 	// Dir is the storage directory (a test temporary directory).
 	Dir string
 
-	t    testing.TB
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *syncBuffer
+	t testing.TB
+	p process
 }
 
 // StartVictoriaLogs runs VictoriaLogs (deploy/testpeers/.bin/victoria-logs,
@@ -97,13 +91,9 @@ func StartVictoriaLogs(t testing.TB, extraArgs ...string) *VictoriaLogs {
 		t.Fatalf("test peer missing: %s (run deploy/install-test-deps.sh, or: %s): %v", bin, VictoriaLogsInstall, err)
 	}
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	args := append([]string{
+		bin,
 		"-storageDataPath", dir,
 		"-httpListenAddr", addr,
 		"-retentionPeriod=100y",
@@ -111,37 +101,11 @@ func StartVictoriaLogs(t testing.TB, extraArgs ...string) *VictoriaLogs {
 		"-insert.maxLineSizeBytes=2MiB",
 		"-loggerLevel=WARN",
 	}, extraArgs...)
-	v := &VictoriaLogs{URL: "http://" + addr, Dir: dir, t: t, out: &syncBuffer{}}
-	v.cmd = exec.Command(bin, args...)
-	v.cmd.Stdout, v.cmd.Stderr = v.out, v.out
-	if err := v.cmd.Start(); err != nil {
-		t.Fatalf("starting victoria-logs: %v", err)
-	}
-	v.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(v.cmd, v.done)
+	v := &VictoriaLogs{URL: "http://" + addr, Dir: dir, t: t}
+	v.p = process{name: "victoria-logs", argv: args, probe: httpProbe(v.URL+"/health", true), t: t}
 	t.Cleanup(v.Stop)
-
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(v.URL + "/health")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return v
-			}
-			err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, body)
-		}
-		select {
-		case <-v.done:
-			t.Fatalf("victoria-logs exited at start-up:\n%s", v.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("victoria-logs not healthy on %s after 15s (%v):\n%s", v.URL, err, v.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	v.p.start()
+	return v
 }
 
 // BulkURL is the Elasticsearch-compatible base address: the address to give
@@ -150,17 +114,10 @@ func (v *VictoriaLogs) BulkURL() string { return v.URL + "/insert/elasticsearch"
 
 // Output is what the server has logged so far (warnings and errors, such as
 // the lines it dropped and the requests it refused).
-func (v *VictoriaLogs) Output() string { return v.out.String() }
+func (v *VictoriaLogs) Output() string { return v.p.out.String() }
 
 // Stop kills the server and waits for it to exit. It is idempotent.
-func (v *VictoriaLogs) Stop() {
-	if v.cmd == nil {
-		return
-	}
-	_ = v.cmd.Process.Kill()
-	<-v.done
-	v.cmd = nil
-}
+func (v *VictoriaLogs) Stop() { v.p.stop() }
 
 // Flush makes every acknowledged document visible to queries
 // (/internal/force_flush).

@@ -1,0 +1,99 @@
+package testpeers
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// process is a test peer's server process: started (and started again,
+// for outage tests) with the same command line, ready when probe
+// succeeds, killed at Stop.
+type process struct {
+	name  string
+	argv  []string
+	probe func() error // nil once the server answers
+	t     testing.TB
+	cmd   *exec.Cmd
+	done  chan struct{}
+	out   *syncBuffer
+}
+
+// freeAddr is a loopback address with a free port.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// splitPort splits a freeAddr into host and port.
+func splitPort(addr string) (host, port string) {
+	host, port, _ = net.SplitHostPort(addr)
+	return host, port
+}
+
+// httpProbe succeeds when GET url answers with a status below 500 (or
+// exactly 200 with ok200).
+func httpProbe(url string, ok200 bool) func() error {
+	return func() error {
+		resp, err := http.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 500 || ok200 && resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		return nil
+	}
+}
+
+// start runs the process and waits up to 15 s until probe succeeds; the
+// test fails if it exits or does not answer.
+func (p *process) start() {
+	p.t.Helper()
+	if p.out == nil {
+		p.out = &syncBuffer{}
+	}
+	cmd := exec.Command(p.argv[0], p.argv[1:]...)
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("starting %s: %v", p.name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	p.cmd, p.done = cmd, done
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := p.probe()
+		if err == nil {
+			return
+		}
+		select {
+		case <-done:
+			p.t.Fatalf("%s exited at start-up:\n%s", p.name, p.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s not answering after 15s (%v):\n%s", p.name, err, p.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop kills the process and waits for it to exit. It is idempotent.
+func (p *process) stop() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	p.cmd = nil
+}

@@ -1,0 +1,10 @@
+// Package kinesis reads Kinesis Data Streams shards (Firehose's
+// KinesisStreamAsSource) with aws-sdk-go-v2's kinesis client, against AWS
+// or any Kinesis-compatible server.
+//
+// Built so far: shard discovery (ListShards, paged) and the resharding
+// order (a child is read only after every parent is read to its end), and
+// sequence-number comparison. The shard readers, the checkpoints written
+// with the records, the leases and the configuration follow (issue 10);
+// no configuration reaches this package yet.
+package kinesis
