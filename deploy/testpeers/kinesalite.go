@@ -16,7 +16,7 @@ import (
 type Kinesalite struct {
 	// Endpoint is its address, http://127.0.0.1:PORT.
 	Endpoint string
-	p        process
+	restartable
 }
 
 // StartKinesalite runs kinesalite on a free loopback port and stops it
@@ -34,12 +34,3 @@ func StartKinesalite(t testing.TB) *Kinesalite {
 	k.Start()
 	return k
 }
-
-// Start starts the server (again, empty) and waits until it answers.
-func (k *Kinesalite) Start() {
-	k.p.t.Helper()
-	k.p.start()
-}
-
-// Stop kills the server and waits for it to exit. It is idempotent.
-func (k *Kinesalite) Stop() { k.p.stop() }

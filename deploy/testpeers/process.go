@@ -97,3 +97,16 @@ func (p *process) stop() {
 	<-p.done
 	p.cmd = nil
 }
+
+// restartable gives a peer Start (again: the same port and command line)
+// and Stop (kill, idempotent).
+type restartable struct{ p process }
+
+// Start starts the server (again) and waits until it answers.
+func (r *restartable) Start() {
+	r.p.t.Helper()
+	r.p.start()
+}
+
+// Stop kills the server and waits for it to exit. It is idempotent.
+func (r *restartable) Stop() { r.p.stop() }

@@ -53,7 +53,7 @@ func StartS3rver(t testing.TB, buckets ...string) (endpoint, dir string) {
 type S3rver struct {
 	Endpoint string
 	Dir      string
-	p        process
+	restartable
 }
 
 // NewS3rver is StartS3rver returning a handle.
@@ -77,15 +77,6 @@ func NewS3rver(t testing.TB, buckets ...string) *S3rver {
 	s.Start()
 	return s
 }
-
-// Start starts the server (again) and waits until it answers.
-func (s *S3rver) Start() {
-	s.p.t.Helper()
-	s.p.start()
-}
-
-// Stop kills the server and waits for it to exit. It is idempotent.
-func (s *S3rver) Stop() { s.p.stop() }
 
 // Result is a DuckDB query result: column names, DuckDB type names and the
 // rows as JSON values.
