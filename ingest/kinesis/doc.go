@@ -2,9 +2,11 @@
 // KinesisStreamAsSource) with aws-sdk-go-v2's kinesis client, against AWS
 // or any Kinesis-compatible server.
 //
-// Built so far: shard discovery (ListShards, paged) and the resharding
-// order (a child is read only after every parent is read to its end), and
-// sequence-number comparison. The shard readers, the checkpoints written
-// with the records, the leases and the configuration follow (issue 10);
-// no configuration reaches this package yet.
+// Built so far: shard discovery (ListShards, paged), the resharding order
+// (a child is read only after every parent is read to its end),
+// sequence-number comparison, and the shard reader (ReadShard: polling,
+// throttling and failures retried with backoff, expired iterators renewed
+// after the last record taken, shard end reported). The checkpoints
+// written with the records, the leases and the configuration follow
+// (issue 10); no configuration reaches this package yet.
 package kinesis

@@ -8,14 +8,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-
-	"github.com/sluice-dev/sluice/deploy/testpeers"
 )
 
 // TestCompareSeq against math/big on random numbers of up to 129 digits,
@@ -94,31 +90,8 @@ func TestReadable(t *testing.T) {
 // listed in pages of 2, with the lineage kinesalite
 // reports; Readable then orders parents before children.
 func TestListShardsKinesalite(t *testing.T) {
-	k := testpeers.StartKinesalite(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	client := awskinesis.New(awskinesis.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(k.Endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
-	stream := fmt.Sprintf("shards-%d", time.Now().UnixNano())
-	if _, err := client.CreateStream(ctx, &awskinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(4)}); err != nil {
-		t.Fatal(err)
-	}
-	active := func() {
-		t.Helper()
-		for {
-			out, err := client.DescribeStreamSummary(ctx, &awskinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	active()
+	p := newPeer(t, 4)
+	ctx, client, stream, active := p.ctx, p.client, p.stream, p.active
 	before, err := ListShards(ctx, client, stream)
 	if err != nil {
 		t.Fatal(err)

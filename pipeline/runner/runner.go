@@ -67,7 +67,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -308,28 +307,10 @@ func payloadBytes(recs []pipeline.Record) int {
 // backoff returns the delay before retry n (0-based): full jitter over an
 // exponential ceiling, and at least after (a server's Retry-After).
 func (r *Runner) backoff(n int, after time.Duration) time.Duration {
-	ceil := r.opts.BackoffBase
-	for i := 0; i < n && ceil < r.opts.BackoffMax; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, r.opts.BackoffMax)
-	d := time.Duration(rand.Int64N(int64(ceil) + 1))
-	return max(d, after)
+	return max(pipeline.Backoff(r.opts.BackoffBase, r.opts.BackoffMax, n), after)
 }
 
-func (r *Runner) sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+func (r *Runner) sleep(ctx context.Context, d time.Duration) error { return pipeline.Sleep(ctx, d) }
 
 // retryForever runs op until it succeeds, ctx is cancelled or the buffer is
 // closed, backing off between attempts. It is used where giving up would
