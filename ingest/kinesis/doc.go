@@ -6,7 +6,8 @@
 // (a child is read only after every parent is read to its end),
 // sequence-number comparison, and the shard reader (ReadShard: polling,
 // throttling and failures retried with backoff, expired iterators renewed
-// after the last record taken, shard end reported). The checkpoints
-// written with the records, the leases and the configuration follow
+// after the last record taken, shard end reported), and the fleet's lease
+// table (package lease). The checkpoints written with the records, the
+// workers that run readers under leases, and the configuration follow
 // (issue 10); no configuration reaches this package yet.
 package kinesis
