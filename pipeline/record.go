@@ -28,6 +28,21 @@ type Record struct {
 	Meta map[string]string
 }
 
+// Keys of Record.Meta for records read from a Kinesis data stream: the
+// members of Firehose's kinesisRecordMetadata that transforms receive, the
+// stream's ARN, and what KPL de-aggregation adds to each sub-record. One
+// vocabulary for the source that sets them (ingest/kinesis) and the
+// processors that read them (transform/wasm, transform/deaggregate).
+const (
+	MetaShardID                = "shardId"
+	MetaPartitionKey           = "partitionKey"
+	MetaSequenceNumber         = "sequenceNumber"
+	MetaApproximateArrival     = "approximateArrivalTimestamp" // Unix epoch milliseconds
+	MetaSourceKinesisStreamARN = "sourceKinesisStreamArn"
+	MetaExplicitHashKey        = "explicitHashKey"
+	MetaSubSequenceNumber      = "subSequenceNumber"
+)
+
 // Position is a record's place in a stream's buffer: a logical byte offset
 // that only grows and is never reused, even after segments are reclaimed.
 type Position uint64

@@ -7,16 +7,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-
-	"github.com/sluice-dev/sluice/transform/deaggregate"
-	"github.com/sluice-dev/sluice/transform/wasm"
 )
 
-// TestRecordsMeta: the metadata keys are the ones the transforms read.
+// TestRecordsMeta: Firehose's kinesisRecordMetadata names, by value.
 func TestRecordsMeta(t *testing.T) {
-	if MetaPartitionKey != deaggregate.MetaPartitionKey || MetaSourceKinesisStream != wasm.MetaSourceKinesisStreamARN {
-		t.Fatal("metadata keys differ from the transforms'")
-	}
 	at := time.UnixMilli(1764660000123)
 	recs := Records(nil, "arn:aws:kinesis:us-east-1:123456789012:stream/clicks", "shardId-000000000001", []types.Record{
 		{Data: []byte("a"), PartitionKey: aws.String("k1"), SequenceNumber: aws.String("496"), ApproximateArrivalTimestamp: &at},
@@ -27,7 +21,7 @@ func TestRecordsMeta(t *testing.T) {
 	if len(recs) != 2 || string(recs[0].Data) != "a" || !maps.Equal(recs[0].Meta, want) {
 		t.Fatalf("records %+v", recs)
 	}
-	if _, ok := recs[1].Meta[MetaApproximateArrival]; ok || recs[1].Meta[MetaSequenceNumber] != "497" {
+	if _, ok := recs[1].Meta["approximateArrivalTimestamp"]; ok || recs[1].Meta["sequenceNumber"] != "497" {
 		t.Fatalf("record without arrival time: %+v", recs[1].Meta)
 	}
 }

@@ -21,9 +21,9 @@ const (
 // Keys of pipeline.Record.Meta set on the sub-records of KPL aggregated
 // records.
 const (
-	MetaPartitionKey      = "partitionKey"
-	MetaExplicitHashKey   = "explicitHashKey"
-	MetaSubSequenceNumber = "subSequenceNumber"
+	MetaPartitionKey      = pipeline.MetaPartitionKey
+	MetaExplicitHashKey   = pipeline.MetaExplicitHashKey
+	MetaSubSequenceNumber = pipeline.MetaSubSequenceNumber
 )
 
 // Processor splits records into sub-records. It is safe for concurrent

@@ -38,7 +38,7 @@ const (
 	// MetaSourceKinesisStreamARN is the pipeline.Record.Meta key whose
 	// value (on a call's first record) fills the input header's
 	// source_kinesis_stream_arn.
-	MetaSourceKinesisStreamARN = "sourceKinesisStreamArn"
+	MetaSourceKinesisStreamARN = pipeline.MetaSourceKinesisStreamARN
 )
 
 // Processor runs a WebAssembly module on batches of records, following
