@@ -1,6 +1,10 @@
 package lease
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/sluice-dev/sluice/ingest/kinesis"
+)
 
 // Plan returns the leases owner should try to take now, the Kinesis
 // Client Library's way: each worker aims at target = ceil(leases to
@@ -17,21 +21,24 @@ func Plan(leases, expired []Lease, owner string) []Lease {
 	for _, l := range expired {
 		isExpired[l.Shard] = true
 	}
-	byShard := map[string]Lease{}
-	for _, l := range leases {
-		byShard[l.Shard] = l
-	}
-	readable := func(l Lease) bool {
-		if l.Checkpoint == Finished {
-			return false
+	// The resharding rule is kinesis.Readable's, over the lease rows.
+	shards := make([]kinesis.Shard, len(leases))
+	finished := map[string]bool{}
+	for i, l := range leases {
+		shards[i] = kinesis.Shard{ID: l.Shard}
+		if len(l.Parents) > 0 {
+			shards[i].Parent = l.Parents[0]
 		}
-		for _, p := range l.Parents {
-			if pl, ok := byShard[p]; ok && pl.Checkpoint != Finished {
-				return false
-			}
+		if len(l.Parents) > 1 {
+			shards[i].AdjacentParent = l.Parents[1]
 		}
-		return true
+		finished[l.Shard] = l.Checkpoint == Finished
 	}
+	ok := map[string]bool{}
+	for _, s := range kinesis.Readable(shards, finished) {
+		ok[s.ID] = true
+	}
+	readable := func(l Lease) bool { return ok[l.Shard] }
 	load := map[string][]Lease{owner: nil}
 	n := 0
 	for _, l := range leases {
