@@ -76,7 +76,7 @@ type VictoriaLogs struct {
 	Dir string
 
 	t testing.TB
-	p process
+	restartable
 }
 
 // StartVictoriaLogs runs VictoriaLogs (deploy/testpeers/.bin/victoria-logs,
@@ -104,7 +104,7 @@ func StartVictoriaLogs(t testing.TB, extraArgs ...string) *VictoriaLogs {
 	v := &VictoriaLogs{URL: "http://" + addr, Dir: dir, t: t}
 	v.p = process{name: "victoria-logs", argv: args, probe: httpProbe(v.URL+"/health", true), t: t}
 	t.Cleanup(v.Stop)
-	v.p.start()
+	v.Start()
 	return v
 }
 
@@ -115,9 +115,6 @@ func (v *VictoriaLogs) BulkURL() string { return v.URL + "/insert/elasticsearch"
 // Output is what the server has logged so far (warnings and errors, such as
 // the lines it dropped and the requests it refused).
 func (v *VictoriaLogs) Output() string { return v.p.out.String() }
-
-// Stop kills the server and waits for it to exit. It is idempotent.
-func (v *VictoriaLogs) Stop() { v.p.stop() }
 
 // Flush makes every acknowledged document visible to queries
 // (/internal/force_flush).

@@ -48,17 +48,16 @@ func newIndexNames(base, rotation string) indexNames {
 
 // of is IndexName(base, rotation, t).
 func (n *indexNames) of(t time.Time) string {
-	var p int64
-	switch n.rotation {
-	case NoRotation, "":
+	sec := t.Unix()
+	switch {
+	case n.rotation == NoRotation || n.rotation == "":
 		return n.base
-	case OneHour:
-		p = t.Unix() / 3600 // UTC hours and days start at multiples of the epoch's
-	default:
-		p = t.Unix() / 86400
-	}
-	if t.Unix() < 0 {
+	case sec < 0:
 		return IndexName(n.base, n.rotation, t) // before 1970: division rounds the wrong way
+	}
+	p := sec / 86400 // UTC hours and days start at multiples of the epoch's
+	if n.rotation == OneHour {
+		p = sec / 3600
 	}
 	if p != n.period {
 		n.period, n.name = p, IndexName(n.base, n.rotation, t)

@@ -112,56 +112,56 @@ func TestListShardsKinesalite(t *testing.T) {
 	}
 	active()
 
-	// By name only: kinesalite 3.3.3 predates ListShards' StreamARN
-	// ("Either NextToken or StreamName should be provided").
-	for _, name := range []string{stream} {
-		shards, err := listShards(ctx, client, name, aws.Int32(2))
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+	// By name: kinesalite 3.3.3 predates ListShards' StreamARN ("Either
+	// NextToken or StreamName should be provided"); TestListShardsRequests
+	// covers the ARN.
+	name := stream
+	shards, err := listShards(ctx, client, name, aws.Int32(2))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if len(shards) != 7 {
+		t.Fatalf("%s: %d shards after a split and a merge, want 7: %+v", name, len(shards), shards)
+	}
+	byID := map[string]Shard{}
+	for _, s := range shards {
+		byID[s.ID] = s
+	}
+	for _, id := range []string{before[0].ID, before[2].ID, before[3].ID} {
+		if !byID[id].Closed() {
+			t.Errorf("%s: parent %s not closed: %+v", name, id, byID[id])
 		}
-		if len(shards) != 7 {
-			t.Fatalf("%s: %d shards after a split and a merge, want 7: %+v", name, len(shards), shards)
+	}
+	var splitKids, merged []Shard
+	for _, s := range shards {
+		switch {
+		case s.Parent == before[0].ID && s.AdjacentParent == "":
+			splitKids = append(splitKids, s)
+		case s.AdjacentParent != "":
+			merged = append(merged, s)
 		}
-		byID := map[string]Shard{}
-		for _, s := range shards {
-			byID[s.ID] = s
+	}
+	if len(splitKids) != 2 || len(merged) != 1 ||
+		!(merged[0].Parent == before[2].ID && merged[0].AdjacentParent == before[3].ID) {
+		t.Fatalf("%s: lineage: split children %+v, merged %+v", name, splitKids, merged)
+	}
+	readable := Readable(shards, nil)
+	want := []string{before[0].ID, before[1].ID, before[2].ID, before[3].ID}
+	var got []string
+	for _, s := range readable {
+		got = append(got, s.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s: readable first %v, want the four parents %v", name, got, want)
+	}
+	after := Readable(shards, map[string]bool{before[0].ID: true, before[2].ID: true})
+	for _, s := range after {
+		if s.ID == merged[0].ID {
+			t.Fatalf("%s: the merged child is readable while its parent %s is not finished", name, before[3].ID)
 		}
-		for _, id := range []string{before[0].ID, before[2].ID, before[3].ID} {
-			if !byID[id].Closed() {
-				t.Errorf("%s: parent %s not closed: %+v", name, id, byID[id])
-			}
-		}
-		var splitKids, merged []Shard
-		for _, s := range shards {
-			switch {
-			case s.Parent == before[0].ID && s.AdjacentParent == "":
-				splitKids = append(splitKids, s)
-			case s.AdjacentParent != "":
-				merged = append(merged, s)
-			}
-		}
-		if len(splitKids) != 2 || len(merged) != 1 ||
-			!(merged[0].Parent == before[2].ID && merged[0].AdjacentParent == before[3].ID) {
-			t.Fatalf("%s: lineage: split children %+v, merged %+v", name, splitKids, merged)
-		}
-		readable := Readable(shards, nil)
-		want := []string{before[0].ID, before[1].ID, before[2].ID, before[3].ID}
-		var got []string
-		for _, s := range readable {
-			got = append(got, s.ID)
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("%s: readable first %v, want the four parents %v", name, got, want)
-		}
-		after := Readable(shards, map[string]bool{before[0].ID: true, before[2].ID: true})
-		for _, s := range after {
-			if s.ID == merged[0].ID {
-				t.Fatalf("%s: the merged child is readable while its parent %s is not finished", name, before[3].ID)
-			}
-		}
-		if !slices.ContainsFunc(after, func(s Shard) bool { return s.ID == splitKids[0].ID }) {
-			t.Fatalf("%s: split child %s not readable after its parent finished: %+v", name, splitKids[0].ID, after)
-		}
+	}
+	if !slices.ContainsFunc(after, func(s Shard) bool { return s.ID == splitKids[0].ID }) {
+		t.Fatalf("%s: split child %s not readable after its parent finished: %+v", name, splitKids[0].ID, after)
 	}
 }
 

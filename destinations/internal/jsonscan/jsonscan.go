@@ -297,12 +297,6 @@ func Plain(s string) bool {
 	return true
 }
 
-// hasControl reports whether s holds a control character (below 0x20).
-func hasControl(s []byte) bool {
-	ctrl, _ := controlOrHigh(s)
-	return ctrl
-}
-
 func scanLiteral(d []byte, i int, lit string) int {
 	if len(d)-i >= len(lit) && string(d[i:i+len(lit)]) == lit {
 		return i + len(lit)

@@ -25,33 +25,35 @@ func TestValidAgreesWithEncodingJSON(t *testing.T) {
 	}
 }
 
-// TestHasControl checks the word-at-a-time test against the byte-by-byte
-// one on every byte value at every position, and on random words.
-func TestHasControl(t *testing.T) {
-	slow := func(b []byte) bool {
+// TestControlOrHigh checks the word-at-a-time tests against the
+// byte-by-byte ones on every byte value at every position (in the
+// four-word rounds, the single words and the tail), and on random words.
+func TestControlOrHigh(t *testing.T) {
+	slow := func(b []byte) (ctrl, high bool) {
 		for _, c := range b {
-			if c < 0x20 {
-				return true
-			}
+			ctrl = ctrl || c < 0x20
+			high = high || c >= 0x80
 		}
-		return false
+		return ctrl, high
 	}
-	base := []byte("abcdefghijk")
-	for pos := range len(base) {
-		for c := range 256 {
-			b := append([]byte(nil), base...)
-			b[pos] = byte(c)
-			if got, want := hasControl(b), slow(b); got != want {
-				t.Fatalf("hasControl(%q) = %v, want %v", b, got, want)
+	check := func(b []byte) {
+		c, h := controlOrHigh(b)
+		if wc, wh := slow(b); c != wc || h != wh {
+			t.Fatalf("controlOrHigh(%q) = %v, %v, want %v, %v", b, c, h, wc, wh)
+		}
+	}
+	for _, base := range [][]byte{[]byte("abcdefghijk"), []byte(strings.Repeat("abcdefghij", 5))} {
+		for pos := range len(base) {
+			for c := range 256 {
+				b := append([]byte(nil), base...)
+				b[pos] = byte(c)
+				check(b)
 			}
 		}
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 200000 {
-		b := binary.LittleEndian.AppendUint64(nil, r.Uint64())
-		if got, want := hasControl(b), slow(b); got != want {
-			t.Fatalf("hasControl(%q) = %v, want %v", b, got, want)
-		}
+		check(binary.LittleEndian.AppendUint64(nil, r.Uint64()))
 	}
 }
 
