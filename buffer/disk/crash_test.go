@@ -43,6 +43,12 @@ type crashModel struct {
 	floor     pipeline.Position            // last acknowledged commit
 	attempted map[pipeline.Position]bool   // commits tried (may or may not have happened)
 	marked    map[pipeline.BatchID][]string
+	// Source positions (Options.Track: meta "shard" → "seq"): per shard,
+	// the last acknowledged seq and every seq appended (acknowledged or
+	// not). Seqs grow per shard across epochs.
+	epoch    int
+	ackedSeq map[string]int
+	tried    map[string]map[int]bool
 }
 
 func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
@@ -97,12 +103,14 @@ func TestRandomCrashes(t *testing.T) {
 func crashIteration(t *testing.T, seed uint64, metrics *disk.Metrics) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	fs := vfs.NewMem()
-	model := &crashModel{acked: map[pipeline.Position]ackRec{}, attempted: map[pipeline.Position]bool{}, marked: map[pipeline.BatchID][]string{}}
+	model := &crashModel{acked: map[pipeline.Position]ackRec{}, attempted: map[pipeline.Position]bool{}, marked: map[pipeline.BatchID][]string{},
+		ackedSeq: map[string]int{}, tried: map[string]map[int]bool{}}
 	opts := func() disk.Options {
 		return disk.Options{
 			Dir: "/data/s", Stream: "crash", FS: fs, Metrics: metrics, Logger: testLogger(),
 			SegmentBytes: int64(512 + rng.IntN(2048)), MaxBytes: 48 << 10,
 			MaxPendingBytes: int64(1024 + rng.IntN(8192)), ReadChunkBytes: 64 + rng.IntN(2048),
+			Track: disk.Track{Key: "shard", Value: "seq"},
 		}
 	}
 	for epoch := 0; epoch < 4; epoch++ {
@@ -121,6 +129,7 @@ func crashIteration(t *testing.T, seed uint64, metrics *disk.Metrics) {
 			t.Fatalf("seed %d epoch %d: Open succeeded on a crashed filesystem", seed, epoch)
 		}
 		verifyRecovered(t, fmt.Sprintf("seed %d epoch %d", seed, epoch), l, model)
+		model.epoch = epoch
 		fs.CrashAfter(1+rng.Int64N(150), rng)
 		runWorkload(l, model, rand.New(rand.NewPCG(seed, uint64(epoch))))
 		snap := fs.Crash(rng)
@@ -162,6 +171,7 @@ func verifyRecovered(t *testing.T, what string, l *disk.Log, model *crashModel) 
 		}
 	}
 	seen := map[pipeline.Position]bool{}
+	inLog := map[string]int{} // the highest seq per shard still buffered
 	from := st.Committed
 	last := pipeline.Position(0)
 	first := true
@@ -182,6 +192,10 @@ func verifyRecovered(t *testing.T, what string, l *disk.Log, model *crashModel) 
 				t.Fatalf("%s: record at %d out of order (after %d, committed %d)", what, p, last, st.Committed)
 			}
 			first, last = false, p
+			if sh, ok := r.Meta["shard"]; ok {
+				seq, _ := strconv.Atoi(r.Meta["seq"])
+				inLog[sh] = max(inLog[sh], seq)
+			}
 			if a, ok := model.acked[p]; ok {
 				if a.id != r.ID || !bytes.Equal(a.data, r.Data) || fmt.Sprint(a.meta) != fmt.Sprint(r.Meta) {
 					t.Fatalf("%s: record at %d is %q %q %v, acknowledged as %q %q %v", what, p, r.ID, r.Data, r.Meta, a.id, a.data, a.meta)
@@ -203,12 +217,38 @@ func verifyRecovered(t *testing.T, what string, l *disk.Log, model *crashModel) 
 			t.Fatalf("%s: acknowledged record %q at %d lost (committed %d, head %d)", what, a.id, p, st.Committed, st.Head)
 		}
 	}
+	verifyPositions(t, what, l.Positions(), inLog, model)
 	model.floor = st.Committed
 	clear(model.attempted)
 	for id := range model.marked {
 		if !slices.Contains(st.Inflight, id) {
 			delete(model.marked, id)
 		}
+	}
+}
+
+// verifyPositions checks the recovered source positions: for each shard,
+// at or after its last acknowledged seq (a source resuming there loses
+// nothing), at or after every seq still buffered (it re-reads nothing),
+// and a seq that was appended.
+func verifyPositions(t *testing.T, what string, pos map[string]string, inLog map[string]int, model *crashModel) {
+	t.Helper()
+	for sh, acked := range model.ackedSeq {
+		if _, ok := pos[sh]; !ok {
+			t.Fatalf("%s: no position for shard %s, acknowledged up to seq %d", what, sh, acked)
+		}
+	}
+	for sh, v := range pos {
+		seq, err := strconv.Atoi(v)
+		switch {
+		case err != nil || !model.tried[sh][seq]:
+			t.Fatalf("%s: shard %s at position %q, never appended", what, sh, v)
+		case seq < model.ackedSeq[sh]:
+			t.Fatalf("%s: shard %s at seq %d, before the acknowledged %d: records would be lost", what, sh, seq, model.ackedSeq[sh])
+		case seq < inLog[sh]:
+			t.Fatalf("%s: shard %s at seq %d, but seq %d is buffered: it would be read twice", what, sh, seq, inLog[sh])
+		}
+		model.ackedSeq[sh] = seq // what survived is now the floor
 	}
 }
 
@@ -238,7 +278,14 @@ func runWorkload(l *disk.Log, model *crashModel, rng *rand.Rand) {
 					}
 					recs[i].Data = d
 					if r.IntN(3) == 0 {
-						recs[i].Meta = map[string]string{"shard": fmt.Sprint(w), "seq": fmt.Sprint(c*100 + i)}
+						seq := model.epoch*10000 + c*100 + i
+						recs[i].Meta = map[string]string{"shard": fmt.Sprint(w), "seq": fmt.Sprint(seq)}
+						model.mu.Lock()
+						if model.tried[fmt.Sprint(w)] == nil {
+							model.tried[fmt.Sprint(w)] = map[int]bool{}
+						}
+						model.tried[fmt.Sprint(w)][seq] = true
+						model.mu.Unlock()
 					}
 				}
 				err := l.Append(ctx, recs)
@@ -253,6 +300,10 @@ func runWorkload(l *disk.Log, model *crashModel, rng *rand.Rand) {
 				for _, rec := range recs {
 					p := idPosNoT(rec.ID)
 					model.acked[p] = ackRec{id: rec.ID, data: rec.Data, meta: rec.Meta}
+					if sh, ok := rec.Meta["shard"]; ok {
+						seq, _ := strconv.Atoi(rec.Meta["seq"])
+						model.ackedSeq[sh] = max(model.ackedSeq[sh], seq)
+					}
 				}
 				model.mu.Unlock()
 			}

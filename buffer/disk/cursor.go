@@ -94,6 +94,22 @@ func (l *Log) Commit(ctx context.Context, upTo pipeline.Position) error {
 // to a crash is redone by the next Open.
 func (l *Log) reclaim(upTo pipeline.Position) error {
 	l.mu.Lock()
+	keep := 0
+	for keep+1 < len(l.segs) && l.segs[keep+1].base <= upTo {
+		keep++
+	}
+	if keep == 0 {
+		l.mu.Unlock()
+		return nil
+	}
+	first := l.segs[keep].base
+	l.mu.Unlock()
+	// The positions of the records about to be deleted must be saved
+	// first: they are the source's checkpoint.
+	if err := l.savePositions(first); err != nil {
+		return fmt.Errorf("disk buffer %s: before deleting committed segments: %w", l.stream, err)
+	}
+	l.mu.Lock()
 	var dead []*segment
 	for len(l.segs) > 1 && l.segs[1].base <= upTo {
 		dead = append(dead, l.segs[0])

@@ -65,6 +65,9 @@ type Options struct {
 	// Owner describes this process in the directory's lock file (after its
 	// pid), e.g. its listen address, so that a second Open names it.
 	Owner string
+	// Track, when set, keeps the source positions carried by the records'
+	// metadata (see Track and Positions).
+	Track Track
 	// ReopenBackoff is the wait before the log first tries to recover by
 	// itself after a failed fsync (see the package doc); it doubles after
 	// each failed attempt, up to 64 times itself and at most a minute.
@@ -143,6 +146,11 @@ type Log struct {
 	oldest    time.Time
 
 	smu sync.Mutex // serializes cursor file writes
+
+	track     Track
+	positions map[string]string // under mu: the tracked values up to head
+	pmu       sync.Mutex        // serializes positions file writes
+	posSaved  pipeline.Position // under pmu: the position the file covers
 }
 
 var _ buffer.Buffer = (*Log)(nil)
@@ -186,6 +194,7 @@ func Open(opts Options) (*Log, error) {
 		done:     make(chan struct{}),
 		freed:    make(chan struct{}),
 		backoff0: opts.ReopenBackoff,
+		track:    opts.Track,
 	}
 	if l.fs == nil {
 		l.fs = vfs.OS()

@@ -9,6 +9,8 @@
 //	00000000000067108880.seg   (byte offset) of their first frame, 20 digits
 //	cursor                     committed position, in-flight batches, log id
 //	cursor.tmp                 transient: the next cursor, before its rename
+//	positions                  source positions (only with Options.Track)
+//	positions.tmp              transient: the next positions file
 //	lock                       flock'd by the open Log: "pid <pid> <owner>"
 //
 // Open creates the directory and its missing parents (typically
@@ -138,6 +140,33 @@
 // boundary, losing the rest of that segment, rather than stalling the
 // stream forever on it. Since it is found at read time, the loss is
 // visible in the metrics and logs rather than silent.
+//
+// # Source positions
+//
+// A source that reads a log of its own (the Kinesis source: a sequence
+// number per shard) resumes where the buffer ends, so that a crash neither
+// loses nor re-reads a record. Its checkpoint is the records themselves:
+// with Options.Track{Key, Value}, every record whose metadata has Key
+// (shardId) carries its position in Value (sequenceNumber), in the same
+// frame and so in the same group commit. After each group is durable the
+// writer notes, per Key, the Value of its last record; Positions returns
+// that table, and it is exactly what is durable.
+//
+// Segments are deleted once delivered, and the positions in them with
+// them, so the table is also saved in the file positions: "SLPS", version
+// 1, three zero bytes, the position it covers (uint64: every frame before
+// it is reflected), the entry count (uint32), the entries sorted by key
+// (uvarint key length, key, uvarint value length, value), CRC32C of all
+// before it; replaced like the cursor file. The writer saves it after each
+// segment roll, and Commit before it deletes a segment the file does not
+// cover yet, so it always covers the segments that are gone. Open reads it
+// and scans the frames after the position it covers (normally only the
+// active segment, which Open scans anyway), before deleting any segment.
+// A missing (in a log that holds records) or corrupt file is logged,
+// counted in sluice_buffer_position_recoveries_total{reason}, and rebuilt
+// from every segment left: positions held only by deleted segments are
+// then lost, and the source reads those shards from its starting position
+// again.
 //
 // # Memory
 //

@@ -12,6 +12,7 @@ type Metrics struct {
 	corruptSkips       *prometheus.CounterVec
 	corruptBytes       *prometheus.CounterVec
 	cursorRecoveries   *prometheus.CounterVec
+	posRecoveries      *prometheus.CounterVec
 	fsyncs             *prometheus.CounterVec
 	fsyncSeconds       *prometheus.HistogramVec
 	groupRecords       *prometheus.HistogramVec
@@ -32,7 +33,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := newMetrics()
 	if err := pipeline.RegisterAll(reg, &m.corruptTruncations, &m.corruptSkips, &m.corruptBytes,
-		&m.cursorRecoveries, &m.fsyncs, &m.appendedRecords, &m.appendedBytes, &m.full, &m.diskFull,
+		&m.cursorRecoveries, &m.posRecoveries, &m.fsyncs, &m.appendedRecords, &m.appendedBytes, &m.full, &m.diskFull,
 		&m.writeErrors, &m.reopens); err != nil {
 		return nil, err
 	}
@@ -65,6 +66,8 @@ func newMetrics() *Metrics {
 			"Bytes of log lost to truncated tails and skipped corrupt regions."),
 		cursorRecoveries: counter("sluice_buffer_cursor_recoveries_total",
 			"Opens that found the cursor file missing or corrupt and redelivered from the oldest segment with a new log id.", "reason"),
+		posRecoveries: counter("sluice_buffer_position_recoveries_total",
+			"Opens of a buffer tracking source positions (a Kinesis source's) that found its positions file missing or corrupt and rebuilt it from the records still buffered.", "reason"),
 		fsyncs: counter("sluice_buffer_fsyncs_total", "fdatasync calls on segment files."),
 		fsyncSeconds: histogram("sluice_buffer_fsync_duration_seconds",
 			"Duration of segment fdatasync calls.", prometheus.ExponentialBuckets(0.0001, 2, 16)),
@@ -94,6 +97,8 @@ type streamMetrics struct {
 	corruptBytes       prometheus.Counter
 	cursorMissing      prometheus.Counter
 	cursorCorrupt      prometheus.Counter
+	posMissing         prometheus.Counter
+	posCorrupt         prometheus.Counter
 	fsyncs             prometheus.Counter
 	fsyncSeconds       prometheus.Observer
 	groupRecords       prometheus.Observer
@@ -115,6 +120,8 @@ func (m *Metrics) forStream(stream string) *streamMetrics {
 		corruptBytes:       m.corruptBytes.WithLabelValues(stream),
 		cursorMissing:      m.cursorRecoveries.WithLabelValues(stream, cursorMissing),
 		cursorCorrupt:      m.cursorRecoveries.WithLabelValues(stream, cursorCorrupt),
+		posMissing:         m.posRecoveries.WithLabelValues(stream, positionsMissing),
+		posCorrupt:         m.posRecoveries.WithLabelValues(stream, positionsCorrupt),
 		fsyncs:             m.fsyncs.WithLabelValues(stream),
 		fsyncSeconds:       m.fsyncSeconds.WithLabelValues(stream),
 		groupRecords:       m.groupRecords.WithLabelValues(stream),
@@ -135,5 +142,13 @@ func (m *streamMetrics) cursorRecovered(reason string) {
 		m.cursorMissing.Inc()
 	} else {
 		m.cursorCorrupt.Inc()
+	}
+}
+
+func (m *streamMetrics) positionsRecovered(reason string) {
+	if reason == positionsMissing {
+		m.posMissing.Inc()
+	} else {
+		m.posCorrupt.Inc()
 	}
 }

@@ -33,7 +33,7 @@ func listSegments(fsys vfs.FS, dir string, clean bool, warn func(file string)) (
 	var bases []pipeline.Position
 	for _, n := range names {
 		switch {
-		case n == cursorTmpName && clean:
+		case (n == cursorTmpName || n == positionsTmpName) && clean:
 			if err := fsys.Remove(filepath.Join(dir, n)); err != nil {
 				return nil, err
 			}
@@ -90,13 +90,6 @@ func (l *Log) recover() error {
 	l.committed = cur.committed
 	l.inflight = cur.inflight
 
-	// Delete segments that end at or before the committed position.
-	for len(bases) > 1 && bases[1] <= l.committed {
-		if err := l.fs.Remove(filepath.Join(l.dir, segName(bases[0]))); err != nil {
-			return err
-		}
-		bases = bases[1:]
-	}
 	for i, b := range bases {
 		flag := os.O_RDONLY
 		if i == len(bases)-1 {
@@ -114,12 +107,27 @@ func (l *Log) recover() error {
 			return err
 		}
 		l.head = last.base + pipeline.Position(last.size)
-		if l.committed < l.segs[0].base {
-			l.log.Warn("disk buffer: committed position before the oldest segment; moving it forward",
-				"committed", l.committed, "oldest", l.segs[0].base)
-			l.committed = l.segs[0].base
-			writeCursor = true
+	}
+	if !l.track.IsZero() {
+		// Before deleting anything: a crash between a commit and its
+		// reclaim leaves segments whose positions may not be saved yet.
+		if err := l.recoverPositions(); err != nil {
+			return err
 		}
+	}
+	// Delete segments that end at or before the committed position.
+	for len(l.segs) > 1 && l.segs[1].base <= l.committed {
+		_ = l.segs[0].f.Close()
+		if err := l.fs.Remove(filepath.Join(l.dir, segName(l.segs[0].base))); err != nil {
+			return err
+		}
+		l.segs = l.segs[1:]
+	}
+	if len(l.segs) > 0 && l.committed < l.segs[0].base {
+		l.log.Warn("disk buffer: committed position before the oldest segment; moving it forward",
+			"committed", l.committed, "oldest", l.segs[0].base)
+		l.committed = l.segs[0].base
+		writeCursor = true
 	}
 	if len(l.segs) == 0 || l.committed > l.head {
 		if len(l.segs) > 0 {
@@ -206,9 +214,15 @@ func (l *Log) recoverTail(s *segment) error {
 
 // scan returns the length of the valid prefix of frames of f.
 func scan(f vfs.File, size int64) (int64, error) {
-	buf := make([]byte, 0, min(1<<20, size))
-	var off int64 // file offset of buf[0]
-	var pos int64 // file offset of the next frame
+	return scanFrom(f, 0, size, nil)
+}
+
+// scanFrom returns the end of the valid frames of f that start at file
+// offset from (a frame boundary), calling visit (unless nil) with each.
+func scanFrom(f vfs.File, from, size int64, visit func(frame.Frame)) (int64, error) {
+	buf := make([]byte, 0, min(1<<20, max(size-from, 0)))
+	off := from // file offset of buf[0]
+	pos := from // file offset of the next frame
 	for pos < size {
 		r := int(pos - off)
 		need := frame.HeaderSize
@@ -239,6 +253,9 @@ func scan(f vfs.File, size int64) (int64, error) {
 		fr, err := frame.Decode(buf[r:])
 		if err != nil {
 			return pos, nil
+		}
+		if visit != nil {
+			visit(fr)
 		}
 		pos += int64(fr.Len)
 	}

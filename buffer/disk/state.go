@@ -130,17 +130,26 @@ func readCursor(fsys vfs.FS, dir string) (cursorState, error) {
 	return decodeCursor(b[:n])
 }
 
-// writeCursor replaces the cursor file atomically and durably: temporary
-// file, fsync, rename, fsync of the directory. On error the previous
-// cursor file is still whole (the rename is atomic); which of the two a
-// crash leaves is then unknown.
+// writeCursor replaces the cursor file atomically and durably (see
+// replaceFile).
 func (l *Log) writeCursor(c cursorState) error {
-	tmp := filepath.Join(l.dir, cursorTmpName)
-	f, err := l.fs.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
+	if err := l.replaceFile(cursorName, cursorTmpName, c.encode()); err != nil {
 		return fmt.Errorf("write cursor: %w", err)
 	}
-	_, err = f.WriteAt(c.encode(), 0)
+	return nil
+}
+
+// replaceFile replaces the file name of the log's directory with data,
+// atomically and durably: temporary file tmpName, fsync, rename, fsync of
+// the directory. On error the previous file is still whole (the rename is
+// atomic); which of the two a crash leaves is then unknown.
+func (l *Log) replaceFile(name, tmpName string, data []byte) error {
+	tmp := filepath.Join(l.dir, tmpName)
+	f, err := l.fs.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(data, 0)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -151,13 +160,10 @@ func (l *Log) writeCursor(c cursorState) error {
 		// A file whose write or sync failed is not reused: the next
 		// attempt creates a new one.
 		_ = l.fs.Remove(tmp)
-		return fmt.Errorf("write cursor: %w", err)
+		return err
 	}
-	if err := l.fs.Rename(tmp, filepath.Join(l.dir, cursorName)); err != nil {
-		return fmt.Errorf("write cursor: %w", err)
+	if err := l.fs.Rename(tmp, filepath.Join(l.dir, name)); err != nil {
+		return err
 	}
-	if err := l.fs.SyncDir(l.dir); err != nil {
-		return fmt.Errorf("write cursor: %w", err)
-	}
-	return nil
+	return l.fs.SyncDir(l.dir)
 }

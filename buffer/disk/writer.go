@@ -18,7 +18,10 @@ type request struct {
 	n    int64
 	nrec int
 	pos  pipeline.Position
-	done chan error
+	// track holds the tracked key-value pairs of the records, in order
+	// (Options.Track), applied once they are durable.
+	track []string
+	done  chan error
 }
 
 // maxPooled is the largest encode buffer kept for reuse.
@@ -53,7 +56,7 @@ func (l *Log) Append(ctx context.Context, recs []pipeline.Record) error {
 		}
 	}
 	*bp = buf
-	req := &request{buf: bp, n: int64(len(buf)), nrec: len(recs), done: make(chan error, 1)}
+	req := &request{buf: bp, n: int64(len(buf)), nrec: len(recs), track: l.trackRecs(recs), done: make(chan error, 1)}
 	if err := l.enqueue(ctx, req); err != nil {
 		l.putBuf(bp)
 		return err
@@ -256,8 +259,13 @@ func (l *Log) roll(seg *segment) error {
 			return l.setFailed(fmt.Errorf("sync segment %s: %w", segName(seg.base), err))
 		}
 	}
-	if err := l.newSegment(seg.base + pipeline.Position(seg.size)); err != nil {
+	base := seg.base + pipeline.Position(seg.size)
+	if err := l.newSegment(base); err != nil {
 		return l.setFailed(err)
+	}
+	if err := l.savePositions(base); err != nil {
+		// Not fatal: Commit saves them before deleting a segment.
+		l.log.Warn("disk buffer: saving source positions at segment roll", "err", err)
 	}
 	return nil
 }
@@ -307,6 +315,11 @@ func (l *Log) flush(seg *segment, reqs []*request, bytes int64) error {
 
 	l.mu.Lock()
 	l.head = seg.base + pipeline.Position(seg.size)
+	for _, r := range reqs {
+		for i := 0; i+1 < len(r.track); i += 2 {
+			l.positions[r.track[i]] = r.track[i+1]
+		}
+	}
 	l.pending -= bytes
 	close(l.freed)
 	l.freed = make(chan struct{})

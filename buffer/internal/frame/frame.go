@@ -205,6 +205,25 @@ func DecodeMeta(raw []byte) map[string]string {
 	return m
 }
 
+// EachMeta calls fn with each key and value of a validated metadata
+// section, without allocating; both alias raw.
+func EachMeta(raw []byte, fn func(k, v []byte)) {
+	if len(raw) == 0 {
+		return
+	}
+	cnt, p := binary.Uvarint(raw)
+	for i := uint64(0); i < cnt; i++ {
+		kl, q := binary.Uvarint(raw[p:])
+		p += q
+		k := raw[p : p+int(kl)]
+		p += int(kl)
+		vl, q := binary.Uvarint(raw[p:])
+		p += q
+		fn(k, raw[p:p+int(vl)])
+		p += int(vl)
+	}
+}
+
 // ArrivedTime converts an encoded arrival time.
 func ArrivedTime(nanos int64) time.Time { return time.Unix(0, nanos) }
 
