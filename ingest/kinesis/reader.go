@@ -154,8 +154,10 @@ func ReadShard(ctx context.Context, api RecordReader, stream, shard string, star
 			return nil
 		}
 		iterator = aws.ToString(out.NextShardIterator)
-		if len(page.Records) == 0 || page.MillisBehindLatest == 0 {
+		if len(page.Records) == 0 || page.MillisBehindLatest == 0 && len(page.Records) < int(o.Limit) {
 			// At the tip: wait a poll interval (from this call's start).
+			// A full page is not the tip, whatever MillisBehindLatest says
+			// (kinesalite always says 0).
 			if err := pipeline.Sleep(ctx, time.Until(last.Add(o.Poll))); err != nil {
 				return err
 			}

@@ -1,0 +1,230 @@
+package kinesis
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/buffer/disk"
+	"github.com/sluice-dev/sluice/pipeline"
+)
+
+// keyedPut puts n records spread over keys partition keys, each record
+// "<key>:<i>" with i counting per key, in PutRecords calls of 50.
+type keyedPut struct {
+	p     *peer
+	keys  int
+	next  []int
+	count int
+}
+
+func newKeyedPut(p *peer, keys int) *keyedPut { return &keyedPut{p: p, keys: keys, next: make([]int, keys)} }
+
+func (k *keyedPut) put(n int) {
+	k.p.t.Helper()
+	for n > 0 {
+		var entries []types.PutRecordsRequestEntry
+		for j := 0; j < min(50, n); j++ {
+			key := (k.count * 7) % k.keys
+			k.count++
+			entries = append(entries, types.PutRecordsRequestEntry{
+				Data: fmt.Appendf(nil, "k%d:%d", key, k.next[key]), PartitionKey: aws.String(fmt.Sprintf("k%d", key))})
+			k.next[key]++
+		}
+		out, err := k.p.client.PutRecords(k.p.ctx, &awskinesis.PutRecordsInput{StreamName: aws.String(k.p.stream), Records: entries})
+		if err != nil || aws.ToInt32(out.FailedRecordCount) != 0 {
+			k.p.t.Fatalf("put records: %v (%v)", err, out)
+		}
+		n -= len(entries)
+	}
+}
+
+func (k *keyedPut) total() int {
+	n := 0
+	for _, c := range k.next {
+		n += c
+	}
+	return n
+}
+
+// checkKeyed reads the whole buffer and checks that it holds every record
+// put exactly once, each key's in order, with the Kinesis metadata.
+func checkKeyed(t *testing.T, l *disk.Log, k *keyedPut) {
+	t.Helper()
+	ctx := context.Background()
+	next := make([]int, k.keys)
+	from := l.State().Committed
+	n := 0
+	for {
+		recs, nx, err := l.Read(ctx, from, 1<<20, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			key, i, ok := strings.Cut(string(r.Data), ":")
+			kn, _ := strconv.Atoi(strings.TrimPrefix(key, "k"))
+			in, _ := strconv.Atoi(i)
+			if !ok || kn >= k.keys {
+				t.Fatalf("record %q", r.Data)
+			}
+			if in != next[kn] {
+				t.Fatalf("key %s: record %d after %d: out of order, lost or duplicated (record %d of the buffer)", key, in, next[kn]-1, n)
+			}
+			next[kn]++
+			n++
+			if r.Meta[pipeline.MetaPartitionKey] != key || r.Meta[pipeline.MetaShardID] == "" || r.Meta[pipeline.MetaSequenceNumber] == "" ||
+				r.Meta[pipeline.MetaApproximateArrival] == "" || !strings.HasPrefix(r.Meta[pipeline.MetaSourceKinesisStreamARN], "arn:aws:kinesis:") {
+				t.Fatalf("record %q: metadata %v", r.Data, r.Meta)
+			}
+		}
+		from = nx
+	}
+	if n != k.total() {
+		t.Fatalf("%d records buffered, %d put", n, k.total())
+	}
+}
+
+// run is one life of a source over the buffer in dir: Run in the
+// background until stop.
+type run struct {
+	l      *disk.Log
+	src    *Source
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startSource(t *testing.T, p *peer, dir string, reg *prometheus.Registry, start Start) *run {
+	t.Helper()
+	l, err := disk.Open(disk.Options{Dir: dir + "/buffer", Stream: "s", SegmentBytes: 4 << 10,
+		Track: disk.Track{Key: pipeline.MetaShardID, Value: pipeline.MetaSequenceNumber}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := &Local{Lister: p.client, Stream: p.stream, Dir: dir + "/source", Start: start, Discover: 200 * time.Millisecond}
+	src, err := NewSource(SourceOptions{Stream: "s", KinesisStream: p.stream, StreamARN: "arn:aws:kinesis:us-east-1:000000000000:stream/" + p.stream,
+		Client: p.client, Buffer: l, Scheduler: local, Metrics: m,
+		Read: ReadOptions{Poll: 50 * time.Millisecond, MinInterval: 10 * time.Millisecond, Limit: 300}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local.Event = src.Event
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &run{l: l, src: src, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- src.Run(ctx) }()
+	return r
+}
+
+func (r *run) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("source run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("source did not stop")
+	}
+	if err := r.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSourceRestartsAndResharding: a stream of 4 shards read from
+// TRIM_HORIZON into a tracked disk buffer, restarted several times while
+// records are put, split and merged: every record buffered exactly once,
+// each partition key's in order (parents before children).
+func TestSourceRestartsAndResharding(t *testing.T) {
+	p := newPeer(t, 4)
+	k := newKeyedPut(p, 16)
+	dir := t.TempDir()
+	k.put(500) // before the first start: TRIM_HORIZON reads them
+	reg := prometheus.NewRegistry()
+	r := startSource(t, p, dir, reg, Start{Position: types.ShardIteratorTypeTrimHorizon})
+	shards, err := ListShards(p.ctx, p.client, p.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 6 {
+		k.put(300)
+		switch round {
+		case 1: // split shard 0 in the middle of its hash range
+			half := new(big.Int).Rsh(new(big.Int).Lsh(big.NewInt(1), 128), 3)
+			if _, err := p.client.SplitShard(p.ctx, &awskinesis.SplitShardInput{StreamName: aws.String(p.stream),
+				ShardToSplit: aws.String(shards[0].ID), NewStartingHashKey: aws.String(half.String())}); err != nil {
+				t.Fatal(err)
+			}
+			p.active()
+		case 3: // merge shards 2 and 3
+			if _, err := p.client.MergeShards(p.ctx, &awskinesis.MergeShardsInput{StreamName: aws.String(p.stream),
+				ShardToMerge: aws.String(shards[2].ID), AdjacentShardToMerge: aws.String(shards[3].ID)}); err != nil {
+				t.Fatal(err)
+			}
+			p.active()
+		}
+		k.put(200)
+		if round%2 == 0 {
+			// Restart mid-stream, without waiting for the reader to catch
+			// up: it resumes from the positions in the buffer.
+			r.stop(t)
+			// The starting position applies only to the first start.
+			r = startSource(t, p, dir, prometheus.NewRegistry(), Start{Position: types.ShardIteratorTypeLatest})
+		}
+	}
+	// The last life reads what is left; wait until every record is in.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := r.l.State()
+		if int(st.Head-st.Committed) > 0 && countRecords(t, r.l) == k.total() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records buffered, %d put", countRecords(t, r.l), k.total())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // nothing more may come
+	r.stop(t)
+	l, err := disk.Open(disk.Options{Dir: dir + "/buffer", Stream: "s", Track: disk.Track{Key: pipeline.MetaShardID, Value: pipeline.MetaSequenceNumber}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	checkKeyed(t, l, k)
+	if n := len(l.Positions()); n != 7 {
+		t.Errorf("positions for %d shards, want 7 (4, a split, a merge): %v", n, l.Positions())
+	}
+}
+
+func countRecords(t *testing.T, l *disk.Log) int {
+	t.Helper()
+	n := 0
+	from := l.State().Committed
+	for {
+		recs, next, err := l.Read(context.Background(), from, 1<<20, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			return n
+		}
+		n += len(recs)
+		from = next
+	}
+}

@@ -1,0 +1,117 @@
+package kinesis
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// shardsFile is what a source on its own (no fleet) keeps of its shards
+// besides the sequence numbers, which live with the records in the buffer:
+// where each shard it has seen starts, and which are read to their end.
+// It is small and changes only when shards appear or end.
+//
+// The starting position applies to the shards found at the source's first
+// start; a shard found later was created by a split or merge after the
+// source began, so all of it is new and it is read from TRIM_HORIZON (the
+// Kinesis Client Library's rule). A LATEST start is kept as the time of the
+// first start: a shard that has no record buffered yet is read again
+// AT_TIMESTAMP of it, so a restart before its first record neither skips
+// records put meanwhile nor re-reads older ones.
+type shardsFile struct {
+	Version int                   `json:"version"`
+	Started time.Time             `json:"started"`
+	Shards  map[string]shardState `json:"shards"`
+}
+
+type shardState struct {
+	// Start is where the shard is read from when no record of it is
+	// buffered: TRIM_HORIZON or AT_TIMESTAMP (with Timestamp).
+	Start     types.ShardIteratorType `json:"start"`
+	Timestamp time.Time               `json:"timestamp,omitzero"`
+	// Finished: read to its end (its children may be read).
+	Finished bool `json:"finished,omitempty"`
+}
+
+func (s shardState) start() Start {
+	return Start{Position: s.Start, Timestamp: s.Timestamp}
+}
+
+const shardsFileName = "shards.json"
+
+// loadShards reads dir's shards file; a missing one is (nil, nil).
+func loadShards(dir string) (*shardsFile, error) {
+	b, err := os.ReadFile(filepath.Join(dir, shardsFileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kinesis source state: %w", err)
+	}
+	var f shardsFile
+	if err := json.Unmarshal(b, &f); err != nil || f.Version != 1 || f.Shards == nil {
+		return nil, fmt.Errorf("kinesis source state %s: unreadable (version %d): %v", filepath.Join(dir, shardsFileName), f.Version, err)
+	}
+	return &f, nil
+}
+
+// save replaces dir's shards file atomically and durably.
+func (f *shardsFile) save(dir string) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("kinesis source state: %w", err)
+	}
+	if err := writeFileAtomic(dir, shardsFileName, b); err != nil {
+		return fmt.Errorf("kinesis source state: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes name in dir through a temporary file, fsync,
+// rename and a sync of the directory.
+func writeFileAtomic(dir, name string, data []byte) error {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		// The new directory's entry is durable once its parent is synced.
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return err
+		}
+	}
+	tmp := filepath.Join(dir, name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
