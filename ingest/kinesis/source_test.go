@@ -27,7 +27,9 @@ type keyedPut struct {
 	count int
 }
 
-func newKeyedPut(p *peer, keys int) *keyedPut { return &keyedPut{p: p, keys: keys, next: make([]int, keys)} }
+func newKeyedPut(p *peer, keys int) *keyedPut {
+	return &keyedPut{p: p, keys: keys, next: make([]int, keys)}
+}
 
 func (k *keyedPut) put(n int) {
 	k.p.t.Helper()
