@@ -10,6 +10,11 @@
 // machines, so clock skew between workers does not matter (the KCL's
 // rule). A worker that fails to renew a lease, or finds its counter moved,
 // has lost it and must stop reading that shard at once.
+//
+// A Coordinator runs one worker's side of this: it renews the leases the
+// worker holds, takes others as Plan says (free, expired, or stolen to
+// balance), starts and stops the reading of their shards through a
+// Handler, and writes checkpoints and shard ends at the counter it holds.
 package lease
 
 import (
