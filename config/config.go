@@ -33,9 +33,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Stream types (Firehose's DeliveryStreamType). Only DirectPut is
-// implemented: KinesisStreamAsSource is recognised so that it is rejected
-// with a message saying so.
+// Stream types (Firehose's DeliveryStreamType): DirectPut streams take
+// records through the Firehose API, KinesisStreamAsSource streams read a
+// Kinesis data stream (their source block).
 const (
 	StreamDirectPut             = "DirectPut"
 	StreamKinesisStreamAsSource = "KinesisStreamAsSource"
@@ -123,9 +123,9 @@ type Stream struct {
 	Name string `yaml:"-"`
 	// Pos is the position of the name in the file.
 	Pos Pos `yaml:"-"`
-	// Type is StreamDirectPut, the only type implemented (producers put
-	// records through the Firehose API); StreamKinesisStreamAsSource is a
-	// validation error until the Kinesis source is built.
+	// Type is StreamDirectPut (producers put records through the
+	// Firehose API) or StreamKinesisStreamAsSource (the stream reads the
+	// Kinesis data stream its Source names; puts are refused).
 	Type      string    `yaml:"type"`
 	Buffering Buffering `yaml:"buffering"`
 	Retry     Retry     `yaml:"retry"`
@@ -137,9 +137,8 @@ type Stream struct {
 	// destination's default, otherwise 1 to MaxInFlight; 1 keeps batches
 	// in strict order.
 	MaxInFlight int `yaml:"max_in_flight"`
-	// Source is decoded only to be rejected: no source is implemented, so
-	// a source block is a validation error (streams take direct puts).
-	// It is always zero in a valid configuration.
+	// Source is a KinesisStreamAsSource stream's source (type kinesis),
+	// decoded by its implementation; zero for a DirectPut stream.
 	Source Component `yaml:"source"`
 	// Destination is where the stream delivers (required).
 	Destination Component `yaml:"destination"`

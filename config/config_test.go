@@ -314,6 +314,8 @@ func TestExamplesLoad(t *testing.T) {
 			return "http://127.0.0.1:9200", true
 		case "ES_INDEX":
 			return "firehose", true
+		case "KINESIS_STREAM":
+			return "clicks", true
 		}
 		return os.LookupEnv(name)
 	}

@@ -212,13 +212,18 @@ func (d *decoder) validateStream(s *Stream) {
 	path := "streams." + s.Name
 	switch s.Type {
 	case StreamDirectPut:
+		if d.written(&s.Source) {
+			d.fail(&s.Source, s.Pos, path+".source", "a stream of type DirectPut takes records through the Firehose API: a source block needs type: %s", StreamKinesisStreamAsSource)
+		}
 	case StreamKinesisStreamAsSource:
-		d.fail(&s.Type, s.Pos, path+".type", "the Kinesis source is not implemented yet: use type DirectPut (producers put records through the Firehose API)")
+		if !d.written(&s.Source) {
+			d.fail(&s.Type, s.Pos, path+".source", "a stream of type %s needs a source block (type: kinesis) naming the Kinesis stream to read", StreamKinesisStreamAsSource)
+		}
+		if s.Buffer.Type == BufferMemory {
+			d.fail(&s.Buffer.Type, s.Pos, path+".buffer.type", "must be disk for a Kinesis source: its checkpoints are kept with the records in the disk buffer")
+		}
 	default:
-		d.fail(&s.Type, s.Pos, path+".type", "invalid type %q (want DirectPut)", s.Type)
-	}
-	if d.written(&s.Source) {
-		d.fail(&s.Source, s.Pos, path+".source", "no source is implemented; streams take direct puts (remove source)")
+		d.fail(&s.Type, s.Pos, path+".type", "invalid type %q (want %s or %s)", s.Type, StreamDirectPut, StreamKinesisStreamAsSource)
 	}
 	if s.MaxInFlight < 0 || s.MaxInFlight > MaxInFlight {
 		d.fail(&s.MaxInFlight, s.Pos, path+".max_in_flight", "must be between 1 and %d, or 0 for the destination's default, got %d", MaxInFlight, s.MaxInFlight)

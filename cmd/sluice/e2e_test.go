@@ -171,7 +171,7 @@ func TestValidateCommand(t *testing.T) {
 			"PG_DSN=postgres://loader@127.0.0.1:5432/analytics", "PG_TABLE=public.events",
 			"REDSHIFT_DSN=postgres://loader@127.0.0.1:5439/dev", "REDSHIFT_TABLE=public.events",
 			"REDSHIFT_IAM_ROLE=arn:aws:iam::123456789012:role/redshift",
-			"ES_URL=http://127.0.0.1:9200", "ES_INDEX=firehose")
+			"ES_URL=http://127.0.0.1:9200", "ES_INDEX=firehose", "KINESIS_STREAM=clicks")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("validate %s: %v\n%s", ex, err, out)

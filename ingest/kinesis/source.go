@@ -167,6 +167,13 @@ func (s *Source) ok() { s.event("OK", nil) }
 // that readiness covers them too.
 func (s *Source) Event(kind string, err error) { s.event(kind, err) }
 
+// LeaseEvent counts a fleet's lease change ("taken", "stolen", "lost",
+// "released") and sets the number of leases held after it.
+func (s *Source) LeaseEvent(event string, held int) {
+	s.m.leaseEvent(event)
+	s.m.leases.Set(float64(held))
+}
+
 // read reads one assigned shard until it ends or ctx does.
 func (s *Source) read(ctx context.Context, a Assignment) error {
 	log := s.log.With("shard", a.Shard)

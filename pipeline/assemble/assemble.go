@@ -55,6 +55,8 @@ type Daemon struct {
 type stream struct {
 	name   string
 	buf    buffer.Buffer
+	src    runnable // nil for a DirectPut stream
+	srcEnd func()   // releases what the source holds (a fleet's pool)
 	dest   pipeline.Destination
 	out    pipeline.ErrorOutput // nil when dest is its own error output
 	procs  []pipeline.Processor
@@ -172,6 +174,12 @@ func (d *Daemon) buildStream(ctx context.Context, sp *streamPlan, deps pipeline.
 	if s.buf, err = openBuffer(sc, d.dataDir, d.owner(), log, m); err != nil {
 		return nil, none, err
 	}
+	if sp.hasSrc {
+		if s.src, s.srcEnd, err = d.buildSource(ctx, sp, s.buf, m); err != nil {
+			return nil, none, err
+		}
+		d.health.add(sc.Name, probe{what: "source kinesis", check: s.src.Ready})
+	}
 	for _, pp := range sp.procs {
 		proc, err := pp.kind.build(pp.v, deps)
 		if err != nil {
@@ -223,6 +231,9 @@ func (d *Daemon) buildStream(ctx context.Context, sp *streamPlan, deps pipeline.
 	}
 
 	info := firehoseapi.StreamInfo{Name: sc.Name, Type: sc.Type, Created: started, VersionID: "1", Tags: sc.Tags}
+	if sp.hasSrc {
+		info.KinesisStreamARN = sp.src.ARN(d.cfg.Region, d.cfg.AccountID)
+	}
 	in := pipeline.DescribeInput{
 		Stream:                   sc.Name,
 		StreamARN:                fmt.Sprintf("arn:aws:firehose:%s:%s:deliverystream/%s", d.cfg.Region, d.cfg.AccountID, sc.Name),
@@ -260,13 +271,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 	runCtx, stopRunners := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRunners()
 	var wg sync.WaitGroup
-	runErrs := make(chan error, len(d.streams))
+	runErrs := make(chan error, 2*len(d.streams))
 	for _, s := range d.streams {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := s.runner.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 				runErrs <- fmt.Errorf("stream %s: %w", s.name, err)
+			}
+		}()
+	}
+	// Sources stop with intake, before the runners drain.
+	srcCtx, stopSources := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSources()
+	var srcWG sync.WaitGroup
+	for _, s := range d.streams {
+		if s.src == nil {
+			continue
+		}
+		srcWG.Add(1)
+		go func() {
+			defer srcWG.Done()
+			if err := s.src.Run(srcCtx); err != nil {
+				runErrs <- fmt.Errorf("stream %s: source: %w", s.name, err)
 			}
 		}()
 	}
@@ -296,6 +323,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Warn("listener did not stop cleanly", "err", err)
 		}
 	}
+	stopSources()
+	srcWG.Wait()
 	for _, s := range d.streams {
 		s.runner.Drain()
 	}
@@ -355,6 +384,9 @@ func (d *Daemon) close(ctx context.Context) {
 		}
 		if err := closeAll(ctx, "stream "+s.name, cs...); err != nil {
 			d.log.Warn("closing stream components", "stream", s.name, "err", err)
+		}
+		if s.srcEnd != nil {
+			s.srcEnd()
 		}
 		if s.buf != nil {
 			if err := s.buf.Close(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/sluice-dev/sluice/buffer/disk"
 	"github.com/sluice-dev/sluice/buffer/memory"
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // openBuffer opens a stream's buffer under <data_dir>/buffer/<stream>.
@@ -17,7 +18,12 @@ func openBuffer(s *config.Stream, dataDir, owner string, log *slog.Logger, m met
 	case "memory":
 		return memory.New(memory.Options{MaxBytes: int64(bc.MaxBytes)}), nil
 	default:
+		var track disk.Track
+		if trackPositions(s) {
+			track = disk.Track{Key: pipeline.MetaShardID, Value: pipeline.MetaSequenceNumber}
+		}
 		b, err := disk.Open(disk.Options{
+			Track:        track,
 			Dir:          bufferDir(dataDir, s.Name),
 			Stream:       s.Name,
 			Durability:   buffer.Durability(bc.Durability),

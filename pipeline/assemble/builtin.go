@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/destinations/redshift"
 	"github.com/sluice-dev/sluice/destinations/s3"
 	"github.com/sluice-dev/sluice/ingest/firehoseapi"
+	"github.com/sluice-dev/sluice/ingest/kinesis"
 	"github.com/sluice-dev/sluice/pipeline/runner"
 	"github.com/sluice-dev/sluice/transform/deaggregate"
 	"github.com/sluice-dev/sluice/transform/decompress"
@@ -134,10 +135,11 @@ func processorKinds() map[string]processorKind {
 
 // metrics holds each package's metric set, created once per process.
 type metrics struct {
-	disk   *disk.Metrics
-	runner *runner.Metrics
-	api    *firehoseapi.Metrics
-	health *healthMetrics
+	kinesis *kinesis.Metrics
+	disk    *disk.Metrics
+	runner  *runner.Metrics
+	api     *firehoseapi.Metrics
+	health  *healthMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) (metrics, error) {
@@ -157,5 +159,9 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 	if err != nil {
 		return metrics{}, err
 	}
-	return metrics{disk: dm, runner: rm, api: am, health: hm}, nil
+	km, err := kinesis.NewMetrics(reg)
+	if err != nil {
+		return metrics{}, fmt.Errorf("kinesis source metrics: %w", err)
+	}
+	return metrics{disk: dm, runner: rm, api: am, health: hm, kinesis: km}, nil
 }

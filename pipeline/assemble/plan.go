@@ -7,6 +7,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/ingest/kinesis"
 	"github.com/sluice-dev/sluice/pipeline"
 )
 
@@ -32,6 +33,10 @@ type streamPlan struct {
 	// retry is the stream's retry duration in seconds: retry.duration,
 	// or the destination's default when the file sets none.
 	retry int
+	// src is the Kinesis source of a KinesisStreamAsSource stream
+	// (hasSrc).
+	src    kinesis.Compiled
+	hasSrc bool
 }
 
 type processorPlan struct {
@@ -71,6 +76,7 @@ func checkPlan(cfg *config.Config) (*plan, error) {
 		es := checkErrorOutput(s, &sp, known)
 		errs = append(errs, es...)
 		ok = ok && len(es) == 0
+		errs = append(errs, checkSource(s, &sp)...)
 		last := -1
 		for _, pc := range s.Processors {
 			pk, known := pkinds[pc.Type]
