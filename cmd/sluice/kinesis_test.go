@@ -371,3 +371,50 @@ func TestKinesisKill9Resharding(t *testing.T) {
 	checkKeyedDelivery(t, filepath.Join(dir, "out"), kp)
 	t.Logf("%d records put over 7 shards, delivered once each across 6 kills", total)
 }
+
+// TestKinesisReadiness: /readyz turns 503, naming the stream and its
+// source, when the Kinesis endpoint stops answering, and 200 again when
+// it is back; records put then are delivered.
+func TestKinesisReadiness(t *testing.T) {
+	p := startKinesis(t, 2)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	d := startDaemonEnv(t, kinesisConfig(t, dir, addr, p, ""), dir, addr, []string{"AWS_ACCESS_KEY_ID=any", "AWS_SECRET_ACCESS_KEY=any"})
+	readyz := func(status int, contains string) {
+		t.Helper()
+		var code int
+		var text string
+		if !waitFor(15*time.Second, func() bool {
+			resp, err := http.Get("http://" + addr + "/readyz")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			code, text = resp.StatusCode, string(b)
+			return code == status && strings.Contains(text, contains)
+		}) {
+			t.Fatalf("/readyz answered %d %q, want %d containing %q\n%s", code, text, status, contains, d.log.String())
+		}
+	}
+	readyz(200, "ready")
+	p.k.Stop()
+	readyz(503, "stream kin")
+	readyz(503, "source kinesis")
+	// kinesalite keeps its streams in memory: the same stream is made
+	// again (its shards have the same ids).
+	p.k.Start()
+	if _, err := p.client.CreateStream(context.Background(), &awskinesis.CreateStreamInput{StreamName: aws.String(p.stream), ShardCount: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	p.waitActive(t)
+	readyz(200, "ready")
+	lines := []string{`{"after":"outage","n":1}`, `{"after":"outage","n":2}`, `{"after":"outage","n":3}`}
+	p.putLines(t, lines)
+	if !waitFor(15*time.Second, func() bool { return len(deliveredLines(t, filepath.Join(dir, "out"))) == len(lines) }) {
+		t.Fatalf("records put after the outage not delivered: %v\n%s", deliveredLines(t, filepath.Join(dir, "out")), d.log.String())
+	}
+	if n := strings.Count(d.log.String(), "calls to Kinesis fail"); n > 3 {
+		t.Errorf("the outage was logged %d times: once when it begins is enough", n)
+	}
+}

@@ -136,12 +136,18 @@ func (s *Source) Ready(context.Context) error {
 }
 
 // event records the outcome of a Kinesis call, for readiness and metrics.
+// Failures are logged when they begin (and recoveries when they end), not
+// at every retry.
 func (s *Source) event(kind string, err error) {
 	switch kind {
 	case "OK":
 		s.mu.Lock()
+		failing := s.lastErr != nil && !s.errAt.Before(s.lastOK)
 		s.lastOK = time.Now()
 		s.mu.Unlock()
+		if failing {
+			s.log.Info("kinesis source: Kinesis answers again")
+		}
 	case "ThrottledGetRecords":
 		s.m.throttledRecords.Inc()
 		s.ok()
@@ -154,9 +160,12 @@ func (s *Source) event(kind string, err error) {
 	default:
 		s.m.errors.Inc()
 		s.mu.Lock()
+		failing := s.lastErr != nil && !s.errAt.Before(s.lastOK)
 		s.lastErr, s.errAt = err, time.Now()
 		s.mu.Unlock()
-		s.log.Warn("kinesis source: call failed; retrying", "err", err)
+		if !failing {
+			s.log.Warn("kinesis source: calls to Kinesis fail; retrying with backoff (the stream is not ready meanwhile)", "err", err)
+		}
 	}
 }
 
