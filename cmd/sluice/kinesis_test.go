@@ -418,3 +418,146 @@ func TestKinesisReadiness(t *testing.T) {
 		t.Errorf("the outage was logged %d times: once when it begins is enough", n)
 	}
 }
+
+// fleetMember is one daemon of a fleet sharing a stream.
+type fleetMember struct {
+	name, dir, addr, cfg string
+	d                    *daemon
+}
+
+func (m *fleetMember) leases(t *testing.T) int {
+	return int(metricSum(scrape(t, m.addr), "sluice_kinesis_leases_held"))
+}
+
+// TestKinesisFleet: two, then three daemons share a stream of 4 shards
+// through leases in PostgreSQL and split its shards evenly (2/2, then at
+// most 2 each); one is killed with SIGKILL and the others take its
+// shards within the failover time. It is restarted (what it had buffered
+// is on its disk) and rejoins. Every record put is delivered; a
+// record delivered twice lies in the killed daemon's un-checkpointed
+// window, and the daemons that took over count at least as many
+// redelivered records as there are duplicates.
+func TestKinesisFleet(t *testing.T) {
+	p := startKinesis(t, 4)
+	dsn, schema := testpeers.PostgresSchema(t, "fleet")
+	const leaseDuration = 3 * time.Second
+	env := []string{"AWS_ACCESS_KEY_ID=any", "AWS_SECRET_ACCESS_KEY=any"}
+	member := func(name string) *fleetMember {
+		m := &fleetMember{name: name, dir: t.TempDir(), addr: freeAddr(t)}
+		m.cfg = kinesisConfig(t, m.dir, m.addr, p, fmt.Sprintf("      fleet: {dsn: %q, schema: %s, worker: %s, lease_duration: %s}\n", dsn, schema, name, leaseDuration))
+		m.d = startDaemonEnv(t, m.cfg, m.dir, m.addr, env)
+		return m
+	}
+	balanced := func(ms []*fleetMember, most int) bool {
+		total := 0
+		for _, m := range ms {
+			n := m.leases(t)
+			if n > most || n == 0 {
+				return false
+			}
+			total += n
+		}
+		return total == 4
+	}
+	kp := &keyedProducer{p: p, keys: 24}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); kp.run(ctx, t) }()
+
+	a, b := member("a"), member("b")
+	if !waitFor(20*time.Second, func() bool { return balanced([]*fleetMember{a, b}, 2) }) {
+		t.Fatalf("two members: leases %d/%d, want 2/2\n%s\n%s", a.leases(t), b.leases(t), a.d.log.String(), b.d.log.String())
+	}
+	c := member("c")
+	all := []*fleetMember{a, b, c}
+	if !waitFor(20*time.Second, func() bool { return balanced(all, 2) }) {
+		t.Fatalf("three members: leases %d/%d/%d, want at most 2 each, 4 in all", a.leases(t), b.leases(t), c.leases(t))
+	}
+	time.Sleep(time.Second)
+	// Kill the one holding the most: its shards must move to the others.
+	victim := a
+	for _, m := range all {
+		if m.leases(t) > victim.leases(t) {
+			victim = m
+		}
+	}
+	var rest []*fleetMember
+	for _, m := range all {
+		if m != victim {
+			rest = append(rest, m)
+		}
+	}
+	victim.d.kill()
+	killed := time.Now()
+	// Failover time: the lease duration (by the survivors' clocks) plus
+	// one take round (half of it); 2x is the bound with some slack.
+	if !waitFor(2*leaseDuration, func() bool {
+		n := 0
+		for _, m := range rest {
+			n += m.leases(t)
+		}
+		return n == 4
+	}) {
+		t.Fatalf("the survivors hold %d and %d leases %v after the kill", rest[0].leases(t), rest[1].leases(t), 2*leaseDuration)
+	}
+	failover := time.Since(killed)
+	time.Sleep(time.Second)
+	// The records it had buffered (and checkpointed) are on its disk:
+	// they are delivered when it comes back, as after any crash. It
+	// rejoins the fleet.
+	victim.d = startDaemonEnv(t, victim.cfg, victim.dir, victim.addr, env)
+	time.Sleep(time.Second)
+	stop()
+	<-done
+
+	total := 0
+	for _, recs := range kp.put {
+		total += len(recs)
+	}
+	seen := map[string]int{}
+	count := func() int {
+		clear(seen)
+		n := 0
+		for _, m := range all {
+			for l, c := range deliveredLines(t, filepath.Join(m.dir, "out")) {
+				seen[l] += c
+				n += c
+			}
+		}
+		return len(seen)
+	}
+	if !waitFor(60*time.Second, func() bool { return count() >= total }) {
+		t.Fatalf("%d of %d records delivered", count(), total)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	count()
+	redelivered := 0.0
+	for _, m := range rest {
+		redelivered += metricSum(scrape(t, m.addr), "sluice_kinesis_redelivered_records_total")
+	}
+	dups := 0
+	for k, recs := range kp.put {
+		for _, r := range recs {
+			switch seen[r] {
+			case 0:
+				t.Fatalf("key k%d: record %q lost", k, r)
+			case 1:
+			default:
+				dups += seen[r] - 1
+			}
+		}
+	}
+	if len(seen) != total {
+		t.Fatalf("%d distinct records delivered, %d put", len(seen), total)
+	}
+	if float64(dups) > redelivered {
+		t.Fatalf("%d records delivered twice, but only %v counted as redelivered after the takeover", dups, redelivered)
+	}
+	for _, m := range all {
+		if err := m.d.stop(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d records put; failover in %v (lease duration %v); %d duplicates, %v counted as redelivered",
+		total, failover.Round(100*time.Millisecond), leaseDuration, dups, redelivered)
+}

@@ -10,19 +10,19 @@ import (
 // (DataReadFromKinesisStream.Records and .Bytes, KinesisMillisBehindLatest,
 // ThrottledGetRecords, ThrottledGetShardIterator), plus the fleet's.
 const (
-	MetricReadRecords       = "sluice_kinesis_read_records_total"
-	MetricReadBytes         = "sluice_kinesis_read_bytes_total"
-	MetricMillisBehind      = "sluice_kinesis_millis_behind_latest"
-	MetricThrottled         = "sluice_kinesis_throttled_total"
-	MetricExpiredIterators  = "sluice_kinesis_expired_iterators_total"
-	MetricErrors            = "sluice_kinesis_errors_total"
-	MetricShards            = "sluice_kinesis_shards_reading"
-	MetricBufferWaits       = "sluice_kinesis_buffer_full_waits_total"
-	MetricLeases            = "sluice_kinesis_leases_held"
-	MetricLeaseEvents       = "sluice_kinesis_lease_events_total"
-	MetricUncheckpointed    = "sluice_kinesis_uncheckpointed_records"
-	MetricRedelivered       = "sluice_kinesis_redelivered_records_total"
-	MetricCheckpointSeconds = "sluice_kinesis_checkpoint_age_seconds"
+	MetricReadRecords      = "sluice_kinesis_read_records_total"
+	MetricReadBytes        = "sluice_kinesis_read_bytes_total"
+	MetricMillisBehind     = "sluice_kinesis_millis_behind_latest"
+	MetricThrottled        = "sluice_kinesis_throttled_total"
+	MetricExpiredIterators = "sluice_kinesis_expired_iterators_total"
+	MetricErrors           = "sluice_kinesis_errors_total"
+	MetricShards           = "sluice_kinesis_shards_reading"
+	MetricBufferWaits      = "sluice_kinesis_buffer_full_waits_total"
+	MetricLeases           = "sluice_kinesis_leases_held"
+	MetricLeaseEvents      = "sluice_kinesis_lease_events_total"
+	MetricUncheckpointed   = "sluice_kinesis_uncheckpointed_records"
+	MetricRedelivered      = "sluice_kinesis_redelivered_records_total"
+	MetricCheckpointTime   = "sluice_kinesis_last_checkpoint_timestamp_seconds"
 )
 
 // Metrics are the Kinesis source's metrics, shared by every stream of the
@@ -59,7 +59,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		leases: gauge(MetricLeases, "Shard leases this instance holds (fleet).", s),
 		uncheckpointed: gauge(MetricUncheckpointed,
 			"Records buffered by this instance and not yet checkpointed in the fleet's lease: what another instance would read again if this one died now.", sh),
-		checkpointAge: gauge(MetricCheckpointSeconds, "Seconds since the shard's lease checkpoint last moved (fleet).", sh),
+		checkpointAge: gauge(MetricCheckpointTime, "When the shard's lease checkpoint last moved, in Unix seconds (fleet): time() minus it is the checkpoint lag.", sh),
 	}
 	if err := pipeline.RegisterAll(reg, &m.records, &m.bytes, &m.throttled, &m.expired, &m.errors, &m.waits, &m.leaseEvents, &m.redelivered); err != nil {
 		return nil, err

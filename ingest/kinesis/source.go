@@ -177,9 +177,11 @@ func (s *Source) ok() { s.event("OK", nil) }
 func (s *Source) Event(kind string, err error) { s.event(kind, err) }
 
 // LeaseEvent counts a fleet's lease change ("taken", "stolen", "lost",
-// "released") and sets the number of leases held after it.
+// "released"; "" for none) and sets the number of leases held after it.
 func (s *Source) LeaseEvent(event string, held int) {
-	s.m.leaseEvent(event)
+	if event != "" {
+		s.m.leaseEvent(event)
+	}
 	s.m.leases.Set(float64(held))
 }
 
@@ -239,9 +241,12 @@ func (s *Source) read(ctx context.Context, a Assignment) error {
 		}
 		clear(recs)
 		if a.Progress != nil {
+			sm.uncheckpointed.Set(float64(len(p.Records)))
 			if err := a.Progress(ctx, last); err != nil {
 				return err
 			}
+			sm.uncheckpointed.Set(0)
+			sm.checkpointT.SetToCurrentTime()
 		}
 		return nil
 	})

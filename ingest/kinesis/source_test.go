@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,4 +230,90 @@ func countRecords(t *testing.T, l *disk.Log) int {
 		n += len(recs)
 		from = next
 	}
+}
+
+// fixedScheduler hands out one assignment and waits for ctx.
+type fixedScheduler struct{ a Assignment }
+
+func (f fixedScheduler) Run(ctx context.Context, read func(context.Context, Assignment) error) error {
+	err := read(ctx, f.a)
+	<-ctx.Done()
+	return err
+}
+
+// TestSourceCountsRedelivered: a fleet assignment resuming after a
+// checkpoint behind the previous owner's pending sequence number counts
+// the records read again up to it, and only those; Intend comes before
+// each append and Progress after it, with the page's last sequence number.
+func TestSourceCountsRedelivered(t *testing.T) {
+	p := newPeer(t, 1)
+	seqs := p.put(0, 30)
+	shards, err := ListShards(p.ctx, p.client, p.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := disk.Open(disk.Options{Dir: t.TempDir(), Stream: "s", Track: disk.Track{Key: pipeline.MetaShardID, Value: pipeline.MetaSequenceNumber}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var calls []string
+	note := func(what string) func(context.Context, string) error {
+		return func(_ context.Context, seq string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, what+" "+seq)
+			return nil
+		}
+	}
+	// Checkpoint at record 9, the dead owner was about to buffer up to 19.
+	a := Assignment{Shard: shards[0].ID, Start: Start{After: seqs[9]}, Pending: seqs[19], Intend: note("intend"), Progress: note("progress")}
+	src, err := NewSource(SourceOptions{Stream: "s", KinesisStream: p.stream, Client: p.client, Buffer: l, Scheduler: fixedScheduler{a}, Metrics: m,
+		Read: ReadOptions{Poll: 20 * time.Millisecond, MinInterval: 5 * time.Millisecond, Limit: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for countRecords(t, l) < 20 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := countRecords(t, l); n != 20 {
+		t.Fatalf("%d records buffered, want the 20 after the checkpoint", n)
+	}
+	if got := counterSum(reg, MetricRedelivered); got != 10 {
+		t.Fatalf("%v redelivered, want 10 (records 10 to 19)", got)
+	}
+	// Pages of 7: records 10-16, 17-23, 24-29.
+	want := []string{"intend " + seqs[16], "progress " + seqs[16], "intend " + seqs[23], "progress " + seqs[23], "intend " + seqs[29], "progress " + seqs[29]}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(calls, ",") != strings.Join(want, ",") {
+		t.Fatalf("calls %v, want %v", calls, want)
+	}
+}
+
+func counterSum(reg *prometheus.Registry, name string) float64 {
+	mfs, _ := reg.Gather()
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
 }

@@ -30,6 +30,7 @@ type CoordinatorOptions struct {
 type Held struct {
 	Shard      string
 	Checkpoint string // the row's checkpoint at take time ("" none)
+	Pending    string // the row's pending sequence number at take time (Lease.Pending)
 	Parents    []string
 }
 
@@ -176,6 +177,18 @@ func (c *Coordinator) Checkpoint(ctx context.Context, shard, seq string) error {
 	}
 	return c.write(ctx, e, func(ctx context.Context, l Lease) (int64, error) {
 		return c.o.Table.Checkpoint(ctx, l, c.o.Owner, seq)
+	})
+}
+
+// Intend records seq as the last sequence number of shard this worker is
+// about to buffer (Table.Intend), fenced like Checkpoint.
+func (c *Coordinator) Intend(ctx context.Context, shard, seq string) error {
+	e, err := c.lookup("intend", shard)
+	if err != nil {
+		return err
+	}
+	return c.write(ctx, e, func(ctx context.Context, l Lease) (int64, error) {
+		return c.o.Table.Intend(ctx, l, c.o.Owner, seq)
 	})
 }
 
@@ -493,8 +506,9 @@ func (c *Coordinator) round(ctx context.Context, h Handler) {
 			kind = "stolen"
 		}
 		c.log.Info("lease "+kind, "shard", l.Shard, "from", l.Owner, "checkpoint", l.Checkpoint)
-		c.event(kind, l.Shard)
 		c.start(ctx, h, l, next, at)
+		c.event(kind, l.Shard) // after start: Held includes it
+
 	}
 }
 
@@ -503,7 +517,7 @@ func (c *Coordinator) round(ctx context.Context, h Handler) {
 func (c *Coordinator) start(ctx context.Context, h Handler, l Lease, counter int64, at time.Time) {
 	sctx, cancel := context.WithCancel(ctx)
 	e := &holding{shard: l.Shard, cancel: cancel, counter: counter, renewed: at}
-	held := Held{Shard: l.Shard, Checkpoint: l.Checkpoint, Parents: slices.Clone(l.Parents)}
+	held := Held{Shard: l.Shard, Checkpoint: l.Checkpoint, Pending: l.Pending, Parents: slices.Clone(l.Parents)}
 	c.mu.Lock()
 	c.held[l.Shard] = e
 	c.running[l.Shard] = true

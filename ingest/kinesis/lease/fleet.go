@@ -75,7 +75,8 @@ func NewFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 
 // SetEvents sets who is told of the fleet's calls (ListShards outcomes
 // and database failures, for readiness) and of its lease changes (with
-// the number of leases held after them, for metrics).
+// the number of leases held after them, for metrics; event "" only
+// reports the number, every discovery round).
 func (f *Fleet) SetEvents(read func(kind string, err error), lease func(event string, held int)) {
 	f.readEvent, f.leaseEvent = read, lease
 }
@@ -110,7 +111,7 @@ func (f *Fleet) Run(ctx context.Context, read func(context.Context, kinesis.Assi
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		f.discover(ctx, table)
+		f.discover(ctx, table, func() { f.leaseEvent("", len(c.Held())) })
 	}()
 	err = c.Run(ctx, handler{f: f, c: c, read: read})
 	<-done
@@ -118,8 +119,8 @@ func (f *Fleet) Run(ctx context.Context, read func(context.Context, kinesis.Assi
 }
 
 // discover lists the shards every Discover interval and creates the rows
-// of those that have none.
-func (f *Fleet) discover(ctx context.Context, t *Table) {
+// of those that have none; each round also calls tick.
+func (f *Fleet) discover(ctx context.Context, t *Table, each func()) {
 	tick := time.NewTimer(0)
 	defer tick.Stop()
 	for {
@@ -129,6 +130,7 @@ func (f *Fleet) discover(ctx context.Context, t *Table) {
 		case <-tick.C:
 		}
 		tick.Reset(f.cfg.Discover)
+		each()
 		shards, err := kinesis.ListShards(ctx, f.cfg.Lister, f.cfg.Stream)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -243,8 +245,12 @@ func (h handler) Start(ctx context.Context, held Held) error {
 	}
 	shard := held.Shard
 	return h.read(ctx, kinesis.Assignment{
-		Shard: shard,
-		Start: start,
+		Shard:   shard,
+		Start:   start,
+		Pending: held.Pending,
+		Intend: func(ctx context.Context, seq string) error {
+			return h.c.Intend(ctx, shard, seq)
+		},
 		Progress: func(ctx context.Context, seq string) error {
 			return h.c.Checkpoint(ctx, shard, seq)
 		},

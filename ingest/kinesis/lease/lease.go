@@ -34,7 +34,11 @@ type Lease struct {
 	Owner      string // "" when free
 	Counter    int64
 	Checkpoint string // the last sequence number durably taken, "" for none; see Finished
-	Parents    []string
+	// Pending is the last sequence number the holder was about to buffer
+	// (Intend): after its death, the records after Checkpoint up to
+	// Pending may be buffered by it already.
+	Pending string
+	Parents []string
 }
 
 // Finished is the checkpoint of a shard read to its end.
@@ -66,10 +70,15 @@ func Open(ctx context.Context, pool *pgxpool.Pool, schema, table, stream string)
 		counter    bigint NOT NULL DEFAULT 0,
 		checkpoint text   NOT NULL DEFAULT '',
 		parents    text[] NOT NULL DEFAULT '{}',
+		pending    text   NOT NULL DEFAULT '',
 		PRIMARY KEY (stream, shard))`)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		err = nil // a concurrent CREATE TABLE IF NOT EXISTS won the race
+	}
+	if err == nil {
+		// Tables made before the column existed.
+		_, err = pool.Exec(ctx, `ALTER TABLE `+t.table+` ADD COLUMN IF NOT EXISTS pending text NOT NULL DEFAULT ''`)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lease table %s: %w", t.table, err)
@@ -96,13 +105,13 @@ func (t *Table) Ensure(ctx context.Context, shards map[string][]string) error {
 
 // List returns every lease of the stream, by shard.
 func (t *Table) List(ctx context.Context) ([]Lease, error) {
-	rows, err := t.pool.Query(ctx, `SELECT shard, owner, counter, checkpoint, parents FROM `+t.table+` WHERE stream = $1 ORDER BY shard`, t.stream)
+	rows, err := t.pool.Query(ctx, `SELECT shard, owner, counter, checkpoint, pending, parents FROM `+t.table+` WHERE stream = $1 ORDER BY shard`, t.stream)
 	if err != nil {
 		return nil, fmt.Errorf("lease table %s: list: %w", t.table, err)
 	}
 	leases, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Lease, error) {
 		var l Lease
-		err := r.Scan(&l.Shard, &l.Owner, &l.Counter, &l.Checkpoint, &l.Parents)
+		err := r.Scan(&l.Shard, &l.Owner, &l.Counter, &l.Checkpoint, &l.Pending, &l.Parents)
 		return l, err
 	})
 	if err != nil {
@@ -144,6 +153,12 @@ func (t *Table) Renew(ctx context.Context, l Lease, owner string) (int64, error)
 // checkpoint of the one that took it.
 func (t *Table) Checkpoint(ctx context.Context, l Lease, owner, seq string) (int64, error) {
 	return t.update(ctx, "checkpoint", "owner = $4, checkpoint = $5", l, owner, seq)
+}
+
+// Intend records seq as the last sequence number owner is about to
+// buffer from l's shard, only while owner holds l at l.Counter.
+func (t *Table) Intend(ctx context.Context, l Lease, owner, seq string) (int64, error) {
+	return t.update(ctx, "intend", "owner = $4, pending = $5", l, owner, seq)
 }
 
 // Release gives l up (at shutdown, or when rebalancing), so another
