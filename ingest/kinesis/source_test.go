@@ -317,3 +317,89 @@ func counterSum(reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// TestSourceLatest: LATEST applies to the first start only. Records put
+// before it are not read; records put while the source is down are read
+// after a restart, also on a shard that had no record yet (it resumes
+// AT_TIMESTAMP of the first start, from shards.json); a shard made by a
+// split after the start is read from its beginning.
+func TestSourceLatest(t *testing.T) {
+	p := newPeer(t, 2)
+	k := newKeyedPut(p, 1) // one key: one shard gets every record, the other none
+	k.put(40)              // before the first start: not read
+	dir := t.TempDir()
+	r := startSource(t, p, dir, prometheus.NewRegistry(), Start{Position: types.ShardIteratorTypeLatest})
+	// Wait for both shards' readers to hold their LATEST iterators.
+	deadline := time.Now().Add(10 * time.Second)
+	for r.src.reading.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	r.stop(t)
+	before := k.total()
+	k.put(30) // while it is down
+	r = startSource(t, p, dir, prometheus.NewRegistry(), Start{Position: types.ShardIteratorTypeLatest})
+	// Split the shard that holds the key: its records go to a child now,
+	// found by a later listing; the child is read from its start.
+	var holder string
+	for holder == "" && time.Now().Before(deadline) {
+		for sh := range r.l.Positions() {
+			holder = sh
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	shards, err := ListShards(p.ctx, p.client, p.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range shards {
+		if sh.ID != holder {
+			continue
+		}
+		var lo big.Int
+		lo.SetString(map[bool]string{true: "0", false: "170141183460469231731687303715884105728"}[sh.ID == shards[0].ID], 10)
+		mid := new(big.Int).Add(&lo, new(big.Int).Lsh(big.NewInt(1), 126))
+		if _, err := p.client.SplitShard(p.ctx, &awskinesis.SplitShardInput{StreamName: aws.String(p.stream),
+			ShardToSplit: aws.String(holder), NewStartingHashKey: aws.String(mid.String())}); err != nil {
+			t.Fatal(err)
+		}
+		p.active()
+	}
+	k.put(20)
+	for countRecords(t, r.l) < 50 && time.Now().Before(deadline.Add(10*time.Second)) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	r.stop(t)
+	l, err := disk.Open(disk.Options{Dir: dir + "/buffer", Stream: "s", Track: disk.Track{Key: pipeline.MetaShardID, Value: pipeline.MetaSequenceNumber}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	recs := readBuffer(t, l)
+	if len(recs) != 50 || recs[0] != fmt.Sprintf("k0:%d", before) || recs[49] != fmt.Sprintf("k0:%d", before+49) {
+		t.Fatalf("buffered %d records %v, want the 50 put from k0:%d on (while the source was down, then after a split)", len(recs), recs, before)
+	}
+	if len(l.Positions()) != 2 {
+		t.Fatalf("positions %v: want the split shard and its child", l.Positions())
+	}
+}
+
+func readBuffer(t *testing.T, l *disk.Log) []string {
+	t.Helper()
+	var out []string
+	from := l.State().Committed
+	for {
+		recs, next, err := l.Read(context.Background(), from, 1<<20, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			return out
+		}
+		for _, r := range recs {
+			out = append(out, string(r.Data))
+		}
+		from = next
+	}
+}
