@@ -1,13 +1,14 @@
 // Package kinesis reads Kinesis Data Streams shards (Firehose's
 // KinesisStreamAsSource) with aws-sdk-go-v2's kinesis client, against AWS
-// or any Kinesis-compatible server.
+// or any Kinesis-compatible server, into a stream's buffer.
 //
-// Built so far: shard discovery (ListShards, paged), the resharding order
-// (a child is read only after every parent is read to its end),
-// sequence-number comparison, and the shard reader (ReadShard: polling,
-// throttling and failures retried with backoff, expired iterators renewed
-// after the last record taken, shard end reported), and the fleet's lease
-// table (package lease). The checkpoints written with the records, the
-// workers that run readers under leases, and the configuration follow
-// (issue 10); no configuration reaches this package yet.
+// A Source runs one reader (ReadShard) per shard a Scheduler assigns:
+// Local for an instance on its own (shards.json beside the buffer), or
+// package lease's Fleet for instances sharing the stream through leases
+// in PostgreSQL. Records are appended with their metadata (Records); the
+// buffer tracks each shard's last sequence number with the records
+// themselves, so the checkpoint is durable in the same group commit, and
+// a reader resumes after it. Shards are discovered with ListShards and read
+// in resharding order (Readable: children after their parents end).
+// docs/architecture.md ("Kinesis source") has the design.
 package kinesis

@@ -7,12 +7,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sluice-dev/sluice/ingest/kinesis"
 )
 
 // TestDocsListEveryComponentKey keeps docs/configuration.md in step with
-// the components: every destination and processor type has a section
-// "destination type: NAME" / "processor type: NAME" whose table lists
-// exactly the top-level YAML keys of its options.
+// the components: every destination, processor and source type has a
+// section "destination type: NAME" / "processor type: NAME" / "source
+// type: NAME" whose table lists exactly the top-level YAML keys of its
+// options (the Kinesis source's fleet block has a section of its own).
 func TestDocsListEveryComponentKey(t *testing.T) {
 	data, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
@@ -20,14 +23,18 @@ func TestDocsListEveryComponentKey(t *testing.T) {
 	}
 	sections := map[string][]string{}
 	var heading string
-	row := regexp.MustCompile("^\\| `([a-z0-9_]+)` \\|")
+	// A row's first cell names one key, or several sharing the row.
+	row := regexp.MustCompile("^\\| (`[a-z0-9_]+`(?:, `[a-z0-9_]+`)*) \\|")
+	name := regexp.MustCompile("`([a-z0-9_]+)`")
 	for _, line := range strings.Split(string(data), "\n") {
 		if strings.HasPrefix(line, "#") {
 			heading = strings.TrimSpace(strings.TrimLeft(line, "#"))
 			continue
 		}
 		if m := row.FindStringSubmatch(line); m != nil {
-			sections[heading] = append(sections[heading], m[1])
+			for _, k := range name.FindAllStringSubmatch(m[1], -1) {
+				sections[heading] = append(sections[heading], k[1])
+			}
 		}
 	}
 	check := func(section string, options any) {
@@ -45,6 +52,10 @@ func TestDocsListEveryComponentKey(t *testing.T) {
 	for name, k := range processorKinds() {
 		check("processor type: "+name, k.options)
 	}
+	for name, k := range sourceKinds() {
+		check("source type: "+name, k.options)
+	}
+	check("kinesis fleet", kinesis.FleetOptions{})
 }
 
 // yamlKeys returns the top-level YAML keys of an options struct, with the
