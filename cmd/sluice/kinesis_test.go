@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/sluice-dev/sluice/deploy/testpeers"
+	"github.com/sluice-dev/sluice/deploy/testpeers/receiver"
 )
 
 // kinesisPeer is a kinesalite with one stream and a client of it.
@@ -229,57 +230,13 @@ func (kp *keyedProducer) run(ctx context.Context, t *testing.T) {
 	}
 }
 
-// checkKeyedDelivery checks that every record put was delivered exactly
-// once, and each key's records in order within every delivered file (one
-// batch: records in buffer order). Order across batches is the buffer's,
-// which ingest/kinesis's TestSourceRestartsAndResharding checks record by
-// record: file names order batches only by their oldest record's second.
-func checkKeyedDelivery(t *testing.T, root string, kp *keyedProducer) {
-	t.Helper()
-	seen := map[string]int{}
-	err := filepath.WalkDir(root, func(path string, e os.DirEntry, err error) error {
-		if err != nil || e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		last := map[string]int{}
-		for _, l := range splitLines(b) {
-			k, n, _ := strings.Cut(l, ":")
-			i, err := strconv.Atoi(n)
-			if err != nil || !strings.HasPrefix(k, "k") {
-				t.Fatalf("unexpected line %q in %s", l, e.Name())
-			}
-			if prev, ok := last[k]; ok && i <= prev {
-				t.Fatalf("%s: key %s has record %d after %d", e.Name(), k, i, prev)
-			}
-			last[k] = i
-			seen[l]++
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0
-	for k, recs := range kp.put {
-		total += len(recs)
-		for _, r := range recs {
-			if seen[r] != 1 {
-				t.Fatalf("key k%d: record %q delivered %d times", k, r, seen[r])
-			}
-		}
-	}
-	if len(seen) != total {
-		t.Fatalf("%d distinct records delivered, %d put", len(seen), total)
-	}
-}
+// fileOut delivers a stream to files under out/, one record per line.
+const fileOut = "    destination: {type: file, path: out, append_newline: true}\n"
 
 // kinesisConfig is a one-stream config reading p's stream from
-// TRIM_HORIZON into files under out/, with extra source keys.
-func kinesisConfig(t *testing.T, dir, addr string, p *kinesisPeer, extra string) string {
+// TRIM_HORIZON, with extra source keys, delivering as dest says (the
+// stream's destination lines, fileOut for files under out/).
+func kinesisConfig(t *testing.T, dir, addr string, p *kinesisPeer, extra, dest string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`listen: %s
 streams:
@@ -293,8 +250,7 @@ streams:
       discover_interval: 1s
       poll_interval: 200ms
 %s    buffering: {size: 1, interval: 1}
-    destination: {type: file, path: out, append_newline: true}
-`, addr, p.stream, p.k.Endpoint, extra)
+%s`, addr, p.stream, p.k.Endpoint, extra, dest)
 	path := filepath.Join(dir, "sluice.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -305,15 +261,22 @@ streams:
 // TestKinesisKill9Resharding: a producer puts keyed records into a stream
 // of 4 shards without pause; the daemon is killed with SIGKILL at random
 // moments 6 times and restarted, while a shard is split and two are
-// merged. Every record put is delivered exactly once, and each key's
-// records in order (a parent's before its children's): the checkpoints
-// ride with the records in the buffer, so a restart neither loses nor
-// re-reads one.
+// merged. Every record put reaches the HTTP endpoint exactly once (a
+// batch redelivered after a kill has its request id again, which the
+// endpoint deduplicates on), and each key's records in order (a parent's
+// before its children's): the checkpoints ride with the records in the
+// buffer, so a restart neither loses nor re-reads one.
 func TestKinesisKill9Resharding(t *testing.T) {
 	p := startKinesis(t, 4)
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	cfg := kinesisConfig(t, dir, addr, p, "")
+	// One batch in flight: the receiver gets the batches in buffer order,
+	// each redelivered one under its request id again.
+	r := startReceiver(t, receiver.Config{})
+	cfg := kinesisConfig(t, dir, addr, p, "", fmt.Sprintf(`    max_in_flight: 1
+    destination: {type: http_endpoint, url: %q}
+    error_output: {type: file, path: errors}
+`, r.URL()))
 	env := []string{"AWS_ACCESS_KEY_ID=any", "AWS_SECRET_ACCESS_KEY=any"}
 	d := startDaemonEnv(t, cfg, dir, addr, env)
 	kp := &keyedProducer{p: p, keys: 24}
@@ -325,9 +288,9 @@ func TestKinesisKill9Resharding(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := func(i int) *string { return shards.Shards[i].ShardId }
-	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 10))
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 10))
 	for kill := range 6 {
-		time.Sleep(time.Duration(300+r.IntN(1500)) * time.Millisecond)
+		time.Sleep(time.Duration(300+rng.IntN(1500)) * time.Millisecond)
 		d.kill()
 		switch kill {
 		case 1:
@@ -353,23 +316,32 @@ func TestKinesisKill9Resharding(t *testing.T) {
 	for _, recs := range kp.put {
 		total += len(recs)
 	}
-	var got map[string]int
-	if !waitFor(60*time.Second, func() bool {
-		got = deliveredLines(t, filepath.Join(dir, "out"))
-		n := 0
-		for _, c := range got {
-			n += c
-		}
-		return n >= total
-	}) {
-		t.Fatalf("%d of %d records delivered\n%s", len(got), total, d.log.String())
+	if !waitFor(60*time.Second, func() bool { return len(r.UniqueRecords()) >= total }) {
+		t.Fatalf("%d of %d records delivered\n%s", len(r.UniqueRecords()), total, d.log.String())
 	}
 	time.Sleep(1500 * time.Millisecond) // anything more (a duplicate) would come now
 	if err := d.stop(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	checkKeyedDelivery(t, filepath.Join(dir, "out"), kp)
-	t.Logf("%d records put over 7 shards, delivered once each across 6 kills", total)
+	got := make([][]string, kp.keys)
+	for _, rec := range r.UniqueRecords() {
+		k, _, _ := strings.Cut(string(rec), ":")
+		kn, err := strconv.Atoi(strings.TrimPrefix(k, "k"))
+		if err != nil || kn >= kp.keys {
+			t.Fatalf("unexpected record %q", rec)
+		}
+		got[kn] = append(got[kn], string(rec))
+	}
+	for k := range kp.keys {
+		if g, w := strings.Join(got[k], ","), strings.Join(kp.put[k], ","); g != w {
+			t.Fatalf("key k%d: delivered %d records, put %d: lost, duplicated or out of order\ngot  %.300s\nwant %.300s", k, len(got[k]), len(kp.put[k]), g, w)
+		}
+	}
+	if errs := deliveredLines(t, filepath.Join(dir, "errors")); len(errs) != 0 {
+		t.Fatalf("%d records dead-lettered", len(errs))
+	}
+	t.Logf("%d records put over 7 shards, delivered once each and in order per key across 6 kills (%d batches redelivered under their request id)",
+		total, len(r.Deliveries())-len(r.UniqueDeliveries()))
 }
 
 // TestKinesisReadiness: /readyz turns 503, naming the stream and its
@@ -379,7 +351,7 @@ func TestKinesisReadiness(t *testing.T) {
 	p := startKinesis(t, 2)
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	d := startDaemonEnv(t, kinesisConfig(t, dir, addr, p, ""), dir, addr, []string{"AWS_ACCESS_KEY_ID=any", "AWS_SECRET_ACCESS_KEY=any"})
+	d := startDaemonEnv(t, kinesisConfig(t, dir, addr, p, "", fileOut), dir, addr, []string{"AWS_ACCESS_KEY_ID=any", "AWS_SECRET_ACCESS_KEY=any"})
 	readyz := func(status int, contains string) {
 		t.Helper()
 		var code int
@@ -444,7 +416,7 @@ func TestKinesisFleet(t *testing.T) {
 	env := []string{"AWS_ACCESS_KEY_ID=any", "AWS_SECRET_ACCESS_KEY=any"}
 	member := func(name string) *fleetMember {
 		m := &fleetMember{name: name, dir: t.TempDir(), addr: freeAddr(t)}
-		m.cfg = kinesisConfig(t, m.dir, m.addr, p, fmt.Sprintf("      fleet: {dsn: %q, schema: %s, worker: %s, lease_duration: %s}\n", dsn, schema, name, leaseDuration))
+		m.cfg = kinesisConfig(t, m.dir, m.addr, p, fmt.Sprintf("      fleet: {dsn: %q, schema: %s, worker: %s, lease_duration: %s}\n", dsn, schema, name, leaseDuration), fileOut)
 		m.d = startDaemonEnv(t, m.cfg, m.dir, m.addr, env)
 		return m
 	}
