@@ -403,3 +403,19 @@ func readBuffer(t *testing.T, l *disk.Log) []string {
 		from = next
 	}
 }
+
+// TestBind: the first Bind records the stream; the same one again (by
+// name or ARN) is fine; another is refused, naming both.
+func TestBind(t *testing.T) {
+	dir := t.TempDir() + "/source/s"
+	if err := Bind(dir, "clicks"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Bind(dir, "arn:aws:kinesis:eu-west-1:123456789012:stream/clicks"); err != nil {
+		t.Fatal(err)
+	}
+	err := Bind(dir, "orders")
+	if err == nil || !strings.Contains(err.Error(), `"orders"`) || !strings.Contains(err.Error(), `"clicks"`) {
+		t.Fatalf("another stream over the same buffer: %v", err)
+	}
+}

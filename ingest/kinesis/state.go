@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -114,4 +115,52 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// sourceFile names the Kinesis stream a delivery stream's buffer holds
+// the positions of: shard ids repeat across streams (shardId-000000000000
+// is in every one), so positions read from another stream would resume
+// at a foreign sequence number.
+type sourceFile struct {
+	Version int    `json:"version"`
+	Stream  string `json:"kinesis_stream"`
+}
+
+const sourceFileName = "source.json"
+
+// Bind records in dir that the source reads stream (a name or an ARN,
+// compared by name), or checks that it is the one recorded: reading
+// another stream over the same buffer is refused with an error saying
+// what to do.
+func Bind(dir, stream string) error {
+	name := streamNameOf(stream)
+	path := filepath.Join(dir, sourceFileName)
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		out, _ := json.Marshal(sourceFile{Version: 1, Stream: name})
+		if err := writeFileAtomic(dir, sourceFileName, out); err != nil {
+			return fmt.Errorf("kinesis source state: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("kinesis source state: %w", err)
+	}
+	var f sourceFile
+	if err := json.Unmarshal(b, &f); err != nil || f.Version != 1 || f.Stream == "" {
+		return fmt.Errorf("kinesis source state %s: unreadable: %v", path, err)
+	}
+	if f.Stream != name {
+		return fmt.Errorf("the source reads Kinesis stream %q, but this delivery stream's buffer holds the positions of %q: "+
+			"give the delivery stream a new name to read another Kinesis stream (or remove %s and the stream's buffer to start over)", name, f.Stream, dir)
+	}
+	return nil
+}
+
+// streamNameOf returns the name of a stream given by name or ARN.
+func streamNameOf(stream string) string {
+	if i := strings.LastIndex(stream, ":stream/"); isARN(stream) && i >= 0 {
+		return stream[i+len(":stream/"):]
+	}
+	return stream
 }

@@ -65,6 +65,10 @@ func (d *Daemon) buildSource(ctx context.Context, sp *streamPlan, buf buffer.Buf
 	if !ok {
 		return nil, nil, fmt.Errorf("source kinesis: the stream's buffer does not track source positions")
 	}
+	stateDir := filepath.Join(d.dataDir, "source", sc.Name)
+	if err := kinesis.Bind(stateDir, sp.src.Stream()); err != nil {
+		return nil, nil, fmt.Errorf("source kinesis: %w", err)
+	}
 	client, err := kinesis.NewClient(ctx, sp.src)
 	if err != nil {
 		return nil, nil, err
@@ -99,7 +103,7 @@ func (d *Daemon) buildSource(ctx context.Context, sp *streamPlan, buf buffer.Buf
 		cleanup = fleet.Close
 		so.Scheduler = fleet
 	} else {
-		local = &kinesis.Local{Lister: client, Stream: sp.src.Stream(), Dir: filepath.Join(d.dataDir, "source", sc.Name),
+		local = &kinesis.Local{Lister: client, Stream: sp.src.Stream(), Dir: stateDir,
 			Start: sp.src.Start(), Discover: sp.src.Discover(), Logger: log}
 		so.Scheduler = local
 	}
