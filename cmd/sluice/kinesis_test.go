@@ -121,7 +121,10 @@ func TestKinesisExample(t *testing.T) {
 		DeliveryStreamDescription struct {
 			DeliveryStreamType string
 			Source             struct {
-				KinesisStreamSourceDescription struct{ KinesisStreamARN string }
+				KinesisStreamSourceDescription struct {
+					KinesisStreamARN       string
+					DeliveryStartTimestamp float64
+				}
 			}
 		}
 	}
@@ -129,7 +132,9 @@ func TestKinesisExample(t *testing.T) {
 		t.Fatalf("describe: %d %s", status, body)
 	}
 	dd := desc.DeliveryStreamDescription
-	if dd.DeliveryStreamType != "KinesisStreamAsSource" || !strings.HasSuffix(dd.Source.KinesisStreamSourceDescription.KinesisStreamARN, ":stream/"+p.stream) {
+	ks := dd.Source.KinesisStreamSourceDescription
+	if dd.DeliveryStreamType != "KinesisStreamAsSource" || !strings.HasSuffix(ks.KinesisStreamARN, ":stream/"+p.stream) ||
+		time.Since(time.UnixMilli(int64(ks.DeliveryStartTimestamp*1000))) > time.Minute {
 		t.Fatalf("describe: %s", body)
 	}
 	metrics := scrape(t, addr)

@@ -415,8 +415,9 @@ func TestContract17And18Describe(t *testing.T) {
 	}
 	r = e.op(t, "DescribeDeliveryStream", `{"DeliveryStreamName":"kin"}`)
 	src := r.body["DeliveryStreamDescription"].(map[string]any)["Source"].(map[string]any)
-	if fmt.Sprint(src["KinesisStreamSourceDescription"].(map[string]any)["KinesisStreamARN"]) != "arn:aws:kinesis:eu-west-3:123456789012:stream/src" {
-		t.Fatalf("kinesis source %v", src)
+	if fmt.Sprint(src["KinesisStreamSourceDescription"].(map[string]any)["KinesisStreamARN"]) != "arn:aws:kinesis:eu-west-3:123456789012:stream/src" ||
+		!strings.Contains(string(r.raw), `"DeliveryStartTimestamp":1764547200.123`) {
+		t.Fatalf("kinesis source %s", r.raw)
 	}
 	wantError(t, e.op(t, "DescribeDeliveryStream", `{"DeliveryStreamName":"zzz"}`), 400, errResourceNotFound,
 		"Firehose zzz under account 123456789012 not found.")

@@ -43,8 +43,9 @@ func encodeDestination(desc pipeline.Description) (destinationDescription, error
 }
 
 type kinesisSource struct {
-	KinesisStreamARN string
-	RoleARN          string
+	KinesisStreamARN       string
+	RoleARN                string
+	DeliveryStartTimestamp json.Number `json:",omitempty"`
 }
 
 type sourceDescription struct {
@@ -94,6 +95,9 @@ func (h *Handler) describeDeliveryStream(body []byte) (any, *apiError) {
 		d.Source.KinesisStreamSourceDescription = &kinesisSource{
 			KinesisStreamARN: s.info.KinesisStreamARN,
 			RoleARN:          h.roleARN(s),
+		}
+		if t := s.info.KinesisDeliveryStart; !t.IsZero() {
+			d.Source.KinesisStreamSourceDescription.DeliveryStartTimestamp = epochSeconds(t.UnixMilli())
 		}
 	} else {
 		d.Source.DirectPutSourceDescription = &struct{}{}

@@ -93,8 +93,11 @@ type StreamInfo struct {
 	VersionID string
 	// Tags are listed ordered by key.
 	Tags map[string]string
-	// KinesisStreamARN is a KinesisStreamAsSource stream's source.
-	KinesisStreamARN string
+	// KinesisStreamARN is a KinesisStreamAsSource stream's source, and
+	// KinesisDeliveryStart when it began reading it (reported as
+	// DeliveryStartTimestamp; zero: not reported).
+	KinesisStreamARN     string
+	KinesisDeliveryStart time.Time
 	// RoleARN is the stream's IAM role, reported in a Kinesis source's
 	// description (default arn:aws:iam::<account>:role/sluice).
 	RoleARN string

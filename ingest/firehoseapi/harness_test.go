@@ -84,7 +84,8 @@ func newEnv(t testing.TB) *env {
 				"DestinationId": "not-the-handler's"}},
 			{Name: "tiny"},
 			{Name: "broken"},
-			{Name: "kin", Type: TypeKinesisStreamAsSource, KinesisStreamARN: "arn:aws:kinesis:eu-west-3:123456789012:stream/src"},
+			{Name: "kin", Type: TypeKinesisStreamAsSource, KinesisStreamARN: "arn:aws:kinesis:eu-west-3:123456789012:stream/src",
+				KinesisDeliveryStart: time.UnixMilli(1764547200123)},
 		},
 	})
 	if err != nil {

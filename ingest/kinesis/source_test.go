@@ -408,13 +408,15 @@ func readBuffer(t *testing.T, l *disk.Log) []string {
 // name or ARN) is fine; another is refused, naming both.
 func TestBind(t *testing.T) {
 	dir := t.TempDir() + "/source/s"
-	if err := Bind(dir, "clicks"); err != nil {
-		t.Fatal(err)
+	first, err := Bind(dir, "clicks")
+	if err != nil || time.Since(first) > time.Minute {
+		t.Fatal(first, err)
 	}
-	if err := Bind(dir, "arn:aws:kinesis:eu-west-1:123456789012:stream/clicks"); err != nil {
-		t.Fatal(err)
+	again, err := Bind(dir, "arn:aws:kinesis:eu-west-1:123456789012:stream/clicks")
+	if err != nil || !again.Equal(first) {
+		t.Fatalf("second bind: %v %v, first %v", again, err, first)
 	}
-	err := Bind(dir, "orders")
+	_, err = Bind(dir, "orders")
 	if err == nil || !strings.Contains(err.Error(), `"orders"`) || !strings.Contains(err.Error(), `"clicks"`) {
 		t.Fatalf("another stream over the same buffer: %v", err)
 	}

@@ -124,6 +124,9 @@ func syncDir(dir string) error {
 type sourceFile struct {
 	Version int    `json:"version"`
 	Stream  string `json:"kinesis_stream"`
+	// Started is when the delivery stream first read it (Firehose's
+	// DeliveryStartTimestamp).
+	Started time.Time `json:"started"`
 }
 
 const sourceFileName = "source.json"
@@ -131,30 +134,31 @@ const sourceFileName = "source.json"
 // Bind records in dir that the source reads stream (a name or an ARN,
 // compared by name), or checks that it is the one recorded: reading
 // another stream over the same buffer is refused with an error saying
-// what to do.
-func Bind(dir, stream string) error {
+// what to do. It returns when the delivery stream first read it.
+func Bind(dir, stream string) (time.Time, error) {
 	name := streamNameOf(stream)
 	path := filepath.Join(dir, sourceFileName)
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		out, _ := json.Marshal(sourceFile{Version: 1, Stream: name})
+		f := sourceFile{Version: 1, Stream: name, Started: time.Now().UTC()}
+		out, _ := json.Marshal(f)
 		if err := writeFileAtomic(dir, sourceFileName, out); err != nil {
-			return fmt.Errorf("kinesis source state: %w", err)
+			return time.Time{}, fmt.Errorf("kinesis source state: %w", err)
 		}
-		return nil
+		return f.Started, nil
 	case err != nil:
-		return fmt.Errorf("kinesis source state: %w", err)
+		return time.Time{}, fmt.Errorf("kinesis source state: %w", err)
 	}
 	var f sourceFile
 	if err := json.Unmarshal(b, &f); err != nil || f.Version != 1 || f.Stream == "" {
-		return fmt.Errorf("kinesis source state %s: unreadable: %v", path, err)
+		return time.Time{}, fmt.Errorf("kinesis source state %s: unreadable: %v", path, err)
 	}
 	if f.Stream != name {
-		return fmt.Errorf("the source reads Kinesis stream %q, but this delivery stream's buffer holds the positions of %q: "+
+		return time.Time{}, fmt.Errorf("the source reads Kinesis stream %q, but this delivery stream's buffer holds the positions of %q: "+
 			"give the delivery stream a new name to read another Kinesis stream (or remove %s and the stream's buffer to start over)", name, f.Stream, dir)
 	}
-	return nil
+	return f.Started, nil
 }
 
 // streamNameOf returns the name of a stream given by name or ARN.

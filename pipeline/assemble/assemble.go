@@ -174,8 +174,9 @@ func (d *Daemon) buildStream(ctx context.Context, sp *streamPlan, deps pipeline.
 	if s.buf, err = openBuffer(sc, d.dataDir, d.owner(), log, m); err != nil {
 		return nil, none, err
 	}
+	var srcStart time.Time
 	if sp.hasSrc {
-		if s.src, s.srcEnd, err = d.buildSource(ctx, sp, s.buf, m); err != nil {
+		if s.src, s.srcEnd, srcStart, err = d.buildSource(ctx, sp, s.buf, m); err != nil {
 			return nil, none, err
 		}
 		d.health.add(sc.Name, probe{what: "source kinesis", check: s.src.Ready})
@@ -233,6 +234,7 @@ func (d *Daemon) buildStream(ctx context.Context, sp *streamPlan, deps pipeline.
 	info := firehoseapi.StreamInfo{Name: sc.Name, Type: sc.Type, Created: started, VersionID: "1", Tags: sc.Tags}
 	if sp.hasSrc {
 		info.KinesisStreamARN = sp.src.ARN(d.cfg.Region, d.cfg.AccountID)
+		info.KinesisDeliveryStart = srcStart
 	}
 	in := pipeline.DescribeInput{
 		Stream:                   sc.Name,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sluice-dev/sluice/buffer"
 	"github.com/sluice-dev/sluice/config"
@@ -59,19 +60,21 @@ type runnable interface {
 // buildSource builds a stream's Kinesis source over its buffer (opened
 // with the source positions tracked) and its scheduler: Local, with its
 // state under <data_dir>/source/<stream>, or the fleet's leases.
-func (d *Daemon) buildSource(ctx context.Context, sp *streamPlan, buf buffer.Buffer, m metrics) (runnable, func(), error) {
+func (d *Daemon) buildSource(ctx context.Context, sp *streamPlan, buf buffer.Buffer, m metrics) (runnable, func(), time.Time, error) {
 	sc := sp.cfg
 	tracked, ok := buf.(kinesis.Buffer)
 	if !ok {
-		return nil, nil, fmt.Errorf("source kinesis: the stream's buffer does not track source positions")
+		return nil, nil, time.Time{}, fmt.Errorf("source kinesis: the stream's buffer does not track source positions")
 	}
+	var none time.Time
 	stateDir := filepath.Join(d.dataDir, "source", sc.Name)
-	if err := kinesis.Bind(stateDir, sp.src.Stream()); err != nil {
-		return nil, nil, fmt.Errorf("source kinesis: %w", err)
+	started, err := kinesis.Bind(stateDir, sp.src.Stream())
+	if err != nil {
+		return nil, nil, none, fmt.Errorf("source kinesis: %w", err)
 	}
 	client, err := kinesis.NewClient(ctx, sp.src)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, none, err
 	}
 	log := d.log.With("stream", sc.Name, "source", "kinesis", "kinesis_stream", sp.src.Stream())
 	so := kinesis.SourceOptions{
@@ -98,7 +101,7 @@ func (d *Daemon) buildSource(ctx context.Context, sp *streamPlan, buf buffer.Buf
 			Stream: sp.src.Stream(), Lister: client, Start: sp.src.Start(), Discover: sp.src.Discover(), Logger: log,
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("source kinesis: %w", err)
+			return nil, nil, none, fmt.Errorf("source kinesis: %w", err)
 		}
 		cleanup = fleet.Close
 		so.Scheduler = fleet
@@ -110,7 +113,7 @@ func (d *Daemon) buildSource(ctx context.Context, sp *streamPlan, buf buffer.Buf
 	src, err := kinesis.NewSource(so)
 	if err != nil {
 		cleanup()
-		return nil, nil, err
+		return nil, nil, none, err
 	}
 	if local != nil {
 		local.Event = src.Event
@@ -118,7 +121,7 @@ func (d *Daemon) buildSource(ctx context.Context, sp *streamPlan, buf buffer.Buf
 	if fleet != nil {
 		fleet.SetEvents(src.Event, src.LeaseEvent)
 	}
-	return src, cleanup, nil
+	return src, cleanup, started, nil
 }
 
 // trackPositions is the buffer option of a stream with a Kinesis source:
