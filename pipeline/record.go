@@ -40,7 +40,7 @@ const (
 	MetaApproximateArrival     = "approximateArrivalTimestamp" // Unix epoch milliseconds
 	MetaSourceKinesisStreamARN = "sourceKinesisStreamArn"
 	MetaExplicitHashKey        = "explicitHashKey"
-	MetaSubSequenceNumber      = "subSequenceNumber"
+	MetaSubSequenceNumber      = "subsequenceNumber" // Firehose's Lambda event spelling
 )
 
 // Position is a record's place in a stream's buffer: a logical byte offset

@@ -34,8 +34,8 @@
 //     redeliveries because the parent ID is;
 //   - Meta is the parent's Meta plus MetaPartitionKey ("partitionKey"),
 //     MetaExplicitHashKey ("explicitHashKey", only when the user record
-//     has one) and MetaSubSequenceNumber ("subSequenceNumber", the index,
-//     which the Lambda event calls subsequenceNumber); Arrived and Keys are
+//     has one) and MetaSubSequenceNumber ("subsequenceNumber", the index,
+//     as Firehose's kinesisRecordMetadata spells it); Arrived and Keys are
 //     the parent's.
 //
 // Following the KCL, a record without the magic, too short for the digest,
