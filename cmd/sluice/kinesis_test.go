@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/md5"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -537,4 +538,92 @@ func TestKinesisFleet(t *testing.T) {
 	}
 	t.Logf("%d records put; failover in %v (lease duration %v); %d duplicates, %v counted as redelivered",
 		total, failover.Round(100*time.Millisecond), leaseDuration, dups, redelivered)
+}
+
+// kplRecord frames user records as one KPL aggregated record (magic,
+// protobuf AggregatedRecord, MD5), written here from the format's
+// specification, independent of the de-aggregator under test.
+func kplRecord(keys []string, data []string) []byte {
+	var msg []byte
+	varint := func(b []byte, v uint64) []byte {
+		for v >= 0x80 {
+			b = append(b, byte(v)|0x80)
+			v >>= 7
+		}
+		return append(b, byte(v))
+	}
+	field := func(b []byte, num int, v []byte) []byte {
+		b = varint(b, uint64(num)<<3|2)
+		b = varint(b, uint64(len(v)))
+		return append(b, v...)
+	}
+	for _, k := range keys {
+		msg = field(msg, 1, []byte(k)) // partition_key_table
+	}
+	for i, d := range data {
+		var rec []byte
+		rec = varint(rec, 1<<3|0) // partition_key_index
+		rec = varint(rec, uint64(i%len(keys)))
+		rec = field(rec, 3, []byte(d)) // data
+		msg = field(msg, 3, rec)       // records
+	}
+	sum := md5.Sum(msg)
+	return append(append([]byte{0xF3, 0x89, 0x9A, 0xC2}, msg...), sum[:]...)
+}
+
+// TestKinesisKPLAndWasmMetadata: KPL-aggregated records read from
+// kinesalite are de-aggregated (record_deaggregation KPL), and a wasm
+// transform receives each user record with Firehose's
+// kinesisRecordMetadata (shardId, partitionKey of the user record,
+// approximateArrivalTimestamp, sequenceNumber, subsequenceNumber) and the
+// source stream's ARN.
+func TestKinesisKPLAndWasmMetadata(t *testing.T) {
+	p := startKinesis(t, 2)
+	mod := goGuest(t, "testdata/kinesismeta")
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := kinesisConfig(t, dir, addr, p, "", fmt.Sprintf(`    processors:
+      - {type: record_deaggregation, sub_record_type: KPL}
+      - {type: wasm, module: %s}
+`, mod)+fileOut)
+	d := startDaemonEnv(t, cfg, dir, addr, []string{"AWS_ACCESS_KEY_ID=any", "AWS_SECRET_ACCESS_KEY=any"})
+	agg := kplRecord([]string{"user-a", "user-b"}, []string{"one", "two", "three"})
+	out, err := p.client.PutRecord(context.Background(), &awskinesis.PutRecordInput{StreamName: aws.String(p.stream), Data: agg, PartitionKey: aws.String("agg")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.client.PutRecord(context.Background(), &awskinesis.PutRecordInput{StreamName: aws.String(p.stream), Data: []byte("plain"), PartitionKey: aws.String("solo")}); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]int
+	if !waitFor(20*time.Second, func() bool { got = deliveredLines(t, filepath.Join(dir, "out")); return len(got) >= 4 }) {
+		t.Fatalf("delivered %v\n%s", got, d.log.String())
+	}
+	type line struct {
+		Data      string            `json:"data"`
+		Meta      map[string]string `json:"meta"`
+		SourceARN string            `json:"source_arn"`
+	}
+	byData := map[string]line{}
+	for l := range got {
+		var v line
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		byData[v.Data] = v
+	}
+	for i, want := range []struct{ data, key, sub string }{{"one", "user-a", "0"}, {"two", "user-b", "1"}, {"three", "user-a", "2"}} {
+		v, ok := byData[want.data]
+		m := v.Meta
+		if !ok || m["partitionKey"] != want.key || m["subsequenceNumber"] != want.sub || m["sequenceNumber"] != aws.ToString(out.SequenceNumber) ||
+			m["shardId"] != aws.ToString(out.ShardId) || m["approximateArrivalTimestamp"] == "" || !strings.HasSuffix(v.SourceARN, ":stream/"+p.stream) {
+			t.Fatalf("user record %d: %+v", i, v)
+		}
+	}
+	if v := byData["plain"]; v.Meta["partitionKey"] != "solo" || v.Meta["subsequenceNumber"] != "" {
+		t.Fatalf("a record that is not aggregated: %+v", v)
+	}
+	if err := d.stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 }
