@@ -266,25 +266,39 @@ func (s *Source) read(ctx context.Context, a Assignment) error {
 // append appends recs, waiting while the buffer is full (backpressure:
 // the shard is not read meanwhile, nothing is dropped) or failing (a
 // failed fsync, which the buffer recovers from by itself), until ctx ends.
+// A page that does not fit is appended in smaller runs (halved until one
+// fits, down to one record), so a page larger than the buffer's quota
+// still goes in as the buffer drains; each run is durable with its
+// records' positions, so a crash between runs loses and repeats nothing.
 func (s *Source) append(ctx context.Context, recs []pipeline.Record) error {
-	for fails := 0; ; fails++ {
-		err := s.o.Buffer.Append(ctx, recs)
-		if err == nil {
-			return nil
+	for len(recs) > 0 {
+		n := len(recs)
+		for fails := 0; ; {
+			err := s.o.Buffer.Append(ctx, recs[:n])
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, pipeline.ErrClosed) {
+				return err
+			}
+			if errors.Is(err, pipeline.ErrFull) {
+				if n > 1 {
+					n = (n + 1) / 2
+					continue
+				}
+				s.m.waits.Inc()
+			} else if fails%10 == 0 {
+				s.log.Warn("kinesis source: the buffer refuses records; retrying", "err", err)
+			}
+			if err := pipeline.Sleep(ctx, pipeline.Backoff(50*time.Millisecond, 2*time.Second, min(fails, 10))); err != nil {
+				return err
+			}
+			fails++
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if errors.Is(err, pipeline.ErrClosed) {
-			return err
-		}
-		if errors.Is(err, pipeline.ErrFull) {
-			s.m.waits.Inc()
-		} else if fails%10 == 0 {
-			s.log.Warn("kinesis source: the buffer refuses records; retrying", "err", err)
-		}
-		if err := pipeline.Sleep(ctx, pipeline.Backoff(50*time.Millisecond, 2*time.Second, min(fails, 10))); err != nil {
-			return err
-		}
+		recs = recs[n:]
 	}
+	return nil
 }

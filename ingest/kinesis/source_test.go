@@ -421,3 +421,58 @@ func TestBind(t *testing.T) {
 		t.Fatalf("another stream over the same buffer: %v", err)
 	}
 }
+
+// TestSourceBackpressure: a buffer whose quota holds a fraction of the
+// stream makes the readers wait (counted), never drop: as a slow consumer
+// commits, every record arrives once and in order.
+func TestSourceBackpressure(t *testing.T) {
+	p := newPeer(t, 1)
+	p.put(0, 3000) // ~40 KiB of frames
+	l, err := disk.Open(disk.Options{Dir: t.TempDir(), Stream: "s", MaxBytes: 8 << 10, SegmentBytes: 4 << 10,
+		Track: disk.Track{Key: pipeline.MetaShardID, Value: pipeline.MetaSequenceNumber}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := &Local{Lister: p.client, Stream: p.stream, Dir: t.TempDir(), Start: Start{Position: types.ShardIteratorTypeTrimHorizon}, Discover: time.Second}
+	src, err := NewSource(SourceOptions{Stream: "s", KinesisStream: p.stream, Client: p.client, Buffer: l, Scheduler: local, Metrics: m,
+		Read: ReadOptions{Poll: 20 * time.Millisecond, MinInterval: 5 * time.Millisecond, Limit: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	var got []string
+	from := l.State().Committed
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) < 3000 && time.Now().Before(deadline) {
+		recs, next, err := l.Read(ctx, from, 2<<10, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			got = append(got, string(r.Data))
+		}
+		if len(recs) > 0 {
+			if err := l.Commit(ctx, next); err != nil {
+				t.Fatal(err)
+			}
+			from = next
+		}
+		time.Sleep(5 * time.Millisecond) // slower than the reader
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	wantRecs(t, got, 0, 3000)
+	if w := counterSum(reg, MetricBufferWaits); w == 0 {
+		t.Fatal("the buffer was never full: the test does not exercise backpressure")
+	}
+}
