@@ -41,17 +41,7 @@ go build -o "$work/esceiling" ./deploy/bench/esceiling
 vl=deploy/testpeers/.bin/victoria-logs
 [ -x "$vl" ] || { echo "VictoriaLogs missing: run deploy/install-test-deps.sh" >&2; exit 1; }
 
-server_pin=() client_pin=()
-if [ "${SHARED:-0}" != 1 ] && [ "$(nproc)" -ge 2 ]; then
-  # The CPU with fewer block-device interrupts (virtio, NVMe, SCSI) so far.
-  server_cpu=$(awk 'NR == 1 {n = NF} /virtio[0-9]*-req|nvme|ahci|sd[a-z]/ {for (i = 2; i <= n + 1; i++) s[i] += $i}
-    END {best = 0; for (i = 3; i <= n + 1; i++) if (s[i] < s[best + 2]) best = i - 2; print best}' /proc/interrupts)
-  client_cpu=$(( server_cpu == 0 ? 1 : 0 ))
-  server_pin=(taskset -c "$server_cpu") client_pin=(taskset -c "$client_cpu") client_cpus=$client_cpu
-  echo "topology: VictoriaLogs on CPU $server_cpu; sluice, its load generator and the ceiling's client on CPU $client_cpu"
-else
-  echo "topology: every process on every CPU (SHARED)"
-fi
+split_cpus VictoriaLogs "sluice, its load generator and the ceiling's client"
 
 start_vl() {
   rm -rf "$work/vl"

@@ -31,16 +31,7 @@ go build -o "$work/kinesisceiling" ./deploy/bench/kinesisceiling
 . deploy/bench/lib.sh
 [ -f deploy/testpeers/node_modules/kinesalite/index.js ] || { echo "kinesalite missing: run deploy/install-test-deps.sh" >&2; exit 1; }
 
-server_pin=() client_pin=()
-if [ "${SHARED:-0}" != 1 ] && [ "$(nproc)" -ge 2 ]; then
-  server_cpu=$(awk 'NR == 1 {n = NF} /virtio[0-9]*-req|nvme|ahci|sd[a-z]/ {for (i = 2; i <= n + 1; i++) s[i] += $i}
-    END {best = 0; for (i = 3; i <= n + 1; i++) if (s[i] < s[best + 2]) best = i - 2; print best}' /proc/interrupts)
-  client_cpu=$(( server_cpu == 0 ? 1 : 0 ))
-  server_pin=(taskset -c "$server_cpu") client_pin=(taskset -c "$client_cpu")
-  echo "topology: kinesalite on CPU $server_cpu; the ceiling and sluice on CPU $client_cpu"
-else
-  echo "topology: every process on every CPU (SHARED)"
-fi
+split_cpus kinesalite "the ceiling and sluice"
 
 "${server_pin[@]}" node deploy/testpeers/kinesalite.cjs $kport >/dev/null 2>&1 &
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$kport/" && break; sleep 0.1; done

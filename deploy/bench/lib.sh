@@ -95,3 +95,23 @@ start_s3rver() {
   node --openssl-legacy-provider deploy/testpeers/node_modules/s3rver/bin/s3rver.js -d "$work/s3" -a 127.0.0.1 -p $s3port --configure-bucket bench --silent &
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$s3port/" && break; sleep 0.1; done
 }
+
+# split_cpus SERVER CLIENTS: unless SHARED=1 (or one CPU), pins the server
+# to the CPU that has taken fewer block-device interrupts (virtio, NVMe,
+# SCSI) and its clients to the other: the clients write the buffer, and a
+# disk's interrupts (often not movable in a VM) would otherwise land on the
+# server's core and slow it. Sets server_pin, client_pin (taskset commands
+# to prefix) and client_cpus (for e2e_run), and says what it chose.
+split_cpus() {
+  server_pin=() client_pin=()
+  if [ "${SHARED:-0}" != 1 ] && [ "$(nproc)" -ge 2 ]; then
+    local server_cpu client_cpu
+    server_cpu=$(awk 'NR == 1 {n = NF} /virtio[0-9]*-req|nvme|ahci|sd[a-z]/ {for (i = 2; i <= n + 1; i++) s[i] += $i}
+      END {best = 0; for (i = 3; i <= n + 1; i++) if (s[i] < s[best + 2]) best = i - 2; print best}' /proc/interrupts)
+    client_cpu=$(( server_cpu == 0 ? 1 : 0 ))
+    server_pin=(taskset -c "$server_cpu") client_pin=(taskset -c "$client_cpu") client_cpus=$client_cpu
+    echo "topology: $1 on CPU $server_cpu; $2 on CPU $client_cpu"
+  else
+    echo "topology: every process on every CPU (SHARED)"
+  fi
+}

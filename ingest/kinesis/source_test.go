@@ -217,19 +217,7 @@ func TestSourceRestartsAndResharding(t *testing.T) {
 
 func countRecords(t *testing.T, l *disk.Log) int {
 	t.Helper()
-	n := 0
-	from := l.State().Committed
-	for {
-		recs, next, err := l.Read(context.Background(), from, 1<<20, 0, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(recs) == 0 {
-			return n
-		}
-		n += len(recs)
-		from = next
-	}
+	return len(readBuffer(t, l))
 }
 
 // fixedScheduler hands out one assignment and waits for ctx.
