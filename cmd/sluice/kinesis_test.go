@@ -562,7 +562,7 @@ func kplRecord(keys []string, data []string) []byte {
 	}
 	for i, d := range data {
 		var rec []byte
-		rec = varint(rec, 1<<3|0) // partition_key_index
+		rec = varint(rec, 1<<3) // field 1 (partition_key_index), varint wire type 0
 		rec = varint(rec, uint64(i%len(keys)))
 		rec = field(rec, 3, []byte(d)) // data
 		msg = field(msg, 3, rec)       // records

@@ -99,6 +99,31 @@ func checkKeyed(t *testing.T, l *disk.Log, k *keyedPut) {
 	}
 }
 
+// openTracked opens a disk buffer tracking shard positions, as a Kinesis
+// stream's buffer is opened, closed when the test ends.
+func openTracked(t *testing.T, o disk.Options) *disk.Log {
+	t.Helper()
+	o.Stream = "s"
+	o.Track = disk.Track{Key: pipeline.MetaShardID, Value: pipeline.MetaSequenceNumber}
+	l, err := disk.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// newMetricsReg returns the source's metrics on a registry of their own.
+func newMetricsReg(t *testing.T) (*Metrics, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, reg
+}
+
 // run is one life of a source over the buffer in dir: Run in the
 // background until stop.
 type run struct {
@@ -204,11 +229,7 @@ func TestSourceRestartsAndResharding(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // nothing more may come
 	r.stop(t)
-	l, err := disk.Open(disk.Options{Dir: dir + "/buffer", Stream: "s", Track: disk.Track{Key: pipeline.MetaShardID, Value: pipeline.MetaSequenceNumber}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openTracked(t, disk.Options{Dir: dir + "/buffer"})
 	checkKeyed(t, l, k)
 	if n := len(l.Positions()); n != 7 {
 		t.Errorf("positions for %d shards, want 7 (4, a split, a merge): %v", n, l.Positions())
@@ -240,16 +261,8 @@ func TestSourceCountsRedelivered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := disk.Open(disk.Options{Dir: t.TempDir(), Stream: "s", Track: disk.Track{Key: pipeline.MetaShardID, Value: pipeline.MetaSequenceNumber}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openTracked(t, disk.Options{Dir: t.TempDir()})
+	m, reg := newMetricsReg(t)
 	var mu sync.Mutex
 	var calls []string
 	note := func(what string) func(context.Context, string) error {
@@ -359,11 +372,7 @@ func TestSourceLatest(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	r.stop(t)
-	l, err := disk.Open(disk.Options{Dir: dir + "/buffer", Stream: "s", Track: disk.Track{Key: pipeline.MetaShardID, Value: pipeline.MetaSequenceNumber}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openTracked(t, disk.Options{Dir: dir + "/buffer"})
 	recs := readBuffer(t, l)
 	if len(recs) != 50 || recs[0] != fmt.Sprintf("k0:%d", before) || recs[49] != fmt.Sprintf("k0:%d", before+49) {
 		t.Fatalf("buffered %d records %v, want the 50 put from k0:%d on (while the source was down, then after a split)", len(recs), recs, before)
@@ -416,17 +425,8 @@ func TestBind(t *testing.T) {
 func TestSourceBackpressure(t *testing.T) {
 	p := newPeer(t, 1)
 	p.put(0, 3000) // ~40 KiB of frames
-	l, err := disk.Open(disk.Options{Dir: t.TempDir(), Stream: "s", MaxBytes: 8 << 10, SegmentBytes: 4 << 10,
-		Track: disk.Track{Key: pipeline.MetaShardID, Value: pipeline.MetaSequenceNumber}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openTracked(t, disk.Options{Dir: t.TempDir(), MaxBytes: 8 << 10, SegmentBytes: 4 << 10})
+	m, reg := newMetricsReg(t)
 	local := &Local{Lister: p.client, Stream: p.stream, Dir: t.TempDir(), Start: Start{Position: types.ShardIteratorTypeTrimHorizon}, Discover: time.Second}
 	src, err := NewSource(SourceOptions{Stream: "s", KinesisStream: p.stream, Client: p.client, Buffer: l, Scheduler: local, Metrics: m,
 		Read: ReadOptions{Poll: 20 * time.Millisecond, MinInterval: 5 * time.Millisecond, Limit: 100}})

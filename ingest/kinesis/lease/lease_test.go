@@ -7,28 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/sluice-dev/sluice/deploy/testpeers"
 )
 
 func openTable(t *testing.T) *Table {
 	t.Helper()
 	dsn, schema := testpeers.PostgresSchema(t, "lease")
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	tab, err := Open(ctx, pool, schema, "kinesis_leases", "clicks")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := tableOn(t, dsn, schema)
 	// Opening again (another worker) finds the table.
-	if _, err := Open(ctx, pool, schema, "kinesis_leases", "clicks"); err != nil {
-		t.Fatal(err)
-	}
+	tableOn(t, dsn, schema)
 	return tab
 }
 
