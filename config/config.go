@@ -83,6 +83,8 @@ type Config struct {
 	MemoryLimit Size `yaml:"memory_limit"`
 	// Buffer is the buffer configuration every stream starts from.
 	Buffer Buffer `yaml:"buffer"`
+	// Auth is how Firehose API requests are authenticated (see auth.go).
+	Auth Auth `yaml:"auth"`
 	// Streams are the delivery streams, in the order of the file.
 	Streams []Stream `yaml:"-"`
 }

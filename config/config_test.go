@@ -31,6 +31,8 @@ func testEnv(name string) (string, bool) {
 		"PG_DSN": "postgres://loader@127.0.0.1:5432/shop",
 		// Read by the elasticsearch example of docs/configuration.md.
 		"ES_API_KEY": "c2VjcmV0",
+		// Read by the auth example of docs/configuration.md.
+		"SLUICE_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
 	}[name]
 	return v, ok
 }

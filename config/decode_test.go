@@ -197,12 +197,15 @@ func TestDocsListEveryKey(t *testing.T) {
 	}
 	top := append(yamlKeys(reflect.TypeFor[Config]()), "streams")
 	for heading, keys := range map[string][]string{
-		"Top level": top,
-		"log":       yamlKeys(reflect.TypeFor[Log]()),
-		"buffer":    yamlKeys(reflect.TypeFor[Buffer]()),
-		"streams":   yamlKeys(reflect.TypeFor[Stream]()),
-		"buffering": yamlKeys(reflect.TypeFor[Buffering]()),
-		"retry":     yamlKeys(reflect.TypeFor[Retry]()),
+		"Top level":  top,
+		"log":        yamlKeys(reflect.TypeFor[Log]()),
+		"buffer":     yamlKeys(reflect.TypeFor[Buffer]()),
+		"streams":    yamlKeys(reflect.TypeFor[Stream]()),
+		"buffering":  yamlKeys(reflect.TypeFor[Buffering]()),
+		"retry":      yamlKeys(reflect.TypeFor[Retry]()),
+		"auth":       yamlKeys(reflect.TypeFor[Auth]()),
+		"auth keys":  yamlKeys(reflect.TypeFor[AccessKey]()),
+		"auth allow": yamlKeys(reflect.TypeFor[Grant]()),
 	} {
 		got := sections[heading]
 		if !sameSet(got, keys) {

@@ -167,6 +167,7 @@ func (d *decoder) validate(c *Config) {
 		d.fail(&c.ShutdownTimeout, top, "shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)
 	}
 	d.validateBuffer(&c.Buffer, top, "buffer", false)
+	d.validateAuth(&c.Auth, top)
 	for i := range c.Streams {
 		d.validateStream(&c.Streams[i])
 	}

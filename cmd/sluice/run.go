@@ -116,6 +116,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		printConfigErrors(stderr, all)
 		return 1
 	}
+	for _, w := range assemble.Warnings(cfg) {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
+	}
 	fmt.Fprintf(stdout, "%s: configuration valid (%d streams)\n", *path, len(cfg.Streams))
 	return 0
 }

@@ -14,7 +14,7 @@ import (
 
 // controlOp handles a decoded-on-demand control-plane request. It returns
 // the response value (marshalled with encoding/json) or an API error.
-type controlOp func(body []byte) (any, *apiError)
+type controlOp func(body []byte, key string) (any, *apiError)
 
 func (h *Handler) handleControl(w http.ResponseWriter, r *http.Request, op controlOp) int {
 	body, err := readBody(r, nil, maxControlBodyBytes)
@@ -26,7 +26,11 @@ func (h *Handler) handleControl(w http.ResponseWriter, r *http.Request, op contr
 	case err != nil:
 		return h.writeError(w, newError(http.StatusBadRequest, errSerialization, err.Error()))
 	}
-	resp, e := op(body)
+	key, e := h.authenticate(r, body)
+	if e != nil {
+		return h.writeError(w, e)
+	}
+	resp, e := op(body, key)
 	if e != nil {
 		return h.writeError(w, e)
 	}
@@ -65,7 +69,7 @@ func (v *validation) checkLimit(limit *int, lo, hi int) {
 	}
 }
 
-func (h *Handler) listDeliveryStreams(body []byte) (any, *apiError) {
+func (h *Handler) listDeliveryStreams(body []byte, key string) (any, *apiError) {
 	var in struct {
 		Limit                            *int
 		DeliveryStreamType               *string
@@ -101,6 +105,9 @@ func (h *Handler) listDeliveryStreams(body []byte) (any, *apiError) {
 		if in.DeliveryStreamType != nil && h.streams[name].info.Type != *in.DeliveryStreamType {
 			continue
 		}
+		if h.allow != nil && !h.allow(key, "firehose:ListDeliveryStreams", name) {
+			continue // a key sees only the streams it may list
+		}
 		if len(out.DeliveryStreamNames) == limit {
 			out.HasMoreDeliveryStreams = true
 			break
@@ -110,14 +117,18 @@ func (h *Handler) listDeliveryStreams(body []byte) (any, *apiError) {
 	return out, nil
 }
 
-// findStream validates a DeliveryStreamName input and looks the stream up.
-func (h *Handler) findStream(name *string, v *validation) (*stream, *apiError) {
+// findStream validates a DeliveryStreamName input, checks that key may do
+// action on it, and looks the stream up.
+func (h *Handler) findStream(name *string, v *validation, key, action string) (*stream, *apiError) {
 	if name == nil {
 		v.checkStreamName("", false, "deliveryStreamName")
 	} else {
 		v.checkOptionalStreamName(*name, "deliveryStreamName")
 	}
 	if e := v.err(); e != nil {
+		return nil, e
+	}
+	if e := h.authorize(key, action, *name); e != nil {
 		return nil, e
 	}
 	s := h.streams[*name]
@@ -127,7 +138,7 @@ func (h *Handler) findStream(name *string, v *validation) (*stream, *apiError) {
 	return s, nil
 }
 
-func (h *Handler) listTags(body []byte) (any, *apiError) {
+func (h *Handler) listTags(body []byte, key string) (any, *apiError) {
 	var in struct {
 		DeliveryStreamName   *string
 		ExclusiveStartTagKey *string
@@ -141,7 +152,7 @@ func (h *Handler) listTags(body []byte) (any, *apiError) {
 	if in.ExclusiveStartTagKey != nil && (len(*in.ExclusiveStartTagKey) < 1 || len(*in.ExclusiveStartTagKey) > 128) {
 		v.add(quoteValue(*in.ExclusiveStartTagKey), "exclusiveStartTagKey", "Member must have length between 1 and 128")
 	}
-	s, e := h.findStream(in.DeliveryStreamName, &v)
+	s, e := h.findStream(in.DeliveryStreamName, &v, key, "firehose:ListTagsForDeliveryStream")
 	if e != nil {
 		return nil, e
 	}

@@ -66,7 +66,7 @@ type deliveryStreamDescription struct {
 	HasMoreDestinations                   bool
 }
 
-func (h *Handler) describeDeliveryStream(body []byte) (any, *apiError) {
+func (h *Handler) describeDeliveryStream(body []byte, key string) (any, *apiError) {
 	var in struct {
 		DeliveryStreamName          *string
 		Limit                       *int
@@ -77,7 +77,7 @@ func (h *Handler) describeDeliveryStream(body []byte) (any, *apiError) {
 	}
 	var v validation
 	v.checkLimit(in.Limit, 1, 10000)
-	s, e := h.findStream(in.DeliveryStreamName, &v)
+	s, e := h.findStream(in.DeliveryStreamName, &v, key, "firehose:DescribeDeliveryStream")
 	if e != nil {
 		return nil, e
 	}

@@ -16,6 +16,7 @@ const (
 	errUnknownOperation   = "UnknownOperationException"
 	errServiceUnavailable = "ServiceUnavailableException"
 	errInternalFailure    = "InternalFailure"
+	errAccessDenied       = "AccessDeniedException"
 )
 
 // Messages that clients and tests match on.

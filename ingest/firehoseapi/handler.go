@@ -127,6 +127,15 @@ type Config struct {
 	// about 1.75 times that (body plus decoded data). Further calls wait.
 	// Default 64 MiB.
 	MaxInFlightBytes int64
+	// Verify, when set, authenticates every request once its body is
+	// read (package sigv4): it returns the access key id that signed it,
+	// or the *sigv4.Error to answer.
+	Verify func(r *http.Request, body []byte) (key string, err error)
+	// Allow, when set, says whether the access key may do action (an IAM
+	// action name such as "firehose:PutRecordBatch") on stream; a call it
+	// refuses gets AccessDeniedException, and ListDeliveryStreams lists
+	// only the streams it allows "firehose:ListDeliveryStreams" on.
+	Allow func(key, action, stream string) bool
 }
 
 // Handler serves the Firehose API. It is safe for concurrent use.
@@ -140,6 +149,8 @@ type Handler struct {
 	pool            sync.Pool
 	limiter         *byteLimiter
 	decoders        chan struct{}
+	verify          func(*http.Request, []byte) (string, error)
+	allow           func(key, action, stream string) bool
 }
 
 type stream struct {
@@ -154,6 +165,7 @@ type reqState struct {
 	body []byte
 	req  putRequest
 	out  []byte
+	key  string // the access key that signed the request ("" without auth)
 }
 
 // NewHandler validates cfg and returns a handler.
@@ -169,6 +181,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 		log:      cfg.Logger,
 		metrics:  cfg.Metrics,
 		streams:  make(map[string]*stream, len(cfg.Streams)),
+		verify:   cfg.Verify,
+		allow:    cfg.Allow,
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

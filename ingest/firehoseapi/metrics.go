@@ -16,6 +16,7 @@ type Metrics struct {
 	throttledRecords    *prometheus.CounterVec
 	apiRequests         *prometheus.CounterVec
 	apiDuration         *prometheus.HistogramVec
+	authFailures        prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (when reg is
@@ -47,12 +48,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Firehose API request duration by operation, body read included.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"operation"}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_api_auth_failures_total",
+			Help: "Firehose API requests refused because their signature is missing, incomplete, invalid, expired or by an unknown key (the answer's error type is in sluice_api_requests_total's code).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.incomingBytes, m.incomingRecords, m.incomingPutRequests,
-		m.throttledRecords, m.apiRequests, m.apiDuration} {
+		m.throttledRecords, m.apiRequests, m.apiDuration, m.authFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("firehoseapi: registering metrics: %w", err)
 		}

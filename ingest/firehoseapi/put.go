@@ -34,6 +34,11 @@ func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, batch bool) 
 	case err != nil:
 		return h.writeError(w, newError(http.StatusBadRequest, errSerialization, err.Error()))
 	}
+	key, e := h.authenticate(r, body)
+	if e != nil {
+		return h.writeError(w, e)
+	}
+	st.key = key
 	req := &st.req
 	select {
 	case h.decoders <- struct{}{}:
@@ -116,6 +121,9 @@ func (h *Handler) putRecordBatch(w http.ResponseWriter, r *http.Request, st *req
 	if e := v.err(); e != nil {
 		return h.writeError(w, e)
 	}
+	if e := h.authorize(st.key, "firehose:PutRecordBatch", string(req.name)); e != nil {
+		return h.writeError(w, e)
+	}
 	s, e := h.lookup(req.name)
 	if e != nil {
 		return h.writeError(w, e)
@@ -182,6 +190,9 @@ func (h *Handler) putRecord(w http.ResponseWriter, r *http.Request, st *reqState
 		recs = req.recs[:1]
 	}
 	if e := v.err(); e != nil {
+		return h.writeError(w, e)
+	}
+	if e := h.authorize(st.key, "firehose:PutRecord", string(req.name)); e != nil {
 		return h.writeError(w, e)
 	}
 	s, e := h.lookup(req.name)

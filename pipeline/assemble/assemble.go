@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"sync"
 	"time"
@@ -125,10 +126,21 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		infos = append(infos, info)
 	}
 
-	api, err := firehoseapi.NewHandler(firehoseapi.Config{
+	verifier, allow, err := authHooks(cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	apiCfg := firehoseapi.Config{
 		Region: cfg.Region, AccountID: cfg.AccountID, Streams: infos,
-		Appender: router(bufs), Logger: log, Metrics: m.api,
-	})
+		Appender: router(bufs), Logger: log, Metrics: m.api, Allow: allow,
+	}
+	if verifier != nil {
+		apiCfg.Verify = verifier.Verify
+		log.Info("the Firehose API requires SigV4 signatures", "keys", len(cfg.Auth.Keys), "region", cmpOr(cfg.Auth.Region, "any"))
+	} else if !loopback(cfg.Listen) {
+		log.Warn("the Firehose API accepts every request, signed or not (auth mode none) on a listener that is not loopback: for trusted networks only", "listen", cfg.Listen)
+	}
+	api, err := firehoseapi.NewHandler(apiCfg)
 	if err != nil {
 		return nil, fmt.Errorf("firehose api: %w", err)
 	}
@@ -152,6 +164,26 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		d.servers = append(d.servers, a)
 	}
 	return d, nil
+}
+
+// loopback reports whether addr (host:port) listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // owner describes this daemon in lock files, for the error a second one

@@ -1,0 +1,41 @@
+package firehoseapi
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/sluice-dev/sluice/ingest/sigv4"
+)
+
+// authenticate runs Config.Verify on a request whose body is read: the
+// access key that signed it, or the error to answer (AWS's, from package
+// sigv4). Without Verify every request is accepted, as the key "".
+func (h *Handler) authenticate(r *http.Request, body []byte) (string, *apiError) {
+	if h.verify == nil {
+		return "", nil
+	}
+	key, err := h.verify(r, body)
+	if err == nil {
+		return key, nil
+	}
+	h.metrics.authFailures.Inc()
+	var se *sigv4.Error
+	if errors.As(err, &se) {
+		return "", newError(se.Status, se.Code, se.Message)
+	}
+	h.log.Error("verifying a request's signature", "err", err)
+	return "", newError(http.StatusInternalServerError, errInternalFailure, msgInternal)
+}
+
+// authorize checks Config.Allow: IAM's AccessDeniedException names the
+// principal, the action and the stream's ARN (the stream need not exist:
+// IAM decides before the service looks).
+func (h *Handler) authorize(key, action, stream string) *apiError {
+	if h.allow == nil || h.allow(key, action, stream) {
+		return nil
+	}
+	return newError(http.StatusBadRequest, errAccessDenied,
+		"User: arn:aws:iam::"+h.account+":user/"+key+" is not authorized to perform: "+action+
+			" on resource: arn:aws:firehose:"+h.region+":"+h.account+":deliverystream/"+stream+
+			" because no identity-based policy allows the "+action+" action")
+}
