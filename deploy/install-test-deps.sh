@@ -36,13 +36,14 @@ if ! command -v wat2wasm >/dev/null 2>&1; then
 fi
 
 # Node.js peers: s3rver (an independent S3 server), kinesalite (an
-# independent Kinesis Data Streams server) and DuckDB (an
-# independent Parquet reader), pinned in deploy/testpeers/package.json.
+# independent Kinesis Data Streams server), DuckDB (an independent Parquet
+# reader) and the AWS SDK for JavaScript v3's Firehose client (a second
+# SigV4 signer), pinned in deploy/testpeers/package.json.
 if ! command -v node >/dev/null 2>&1; then
   echo "installing Node.js" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
-if [ ! -d deploy/testpeers/node_modules/s3rver ] || [ ! -d deploy/testpeers/node_modules/@duckdb/node-api ] || [ ! -d deploy/testpeers/node_modules/kinesalite ]; then
+if [ ! -d deploy/testpeers/node_modules/s3rver ] || [ ! -d deploy/testpeers/node_modules/@duckdb/node-api ] || [ ! -d deploy/testpeers/node_modules/kinesalite ] || [ ! -d deploy/testpeers/node_modules/@aws-sdk/client-firehose ]; then
   echo "installing the Node.js test peers" >&2
   (cd deploy/testpeers && npm install --no-audit --no-fund --silent)
 fi

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
 	"github.com/aws/aws-sdk-go-v2/service/firehose/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/sluice-dev/sluice/deploy/testpeers"
 )
 
 const (
@@ -248,5 +251,60 @@ func TestValidateWarnsOfAnOpenListener(t *testing.T) {
 		if err != nil || strings.Contains(string(out), "warning: listen 0.0.0.0:4573 is not a loopback address and auth is none") != c.warn {
 			t.Fatalf("auth %q: %v\n%s", c.auth, err, out)
 		}
+	}
+}
+
+// TestSigV4WithTheJSSDK: the AWS SDK for JavaScript v3, whose signer is
+// its own, puts, lists and describes with the right keys; with a wrong
+// secret every call gets InvalidSignatureException; the writer key sees
+// only its stream and is denied on the other.
+func TestSigV4WithTheJSSDK(t *testing.T) {
+	script := filepath.Join(testpeers.Dir(), "firehose-js.mjs")
+	if _, err := os.Stat(filepath.Join(testpeers.Dir(), "node_modules", "@aws-sdk", "client-firehose")); err != nil {
+		t.Fatalf("the AWS SDK for JavaScript is required (deploy/install-test-deps.sh installs it): %v", err)
+	}
+	d, dir := startSecure(t)
+	run := func(secret, stream string) map[string]map[string]any {
+		t.Helper()
+		cmd := exec.Command("node", script, "http://"+d.addr, writerKey, secret, stream)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output() // stderr may hold Node's warnings
+		if err != nil {
+			t.Fatalf("node: %v\n%s%s", err, out, stderr.String())
+		}
+		res := map[string]map[string]any{}
+		for _, line := range splitLines(out) {
+			var r map[string]any
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			res[r["op"].(string)] = r
+		}
+		return res
+	}
+	ok := run(writerSecret, "secure")
+	for _, op := range []string{"PutRecord", "PutRecordBatch", "ListDeliveryStreams", "DescribeDeliveryStream"} {
+		if ok[op]["ok"] != true {
+			t.Fatalf("%s with the right keys: %v", op, ok[op])
+		}
+	}
+	if got := fmt.Sprint(ok["ListDeliveryStreams"]["out"].(map[string]any)["DeliveryStreamNames"]); got != "[secure]" {
+		t.Fatalf("the writer lists %s", got)
+	}
+	for op, r := range run("wrong-secret", "secure") {
+		if r["ok"] != false || r["code"] != "InvalidSignatureException" {
+			t.Fatalf("%s with a wrong secret: %v", op, r)
+		}
+	}
+	denied := run(writerSecret, "secure-other")
+	for _, op := range []string{"PutRecord", "PutRecordBatch", "DescribeDeliveryStream"} {
+		if denied[op]["code"] != "AccessDeniedException" {
+			t.Fatalf("%s on another stream: %v", op, denied[op])
+		}
+	}
+	want := map[string]int{"from-the-js-sdk-1": 1, "from-the-js-sdk-2": 1, "from-the-js-sdk-3": 1}
+	if !waitFor(10*time.Second, func() bool { return fmt.Sprint(deliveredLines(t, filepath.Join(dir, "secure"))) == fmt.Sprint(want) }) {
+		t.Fatalf("delivered %v, want %v", deliveredLines(t, filepath.Join(dir, "secure")), want)
 	}
 }
