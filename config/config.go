@@ -85,8 +85,23 @@ type Config struct {
 	Buffer Buffer `yaml:"buffer"`
 	// Auth is how Firehose API requests are authenticated (see auth.go).
 	Auth Auth `yaml:"auth"`
+	// TLS, when its files are set, serves the API listener over TLS;
+	// AdminTLS the admin listener.
+	TLS      TLS `yaml:"tls"`
+	AdminTLS TLS `yaml:"admin_tls"`
 	// Streams are the delivery streams, in the order of the file.
 	Streams []Stream `yaml:"-"`
+}
+
+// TLS configures a listener's TLS.
+type TLS struct {
+	// CertFile and KeyFile are PEM files, reloaded when they change on
+	// disk.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, requires every client to present a
+	// certificate signed by one of its CAs (mutual TLS).
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // Log configures the daemon's logs.

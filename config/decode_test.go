@@ -206,6 +206,7 @@ func TestDocsListEveryKey(t *testing.T) {
 		"auth":       yamlKeys(reflect.TypeFor[Auth]()),
 		"auth keys":  yamlKeys(reflect.TypeFor[AccessKey]()),
 		"auth allow": yamlKeys(reflect.TypeFor[Grant]()),
+		"tls":        yamlKeys(reflect.TypeFor[TLS]()),
 	} {
 		got := sections[heading]
 		if !sameSet(got, keys) {

@@ -168,10 +168,27 @@ func (d *decoder) validate(c *Config) {
 	}
 	d.validateBuffer(&c.Buffer, top, "buffer", false)
 	d.validateAuth(&c.Auth, top)
+	d.validateTLS(&c.TLS, top, "tls")
+	d.validateTLS(&c.AdminTLS, top, "admin_tls")
+	if c.AdminTLS.CertFile != "" && c.AdminListen == "" {
+		d.fail(&c.AdminTLS.CertFile, top, "admin_tls", "needs admin_listen (without it /metrics is served on listen, with tls)")
+	}
 	for i := range c.Streams {
 		d.validateStream(&c.Streams[i])
 	}
 	c.Buffer.normalize()
+}
+
+func (d *decoder) validateTLS(t *TLS, top Pos, path string) {
+	switch {
+	case t.CertFile == "" && t.KeyFile != "":
+		d.fail(&t.KeyFile, top, path+".cert_file", "is required with key_file")
+	case t.CertFile != "" && t.KeyFile == "":
+		d.fail(&t.CertFile, top, path+".key_file", "is required with cert_file")
+	}
+	if t.ClientCAFile != "" && t.CertFile == "" {
+		d.fail(&t.ClientCAFile, top, path+".client_ca_file", "needs cert_file and key_file: client certificates are verified over TLS")
+	}
 }
 
 func (b *Buffer) normalize() {

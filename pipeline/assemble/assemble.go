@@ -146,18 +146,18 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	}
 	ops := opsHandler(reg, d.health.ready)
 	if cfg.AdminListen == "" {
-		s, err := listen("api", cfg.Listen, apiWithOps(api, ops), log)
+		s, err := listen("api", cfg.Listen, apiWithOps(api, ops), cfg.TLS, log)
 		if err != nil {
 			return nil, err
 		}
 		d.servers = append(d.servers, s)
 	} else {
-		s, err := listen("api", cfg.Listen, api, log)
+		s, err := listen("api", cfg.Listen, api, cfg.TLS, log)
 		if err != nil {
 			return nil, err
 		}
 		d.servers = append(d.servers, s)
-		a, err := listen("admin", cfg.AdminListen, ops, log)
+		a, err := listen("admin", cfg.AdminListen, ops, cfg.AdminTLS, log)
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,8 @@
 package assemble
 
 import (
+	"github.com/sluice-dev/sluice/config"
+
 	"context"
 	"errors"
 	"fmt"
@@ -62,13 +64,18 @@ type server struct {
 	ln   net.Listener
 }
 
-func listen(name, addr string, h http.Handler, log *slog.Logger) (*server, error) {
+func listen(name, addr string, h http.Handler, t config.TLS, log *slog.Logger) (*server, error) {
+	tc, err := tlsConfig(t, log.With("server", name))
+	if err != nil {
+		return nil, fmt.Errorf("%s listener on %s: %w", name, addr, err)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s listener on %s: %w", name, addr, err)
 	}
 	return &server{name: name, ln: ln, srv: &http.Server{
 		Handler:           h,
+		TLSConfig:         tc,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -77,7 +84,13 @@ func listen(name, addr string, h http.Handler, log *slog.Logger) (*server, error
 
 func (s *server) serve(errc chan<- error) {
 	go func() {
-		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if s.srv.TLSConfig != nil {
+			err = s.srv.ServeTLS(s.ln, "", "") // certificates from TLSConfig.GetCertificate
+		} else {
+			err = s.srv.Serve(s.ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("%s server: %w", s.name, err)
 		}
 	}()
