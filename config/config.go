@@ -154,6 +154,8 @@ type Stream struct {
 	// destination's default, otherwise 1 to MaxInFlight; 1 keeps batches
 	// in strict order.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// Quota is the stream's Direct PUT quota; zero values do not limit.
+	Quota Quota `yaml:"quota"`
 	// Source is a KinesisStreamAsSource stream's source (type kinesis),
 	// decoded by its implementation; zero for a DirectPut stream.
 	Source Component `yaml:"source"`
@@ -167,6 +169,14 @@ type Stream struct {
 	ErrorOutput Component `yaml:"error_output"`
 	// Processors transform records in order before delivery.
 	Processors []Component `yaml:"processors"`
+}
+
+// Quota is a stream's Direct PUT quota, as Firehose applies it per
+// stream: records, requests and bytes per second (0: no limit).
+type Quota struct {
+	RecordsPerSecond  int  `yaml:"records_per_second"`
+	RequestsPerSecond int  `yaml:"requests_per_second"`
+	BytesPerSecond    Size `yaml:"bytes_per_second"`
 }
 
 // Buffering is Firehose's BufferingHints: a batch is delivered when it

@@ -207,6 +207,7 @@ func TestDocsListEveryKey(t *testing.T) {
 		"auth keys":  yamlKeys(reflect.TypeFor[AccessKey]()),
 		"auth allow": yamlKeys(reflect.TypeFor[Grant]()),
 		"tls":        yamlKeys(reflect.TypeFor[TLS]()),
+		"quota":      yamlKeys(reflect.TypeFor[Quota]()),
 	} {
 		got := sections[heading]
 		if !sameSet(got, keys) {

@@ -243,6 +243,20 @@ func (d *decoder) validateStream(s *Stream) {
 	default:
 		d.fail(&s.Type, s.Pos, path+".type", "invalid type %q (want %s or %s)", s.Type, StreamDirectPut, StreamKinesisStreamAsSource)
 	}
+	if q := &s.Quota; *q != (Quota{}) {
+		if s.Type == StreamKinesisStreamAsSource {
+			d.fail(q, s.Pos, path+".quota", "applies to direct puts only: a KinesisStreamAsSource stream takes none")
+		}
+		if q.RecordsPerSecond < 0 {
+			d.fail(&q.RecordsPerSecond, s.Pos, path+".quota.records_per_second", "must not be negative, got %d", q.RecordsPerSecond)
+		}
+		if q.RequestsPerSecond < 0 {
+			d.fail(&q.RequestsPerSecond, s.Pos, path+".quota.requests_per_second", "must not be negative, got %d", q.RequestsPerSecond)
+		}
+		if q.BytesPerSecond != 0 && q.BytesPerSecond < MiB {
+			d.fail(&q.BytesPerSecond, s.Pos, path+".quota.bytes_per_second", "must be at least 1MiB (a record may hold 1000 KiB), or 0 for no limit, got %s", q.BytesPerSecond)
+		}
+	}
 	if s.MaxInFlight < 0 || s.MaxInFlight > MaxInFlight {
 		d.fail(&s.MaxInFlight, s.Pos, path+".max_in_flight", "must be between 1 and %d, or 0 for the destination's default, got %d", MaxInFlight, s.MaxInFlight)
 	}

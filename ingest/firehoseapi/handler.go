@@ -101,6 +101,8 @@ type StreamInfo struct {
 	// RoleARN is the stream's IAM role, reported in a Kinesis source's
 	// description (default arn:aws:iam::<account>:role/sluice).
 	RoleARN string
+	// Quota is the stream's Direct PUT quota (zero: none).
+	Quota Quota
 	// Destination is the destination's description
 	// (pipeline.Destination.Describe): DescribeDeliveryStream reports its
 	// members verbatim, after "DestinationId": "destinationId-000000000001".
@@ -154,10 +156,11 @@ type Handler struct {
 }
 
 type stream struct {
-	info StreamInfo
-	arn  string
-	dest destinationDescription // encoded info.Destination
-	m    streamMetrics
+	info  StreamInfo
+	quota *limiter // nil without a quota
+	arn   string
+	dest  destinationDescription // encoded info.Destination
+	m     streamMetrics
 }
 
 // reqState is the pooled per-request memory of a put call.
@@ -218,11 +221,16 @@ func NewHandler(cfg Config) (*Handler, error) {
 			return nil, fmt.Errorf("firehoseapi: stream %q: %w", si.Name, err)
 		}
 		si.Destination = nil // kept encoded only
+		var q *limiter
+		if !si.Quota.isZero() {
+			q = newLimiter(si.Quota)
+		}
 		h.streams[si.Name] = &stream{
-			info: si,
-			arn:  "arn:aws:firehose:" + h.region + ":" + h.account + ":deliverystream/" + si.Name,
-			dest: dest,
-			m:    h.metrics.forStream(si.Name),
+			quota: q,
+			info:  si,
+			arn:   "arn:aws:firehose:" + h.region + ":" + h.account + ":deliverystream/" + si.Name,
+			dest:  dest,
+			m:     h.metrics.forStream(si.Name),
 		}
 		h.names = append(h.names, si.Name)
 	}

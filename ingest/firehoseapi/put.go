@@ -132,24 +132,47 @@ func (h *Handler) putRecordBatch(w http.ResponseWriter, r *http.Request, st *req
 		return h.writeError(w, newError(http.StatusBadRequest, errInvalidArgument, msgBatchTooLarge))
 	}
 
-	err := h.app.Append(r.Context(), s.info.Name, recs)
+	// Over the quota, the records after the first refused one are
+	// answered "Slow down." and not stored.
+	all := recs
+	if s.quota != nil {
+		n := s.quota.admit(func(i int) int { return len(recs[i].Data) }, len(recs))
+		recs = recs[:n]
+	}
+	var err error
+	if len(recs) > 0 {
+		err = h.app.Append(r.Context(), s.info.Name, recs)
+	}
+	const slowDown = `{"ErrorCode":"ServiceUnavailableException","ErrorMessage":"Slow down."}`
 	out := append(st.out[:0], `{"Encrypted":false,"FailedPutCount":`...)
 	switch {
 	case err == nil:
-		s.m.bytes.Add(float64(total))
+		stored := 0
+		for i := range recs {
+			stored += len(recs[i].Data)
+		}
+		s.m.bytes.Add(float64(stored))
 		s.m.records.Add(float64(len(recs)))
 		s.m.requests.Inc()
-		out = append(out, `0,"RequestResponses":[`...)
-		for i := range recs {
+		refused := len(all) - len(recs)
+		s.m.throttled.Add(float64(refused))
+		out = strconv.AppendInt(out, int64(refused), 10)
+		out = append(out, `,"RequestResponses":[`...)
+		for i := range all {
 			if i > 0 {
 				out = append(out, ',')
+			}
+			if i >= len(recs) {
+				out = append(out, slowDown...)
+				continue
 			}
 			out = append(out, `{"RecordId":`...)
 			out = appendJSONString(out, recs[i].ID)
 			out = append(out, '}')
 		}
 	default:
-		entry := `{"ErrorCode":"ServiceUnavailableException","ErrorMessage":"Slow down."}`
+		recs = all
+		entry := slowDown
 		if errors.Is(err, pipeline.ErrFull) {
 			s.m.throttled.Add(float64(len(recs)))
 			h.log.Debug("stream buffer full, batch throttled", "stream", s.info.Name, "records", len(recs))
@@ -198,6 +221,10 @@ func (h *Handler) putRecord(w http.ResponseWriter, r *http.Request, st *reqState
 	s, e := h.lookup(req.name)
 	if e != nil {
 		return h.writeError(w, e)
+	}
+	if s.quota != nil && s.quota.admit(func(int) int { return len(recs[0].Data) }, 1) == 0 {
+		s.m.throttled.Inc()
+		return h.writeError(w, newError(http.StatusServiceUnavailable, errServiceUnavailable, msgSlowDown))
 	}
 	err := h.app.Append(r.Context(), s.info.Name, recs)
 	switch {

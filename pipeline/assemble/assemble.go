@@ -263,7 +263,9 @@ func (d *Daemon) buildStream(ctx context.Context, sp *streamPlan, deps pipeline.
 		d.health.add(sc.Name, probe{what: "error output " + sc.ErrorOutput.Type, check: s.out.Ready})
 	}
 
-	info := firehoseapi.StreamInfo{Name: sc.Name, Type: sc.Type, Created: started, VersionID: "1", Tags: sc.Tags}
+	info := firehoseapi.StreamInfo{Name: sc.Name, Type: sc.Type, Created: started, VersionID: "1", Tags: sc.Tags,
+		Quota: firehoseapi.Quota{RecordsPerSecond: float64(sc.Quota.RecordsPerSecond),
+			RequestsPerSecond: float64(sc.Quota.RequestsPerSecond), BytesPerSecond: float64(sc.Quota.BytesPerSecond)}}
 	if sp.hasSrc {
 		info.KinesisStreamARN = sp.src.ARN(d.cfg.Region, d.cfg.AccountID)
 		info.KinesisDeliveryStart = srcStart
