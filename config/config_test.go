@@ -318,6 +318,12 @@ func TestExamplesLoad(t *testing.T) {
 			return "firehose", true
 		case "KINESIS_STREAM":
 			return "clicks", true
+		case "SLUICE_TLS_CERT", "SLUICE_TLS_KEY":
+			return "/etc/sluice/tls/" + name, true
+		case "SLUICE_ACCESS_KEY_ID":
+			return "AKIAIOSFODNN7EXAMPLE", true
+		case "SLUICE_SECRET_ACCESS_KEY":
+			return "example-secret", true
 		}
 		return os.LookupEnv(name)
 	}

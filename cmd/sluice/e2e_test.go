@@ -171,7 +171,9 @@ func TestValidateCommand(t *testing.T) {
 			"PG_DSN=postgres://loader@127.0.0.1:5432/analytics", "PG_TABLE=public.events",
 			"REDSHIFT_DSN=postgres://loader@127.0.0.1:5439/dev", "REDSHIFT_TABLE=public.events",
 			"REDSHIFT_IAM_ROLE=arn:aws:iam::123456789012:role/redshift",
-			"ES_URL=http://127.0.0.1:9200", "ES_INDEX=firehose", "KINESIS_STREAM=clicks")
+			"ES_URL=http://127.0.0.1:9200", "ES_INDEX=firehose", "KINESIS_STREAM=clicks",
+			"SLUICE_TLS_CERT=/etc/sluice/tls/server.crt", "SLUICE_TLS_KEY=/etc/sluice/tls/server.key",
+			"SLUICE_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", "SLUICE_SECRET_ACCESS_KEY=example-secret")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("validate %s: %v\n%s", ex, err, out)

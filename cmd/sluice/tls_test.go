@@ -189,3 +189,60 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestSecureExample runs examples/secure.yaml as shipped, its files and
+// key from the environment: over TLS, the key puts to and describes
+// secure; it is denied on secure-other; an unsigned call is refused.
+func TestSecureExample(t *testing.T) {
+	dir := t.TempDir()
+	a, err := testcert.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, admin := freeAddr(t), freeAddr(t)
+	cfg := exampleConfig(t, "secure.yaml", dir, api)
+	// The daemon's readiness is polled on a plain admin listener.
+	b := must(os.ReadFile(cfg))
+	if err := os.WriteFile(cfg, append([]byte("admin_listen: "+admin+"\n"), b...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const id, secret = "AKIDSECUREEXAMPLE001", "secure-example-secret"
+	d := startDaemonEnv(t, cfg, dir, admin, []string{"SLUICE_TLS_CERT=" + a.ServerCertFile, "SLUICE_TLS_KEY=" + a.ServerKeyFile,
+		"SLUICE_ACCESS_KEY_ID=" + id, "SLUICE_SECRET_ACCESS_KEY=" + secret})
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: a.Pool}}}
+	c := firehose.New(firehose.Options{Region: "us-east-1", BaseEndpoint: aws.String("https://" + api), HTTPClient: hc,
+		Credentials: credentials.NewStaticCredentialsProvider(id, secret, ""), RetryMaxAttempts: 1})
+	ctx := context.Background()
+	if _, err := c.PutRecordBatch(ctx, &firehose.PutRecordBatchInput{DeliveryStreamName: aws.String("secure"),
+		Records: []types.Record{{Data: []byte("secure-1")}, {Data: []byte("secure-2")}}}); err != nil {
+		t.Fatalf("put to secure: %v", err)
+	}
+	if _, err := c.DescribeDeliveryStream(ctx, &firehose.DescribeDeliveryStreamInput{DeliveryStreamName: aws.String("secure")}); err != nil {
+		t.Fatalf("describe secure: %v", err)
+	}
+	_, err = c.PutRecord(ctx, &firehose.PutRecordInput{DeliveryStreamName: aws.String("secure-other"), Record: &types.Record{Data: []byte("no")}})
+	if got := apiCode(err); !strings.HasPrefix(got, "AccessDeniedException:") {
+		t.Fatalf("put to secure-other: %s", got)
+	}
+	resp, err := hc.Post("https://"+api+"/", "application/x-amz-json-1.1", strings.NewReader(`{"DeliveryStreamName":"secure","Record":{"Data":"eA=="}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("an unsigned call: %d", resp.StatusCode)
+	}
+	want := map[string]int{"secure-1": 1, "secure-2": 1}
+	if !waitFor(10*time.Second, func() bool { return fmt.Sprint(deliveredLines(t, filepath.Join(dir, "secure"))) == fmt.Sprint(want) }) {
+		t.Fatalf("delivered %v\n%s", deliveredLines(t, filepath.Join(dir, "secure")), d.log.String())
+	}
+	if n := len(deliveredLines(t, filepath.Join(dir, "secure-other"))); n != 0 {
+		t.Fatalf("%d records in secure-other", n)
+	}
+	if err := d.stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(d.log.String(), secret) {
+		t.Fatal("the secret in the log")
+	}
+}
