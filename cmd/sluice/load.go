@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,6 +18,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // loadResult is what `sluice load` measures; printed as text or JSON.
@@ -53,6 +58,7 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rate := fs.Int("rate", 0, "target records/s over all callers (0: as fast as the server answers)")
 	pid := fs.Int("pid", 0, "server process id whose peak RSS (VmHWM) is reported")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	sign := fs.Bool("sign", false, "sign every request with SigV4, with the key in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (region AWS_REGION, default us-east-1); each body's payload hash is computed once, as the bodies repeat")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,10 +70,23 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sluice load: need 1 <= --records <= 500, --record-size >= 0, --concurrency >= 1, --duration > 0")
 		return 2
 	}
-	res, err := runLoad(ctx, loadSpec{
+	spec := loadSpec{
 		Endpoint: *endpoint, Stream: *stream, Concurrency: *conc, RecordsPerCall: *perCall,
 		RecordSize: *size, Duration: *dur, Warmup: *warmup, PID: *pid, Rate: *rate, JSON: *payload == "json",
-	})
+	}
+	if *sign {
+		id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+		if id == "" || secret == "" {
+			fmt.Fprintln(stderr, "sluice load: --sign needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+			return 2
+		}
+		region := os.Getenv("AWS_REGION")
+		if region == "" {
+			region = "us-east-1"
+		}
+		spec.Sign = &loadSigner{creds: aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}, region: region, signer: v4.NewSigner()}
+	}
+	res, err := runLoad(ctx, spec)
 	if err != nil {
 		return exitCode(fmt.Errorf("load: %w", err), stderr)
 	}
@@ -102,6 +121,23 @@ type loadSpec struct {
 	PID            int
 	Rate           int // records/s; 0 = unlimited
 	JSON           bool
+	Sign           *loadSigner // nil: requests are not signed
+}
+
+// loadSigner signs load requests with SigV4 (service firehose).
+type loadSigner struct {
+	creds  aws.Credentials
+	region string
+	signer *v4.Signer
+}
+
+func (s *loadSigner) sign(ctx context.Context, r *http.Request, payloadHash string) error {
+	return s.signer.SignHTTP(ctx, s.creds, r, payloadHash, "firehose", s.region, time.Now())
+}
+
+func payloadHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
 }
 
 // putRecordBatchBody builds one request body. Records carry the caller and
@@ -143,9 +179,12 @@ func runLoad(ctx context.Context, s loadSpec) (loadResult, error) {
 	// client spends its CPU on HTTP rather than on encoding.
 	const bodiesPerCaller = 4
 	bodies := make([][][]byte, s.Concurrency)
+	hashes := make([][]string, s.Concurrency)
 	for c := range bodies {
 		for k := range bodiesPerCaller {
-			bodies[c] = append(bodies[c], putRecordBatchBody(s.Stream, c, k, s.RecordsPerCall, s.RecordSize, s.JSON))
+			b := putRecordBatchBody(s.Stream, c, k, s.RecordsPerCall, s.RecordSize, s.JSON)
+			bodies[c] = append(bodies[c], b)
+			hashes[c] = append(hashes[c], payloadHash(b))
 		}
 	}
 	client := &http.Client{Transport: &http.Transport{
@@ -203,7 +242,7 @@ func runLoad(ctx context.Context, s loadSpec) (loadResult, error) {
 					}
 				}
 				start := time.Now()
-				ok, failed, err := putOnce(ctx, client, s.Endpoint, bodies[c][i%bodiesPerCaller])
+				ok, failed, err := putOnce(ctx, client, s.Endpoint, bodies[c][i%bodiesPerCaller], s.Sign, hashes[c][i%bodiesPerCaller])
 				if ctx.Err() != nil {
 					break
 				}
@@ -252,13 +291,18 @@ func runLoad(ctx context.Context, s loadSpec) (loadResult, error) {
 }
 
 // putOnce sends one PutRecordBatch and returns the acked and failed counts.
-func putOnce(ctx context.Context, c *http.Client, endpoint string, body []byte) (ok, failed int, err error) {
+func putOnce(ctx context.Context, c *http.Client, endpoint string, body []byte, sign *loadSigner, hash string) (ok, failed int, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return 0, 0, err
 	}
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", "Firehose_20150804.PutRecordBatch")
+	if sign != nil {
+		if err := sign.sign(ctx, req, hash); err != nil {
+			return 0, 0, err
+		}
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, 0, err

@@ -14,7 +14,12 @@ func (h *Handler) authenticate(r *http.Request, body []byte) (string, *apiError)
 	if h.verify == nil {
 		return "", nil
 	}
-	key, err := h.verify(r, body)
+	return h.authenticateHash(r, sigv4.PayloadHash(body))
+}
+
+// authenticateHash is authenticate with the body's hash computed already.
+func (h *Handler) authenticateHash(r *http.Request, payload string) (string, *apiError) {
+	key, err := h.verify(r, payload)
 	if err == nil {
 		return key, nil
 	}
@@ -38,4 +43,16 @@ func (h *Handler) authorize(key, action, stream string) *apiError {
 		"User: arn:aws:iam::"+h.account+":user/"+key+" is not authorized to perform: "+action+
 			" on resource: arn:aws:firehose:"+h.region+":"+h.account+":deliverystream/"+stream+
 			" because no identity-based policy allows the "+action+" action")
+}
+
+// hashAsync hashes body in a goroutine when requests are verified, so that
+// the hash (the bulk of verification: a pass over the body) runs while
+// the body is decoded; nil without verification.
+func (h *Handler) hashAsync(body []byte) <-chan string {
+	if h.verify == nil {
+		return nil
+	}
+	c := make(chan string, 1)
+	go func() { c <- sigv4.PayloadHash(body) }()
+	return c
 }

@@ -130,9 +130,11 @@ type Config struct {
 	// Default 64 MiB.
 	MaxInFlightBytes int64
 	// Verify, when set, authenticates every request once its body is
-	// read (package sigv4): it returns the access key id that signed it,
-	// or the *sigv4.Error to answer.
-	Verify func(r *http.Request, body []byte) (key string, err error)
+	// read, given the body's hex SHA-256 (package sigv4's
+	// Verifier.VerifyPayload): it returns the access key id that signed
+	// it, or the *sigv4.Error to answer. A put body is hashed while it is
+	// decoded, so verification adds little latency.
+	Verify func(r *http.Request, payloadSHA256 string) (key string, err error)
 	// Allow, when set, says whether the access key may do action (an IAM
 	// action name such as "firehose:PutRecordBatch") on stream; a call it
 	// refuses gets AccessDeniedException, and ListDeliveryStreams lists
@@ -151,7 +153,7 @@ type Handler struct {
 	pool            sync.Pool
 	limiter         *byteLimiter
 	decoders        chan struct{}
-	verify          func(*http.Request, []byte) (string, error)
+	verify          func(*http.Request, string) (string, error)
 	allow           func(key, action, stream string) bool
 }
 

@@ -34,19 +34,28 @@ func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, batch bool) 
 	case err != nil:
 		return h.writeError(w, newError(http.StatusBadRequest, errSerialization, err.Error()))
 	}
-	key, e := h.authenticate(r, body)
-	if e != nil {
-		return h.writeError(w, e)
-	}
-	st.key = key
+	hashed := h.hashAsync(body) // verified before anything is decoded into a reply or stored
 	req := &st.req
 	select {
 	case h.decoders <- struct{}{}:
 	case <-r.Context().Done():
+		if hashed != nil {
+			<-hashed
+		}
 		return h.writeError(w, newError(http.StatusServiceUnavailable, errServiceUnavailable, msgSlowDown))
 	}
 	err = decodePutRequest(req, body, batch)
 	<-h.decoders
+	if hashed != nil {
+		// Authentication answers first, as AWS checks it before the input.
+		key, e := h.authenticateHash(r, <-hashed)
+		if e != nil {
+			return h.writeError(w, e)
+		}
+		st.key = key
+	} else {
+		st.key = ""
+	}
 	if err != nil {
 		return h.writeError(w, newError(http.StatusBadRequest, errSerialization, err.Error()))
 	}

@@ -106,6 +106,18 @@ type signed struct {
 // Verify checks r, whose body is body (already read), and returns the
 // access key id that signed it, or an *Error.
 func (v *Verifier) Verify(r *http.Request, body []byte) (string, error) {
+	return v.VerifyPayload(r, PayloadHash(body))
+}
+
+// PayloadHash is the hex SHA-256 of a body, as a signature covers it.
+func PayloadHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// VerifyPayload is Verify for a body whose PayloadHash the caller has
+// computed (so it can hash while it does other work on the body).
+func (v *Verifier) VerifyPayload(r *http.Request, payload string) (string, error) {
 	s, err := parse(r)
 	if err != nil {
 		return "", err
@@ -142,8 +154,6 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (string, error) {
 	if !ok || key.SessionToken != "" && subtle.ConstantTimeCompare([]byte(key.SessionToken), []byte(s.token)) != 1 {
 		return "", errUnknownKey
 	}
-	sum := sha256.Sum256(body)
-	payload := hex.EncodeToString(sum[:])
 	if s.contentSHA != "" && s.contentSHA != payload {
 		return "", invalid("The provided 'x-amz-content-sha256' header does not match what was computed.")
 	}

@@ -135,7 +135,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		Appender: router(bufs), Logger: log, Metrics: m.api, Allow: allow,
 	}
 	if verifier != nil {
-		apiCfg.Verify = verifier.Verify
+		apiCfg.Verify = verifier.VerifyPayload
 		log.Info("the Firehose API requires SigV4 signatures", "keys", len(cfg.Auth.Keys), "region", cmpOr(cfg.Auth.Region, "any"))
 	} else if !loopback(cfg.Listen) {
 		log.Warn("the Firehose API accepts every request, signed or not (auth mode none) on a listener that is not loopback: for trusted networks only", "listen", cfg.Listen)
