@@ -89,6 +89,9 @@ type Config struct {
 	// AdminTLS the admin listener.
 	TLS      TLS `yaml:"tls"`
 	AdminTLS TLS `yaml:"admin_tls"`
+	// AdminToken, when set, is the bearer token /metrics and
+	// /debug/pprof/ require (the probes stay open).
+	AdminToken string `yaml:"admin_token"`
 	// Streams are the delivery streams, in the order of the file.
 	Streams []Stream `yaml:"-"`
 }

@@ -308,3 +308,46 @@ func TestSigV4WithTheJSSDK(t *testing.T) {
 		t.Fatalf("delivered %v, want %v", deliveredLines(t, filepath.Join(dir, "secure")), want)
 	}
 }
+
+// TestAdminToken: with admin_token, /metrics needs the bearer token (401
+// without it or with another), while /healthz and /readyz stay open; the
+// token is not in the log or the metrics.
+func TestAdminToken(t *testing.T) {
+	const token = "admin-token-0123456789"
+	d := startWithEnv(t, t.TempDir(), `admin_token: ${ADMIN_TOKEN}
+streams:
+  s:
+    destination: {type: file, path: s}
+`, []string{"ADMIN_TOKEN=" + token})
+	get := func(path, auth string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+d.addr+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, c := range []struct {
+		path, auth string
+		status     int
+	}{
+		{"/metrics", "", 401}, {"/metrics", "Bearer wrong", 401}, {"/debug/pprof/", "", 401},
+		{"/metrics", "Bearer " + token, 200}, {"/healthz", "", 200}, {"/readyz", "", 200},
+	} {
+		status, body := get(c.path, c.auth)
+		if status != c.status {
+			t.Fatalf("GET %s with %q: %d, want %d", c.path, c.auth, status, c.status)
+		}
+		if strings.Contains(body, token) {
+			t.Fatalf("GET %s shows the token", c.path)
+		}
+	}
+	if strings.Contains(d.log.String(), token) {
+		t.Fatal("the token in the log")
+	}
+}

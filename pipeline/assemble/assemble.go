@@ -144,7 +144,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("firehose api: %w", err)
 	}
-	ops := opsHandler(reg, d.health.ready)
+	ops := opsHandler(reg, d.health.ready, cfg.AdminToken)
 	if cfg.AdminListen == "" {
 		s, err := listen("api", cfg.Listen, apiWithOps(api, ops), cfg.TLS, log)
 		if err != nil {

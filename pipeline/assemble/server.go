@@ -1,9 +1,8 @@
 package assemble
 
 import (
-	"github.com/sluice-dev/sluice/config"
-
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,17 +14,22 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluice-dev/sluice/config"
 )
 
-// opsHandler serves /metrics, /healthz, /readyz and /debug/pprof/.
-func opsHandler(reg *prometheus.Registry, ready func() error) http.Handler {
+// opsHandler serves /metrics, /healthz, /readyz and /debug/pprof/. With a
+// token, /metrics and /debug/pprof/ need "Authorization: Bearer <token>"
+// (Prometheus's bearer_token); the probes stay open, for orchestrators.
+func opsHandler(reg *prometheus.Registry, ready func() error, token string) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	guard := func(h http.Handler) http.Handler { return bearer(token, h) }
+	mux.Handle("GET /metrics", guard(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	// Go's profiler, for finding hot spots in production (pprof).
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.Handle("GET /debug/pprof/", guard(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", guard(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/trace", guard(http.HandlerFunc(pprof.Trace)))
+	mux.Handle("GET /debug/pprof/symbol", guard(http.HandlerFunc(pprof.Symbol)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -40,6 +44,23 @@ func opsHandler(reg *prometheus.Registry, ready func() error) http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	return mux
+}
+
+// bearer requires token (when not empty) as a bearer token: 401 without
+// it, compared in constant time.
+func bearer(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+			http.Error(w, "a bearer token is required (admin_token)", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // apiWithOps routes GET requests for the operational paths to ops and every
