@@ -200,7 +200,9 @@ func TestSigV4Refusals(t *testing.T) {
 }
 
 // TestSigV4WithTheAWSCLI: the AWS CLI (botocore's signer) with the right
-// keys puts and describes; with a wrong secret it reports AWS's error.
+// keys puts (one record and a batch), describes and lists (only what the
+// key may see); with a wrong secret it reports AWS's error, and on a
+// stream the key may not use, AccessDeniedException.
 func TestSigV4WithTheAWSCLI(t *testing.T) {
 	awsBin, err := exec.LookPath("aws")
 	if err != nil {
@@ -216,8 +218,15 @@ func TestSigV4WithTheAWSCLI(t *testing.T) {
 	if out, err := run(writerSecret, "put-record", "--delivery-stream-name", "secure", "--record", `{"Data":"from-the-cli"}`); err != nil {
 		t.Fatalf("put-record: %v\n%s", err, out)
 	}
+	if out, err := run(writerSecret, "put-record-batch", "--delivery-stream-name", "secure",
+		"--records", `[{"Data":"from-the-cli-batch-1"},{"Data":"from-the-cli-batch-2"}]`); err != nil || !strings.Contains(string(out), `"FailedPutCount": 0`) {
+		t.Fatalf("put-record-batch: %v\n%s", err, out)
+	}
 	if out, err := run(writerSecret, "describe-delivery-stream", "--delivery-stream-name", "secure"); err != nil || !strings.Contains(string(out), `"DeliveryStreamName": "secure"`) {
 		t.Fatalf("describe: %v\n%s", err, out)
+	}
+	if out, err := run(writerSecret, "list-delivery-streams"); err != nil || !strings.Contains(string(out), `"secure"`) || strings.Contains(string(out), "secure-other") {
+		t.Fatalf("list (only secure): %v\n%s", err, out)
 	}
 	out, err := run("wrong", "put-record", "--delivery-stream-name", "secure", "--record", `{"Data":"x"}`)
 	if err == nil || !strings.Contains(string(out), "InvalidSignatureException") {
@@ -227,7 +236,10 @@ func TestSigV4WithTheAWSCLI(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "AccessDeniedException") {
 		t.Fatalf("another stream: %v\n%s", err, out)
 	}
-	if !waitFor(10*time.Second, func() bool { return deliveredLines(t, filepath.Join(dir, "secure"))["from-the-cli"] == 1 }) {
+	if !waitFor(10*time.Second, func() bool {
+		got := deliveredLines(t, filepath.Join(dir, "secure"))
+		return got["from-the-cli"] == 1 && got["from-the-cli-batch-1"] == 1 && got["from-the-cli-batch-2"] == 1
+	}) {
 		t.Fatalf("delivered %v", deliveredLines(t, filepath.Join(dir, "secure")))
 	}
 }
