@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -141,7 +142,7 @@ func (l *Log) recover() error {
 		}
 		l.head = l.committed
 	}
-	if kept := l.recoverInflight(); len(kept) != len(l.inflight) {
+	if kept := l.recoverInflight(); !slices.Equal(kept, l.inflight) {
 		l.inflight = kept
 		writeCursor = true
 	}

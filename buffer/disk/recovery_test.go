@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluice-dev/sluice/buffer"
 	"github.com/sluice-dev/sluice/buffer/disk"
 	"github.com/sluice-dev/sluice/buffer/disk/vfs"
 	"github.com/sluice-dev/sluice/pipeline"
@@ -504,5 +505,52 @@ func TestInflightMarksClippedToALostTail(t *testing.T) {
 	appendN(t, l, "b", 3, 10)
 	if err := l.MarkInflight(context.Background(), pipeline.BatchID{First: st.Head, End: l.State().Head}); err != nil {
 		t.Fatalf("a batch appended after the lost tail cannot be marked: %v", err)
+	}
+}
+
+// TestInflightClippedToTornTail: a tail cut inside the last in-flight
+// batch clips it to the head, durably, so the next batch can be marked
+// (found by FuzzRecover: the clipped set was dropped when no batch was).
+func TestInflightClippedToTornTail(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewMem()
+	open := func() *disk.Log {
+		t.Helper()
+		l, err := disk.Open(disk.Options{Dir: "/d", FS: fs, Stream: "s", Durability: buffer.DurabilityOS, Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	l := open()
+	for _, d := range []string{"a", "b", "c"} {
+		if err := l.Append(ctx, []pipeline.Record{{Data: []byte(d)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := l.State().Head
+	if err := l.MarkInflight(ctx, pipeline.BatchID{First: 0, End: end}); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.Close()
+	if err := fs.Damage("/d/00000000000000000000.seg", func(b []byte) []byte { return b[:len(b)-3] }); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // and again after a clean reopen: the clip is durable
+		l = open()
+		st := l.State()
+		if len(st.Inflight) != 1 || st.Inflight[0].End != st.Head || st.Head >= end {
+			t.Fatalf("in flight %v, head %d (was %d)", st.Inflight, st.Head, end)
+		}
+		_ = l.Close()
+	}
+	l = open()
+	defer l.Close()
+	head := l.State().Head
+	if err := l.Append(ctx, []pipeline.Record{{Data: []byte("d")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkInflight(ctx, pipeline.BatchID{First: head, End: l.State().Head}); err != nil {
+		t.Fatalf("the next batch after the clipped one: %v", err)
 	}
 }

@@ -110,6 +110,11 @@ func FuzzCompile(f *testing.F) {
 	f.Add(`{a: .["\u00e9"]}`, []byte(`{"\u00e9":"escaped","é":"raw"}`))
 	f.Add(`{a: ."x y", b: .b}`, []byte(" { \"x y\" : [ {\"}\":\"]\"} ] , \"b\" : \"\\\"\" } "))
 	f.Add(`{a: .a}`, []byte(`{"a":1} trailing`))
+	// A member name that is not UTF-8: the projection decodes it as the
+	// whole-record decode does (U+FFFD); it once compared raw bytes
+	// (transform/jq/parse.go memberName).
+	f.Add(`{a: ."\ufffd"}`, []byte("{\"\xff\":1}"))
+	f.Add(`{a: ."\ufffd", b: .b}`, []byte("{\"b\":0,\"\xfe\xff\":2}"))
 	f.Fuzz(func(t *testing.T, query string, record []byte) {
 		opts := DefaultOptions()
 		opts.Query = query

@@ -2,6 +2,7 @@ package jq
 
 import (
 	"encoding/json"
+	"unicode/utf8"
 
 	"github.com/itchyny/gojq"
 )
@@ -196,15 +197,23 @@ func decodeWhole(data []byte) (any, error) {
 // memberName returns the decoded member name if fields holds it. quoted is
 // the name with its quotes; names with escapes are unquoted first.
 func memberName(raw, quoted []byte, fields map[string]struct{}) (string, bool) {
+	decode, high := false, false
 	for _, c := range raw {
 		if c == '\\' {
-			var s string
-			if json.Unmarshal(quoted[:len(raw)+2], &s) != nil {
-				return "", false
-			}
-			_, ok := fields[s]
-			return s, ok
+			decode = true
+			break
 		}
+		high = high || c >= 0x80
+	}
+	// encoding/json, which decodes the whole record, turns invalid UTF-8
+	// into U+FFFD: so must the projection, or the two would disagree.
+	if decode || high && !utf8.Valid(raw) {
+		var s string
+		if json.Unmarshal(quoted[:len(raw)+2], &s) != nil {
+			return "", false
+		}
+		_, ok := fields[s]
+		return s, ok
 	}
 	if _, ok := fields[string(raw)]; !ok { // no allocation for the lookup
 		return "", false
