@@ -93,33 +93,6 @@ func validPositions(p2, p3 uint32) []byte {
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
-// recordPos is the position in a RecordId ("<log id>-<position>", hex).
-func recordPos(t *testing.T, id string) pipeline.Position {
-	t.Helper()
-	i := strings.LastIndexByte(id, '-')
-	v, err := strconv.ParseUint(id[i+1:], 16, 64)
-	if i < 0 || err != nil {
-		t.Fatalf("bad record id %q", id)
-	}
-	return pipeline.Position(v)
-}
-
-func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
-}
 
 func sameRecord(a, b pipeline.Record) bool {
 	return bytes.Equal(a.Data, b.Data) && maps.Equal(a.Meta, b.Meta) && a.Arrived.Equal(b.Arrived)
@@ -153,7 +126,7 @@ func readAll(t *testing.T, l *disk.Log) []readRec {
 			t.Fatalf("Read(%d) with maxRecords 1: %d records", from, len(recs))
 		}
 		for _, r := range recs {
-			p := recordPos(t, r.ID)
+			p := idPos(t, r.ID)
 			if p < from || p >= next {
 				t.Fatalf("Read(%d) = record at %d, next %d", from, p, next)
 			}
@@ -268,7 +241,7 @@ func FuzzRecover(f *testing.F) {
 			if err := l.Append(ctx, recs); err != nil {
 				t.Fatalf("Append: %v", err)
 			}
-			p := recordPos(t, recs[0].ID)
+			p := idPos(t, recs[0].ID)
 			recs[0].Arrived = arrived
 			appended[p] = recs[0]
 			order = append(order, p)
@@ -359,7 +332,7 @@ func FuzzRecover(f *testing.F) {
 		checkState(t, st)
 		// The cursor was kept, or found missing or corrupt: recovery then
 		// starts from the oldest segment, and nothing was ever committed.
-		fromStart := curMode == fileKeep || metricSum(t, reg, "sluice_buffer_cursor_recoveries_total") > 0
+		fromStart := curMode == fileKeep || counterValue(t, reg, "sluice_buffer_cursor_recoveries_total") > 0
 		if fromStart && st.Committed != 0 {
 			t.Fatalf("committed %d, want 0", st.Committed)
 		}
@@ -385,7 +358,7 @@ func FuzzRecover(f *testing.F) {
 		}
 		// The positions are those of the records left when the file was
 		// rebuilt from them, or when it covered only untouched records.
-		rebuilt := (posMode == fileJunk || posMode == fileGone) && metricSum(t, reg, "sluice_buffer_position_recoveries_total") > 0
+		rebuilt := (posMode == fileJunk || posMode == fileGone) && counterValue(t, reg, "sluice_buffer_position_recoveries_total") > 0
 		if fromStart && (rebuilt || posMode == fileKeep && covered <= untouched) {
 			want := map[string]string{}
 			for _, g := range got {
@@ -427,7 +400,7 @@ func FuzzRecover(f *testing.F) {
 		if err := l.Append(ctx, recs); err != nil {
 			t.Fatalf("Append after recovery: %v", err)
 		}
-		p := recordPos(t, recs[0].ID)
+		p := idPos(t, recs[0].ID)
 		if p != st.Head {
 			t.Fatalf("appended at %d, head was %d", p, st.Head)
 		}

@@ -152,13 +152,7 @@ func firehoseCall(t *testing.T, addr, op, body string) (int, string) {
 	req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", "Firehose_20150804."+op)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return do(t, req)
 }
 
 func scrape(t *testing.T, addr string) string {
