@@ -93,7 +93,6 @@ func validPositions(p2, p3 uint32) []byte {
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
-
 func sameRecord(a, b pipeline.Record) bool {
 	return bytes.Equal(a.Data, b.Data) && maps.Equal(a.Meta, b.Meta) && a.Arrived.Equal(b.Arrived)
 }
