@@ -17,8 +17,10 @@ import (
 type controlOp func(body []byte, key string) (any, *apiError)
 
 func (h *Handler) handleControl(w http.ResponseWriter, r *http.Request, op controlOp) int {
-	body, err := readBody(r, nil, maxControlBodyBytes)
+	body, err := h.readBodyIn(w, r, nil, maxControlBodyBytes)
 	switch {
+	case errors.Is(err, errBodyTimeout):
+		return h.writeError(w, bodyTimeoutError(w))
 	case errors.Is(err, errBodyTooLarge):
 		w.Header().Set("Connection", "close")
 		return h.writeError(w, newError(http.StatusBadRequest, errInvalidArgument,

@@ -51,6 +51,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"runtime"
 	"slices"
@@ -140,7 +141,16 @@ type Config struct {
 	// refuses gets AccessDeniedException, and ListDeliveryStreams lists
 	// only the streams it allows "firehose:ListDeliveryStreams" on.
 	Allow func(key, action, stream string) bool
+	// BodyTimeout bounds the time a request's body may take to arrive
+	// (default DefaultBodyTimeout): a client that stalls is answered
+	// 408 RequestTimeoutException and its connection closed, so a slow
+	// body cannot hold its share of MaxInFlightBytes for long.
+	BodyTimeout time.Duration
 }
+
+// DefaultBodyTimeout is Config.BodyTimeout's default: a 6 MiB batch at
+// 100 KiB/s.
+const DefaultBodyTimeout = time.Minute
 
 // Handler serves the Firehose API. It is safe for concurrent use.
 type Handler struct {
@@ -154,6 +164,7 @@ type Handler struct {
 	limiter         *byteLimiter
 	decoders        chan struct{}
 	verify          func(*http.Request, string) (string, error)
+	bodyTimeout     time.Duration
 	allow           func(key, action, stream string) bool
 }
 
@@ -179,15 +190,19 @@ func NewHandler(cfg Config) (*Handler, error) {
 		return nil, errors.New("firehoseapi: Config.Appender is required")
 	}
 	h := &Handler{
-		decoders: make(chan struct{}, decodersFor(runtime.GOMAXPROCS(0))),
-		region:   cmp(cfg.Region, "us-east-1"),
-		account:  cmp(cfg.AccountID, "000000000000"),
-		app:      cfg.Appender,
-		log:      cfg.Logger,
-		metrics:  cfg.Metrics,
-		streams:  make(map[string]*stream, len(cfg.Streams)),
-		verify:   cfg.Verify,
-		allow:    cfg.Allow,
+		decoders:    make(chan struct{}, decodersFor(runtime.GOMAXPROCS(0))),
+		region:      cmp(cfg.Region, "us-east-1"),
+		account:     cmp(cfg.AccountID, "000000000000"),
+		app:         cfg.Appender,
+		log:         cfg.Logger,
+		metrics:     cfg.Metrics,
+		streams:     make(map[string]*stream, len(cfg.Streams)),
+		verify:      cfg.Verify,
+		allow:       cfg.Allow,
+		bodyTimeout: cfg.BodyTimeout,
+	}
+	if h.bodyTimeout <= 0 {
+		h.bodyTimeout = DefaultBodyTimeout
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -367,6 +382,30 @@ func (h *Handler) writeBody(w http.ResponseWriter, status int, body []byte) {
 }
 
 var errBodyTooLarge = errors.New("request body too large")
+
+// readBodyIn is readBody with the handler's body deadline: it returns
+// errBodyTimeout when the body did not arrive in time.
+func (h *Handler) readBodyIn(w http.ResponseWriter, r *http.Request, buf []byte, limit int) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(h.bodyTimeout)) // not every ResponseWriter supports it (tests' recorders)
+	body, err := readBody(r, buf, limit)
+	_ = rc.SetReadDeadline(time.Time{})
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return body, errBodyTimeout
+	}
+	return body, err
+}
+
+// errBodyTimeout is a body that did not arrive within the body timeout.
+var errBodyTimeout = errors.New("request body timeout")
+
+// bodyTimeoutError is AWS's answer to a request whose body stalls.
+func bodyTimeoutError(w http.ResponseWriter) *apiError {
+	w.Header().Set("Connection", "close")
+	return newError(http.StatusRequestTimeout, "RequestTimeoutException",
+		"Your socket connection to the server was not read from or written to within the timeout period.")
+}
 
 // readBody reads the whole request body into buf (reused), refusing bodies
 // over limit without reading them.

@@ -21,9 +21,11 @@ func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, batch bool) 
 	st := h.pool.Get().(*reqState)
 	defer h.pool.Put(st)
 
-	body, err := readBody(r, st.body, MaxBodyBytes)
+	body, err := h.readBodyIn(w, r, st.body, MaxBodyBytes)
 	st.body = body[:0]
 	switch {
+	case errors.Is(err, errBodyTimeout):
+		return h.writeError(w, bodyTimeoutError(w))
 	case errors.Is(err, errBodyTooLarge):
 		msg := "Request body exceeds " + strconv.Itoa(MaxBodyBytes) + " bytes"
 		if batch {
