@@ -2,6 +2,7 @@ package config
 
 import (
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -120,7 +121,7 @@ func (d *decoder) validateAuth(a *Auth, top Pos) {
 	seen := map[string]bool{}
 	for i := range a.Keys {
 		k := &a.Keys[i]
-		p := "auth.keys[" + itoa(i) + "]"
+		p := "auth.keys[" + strconv.Itoa(i) + "]"
 		switch {
 		case !validKeyID(k.AccessKeyID):
 			d.fail(&k.AccessKeyID, top, p+".access_key_id", "must be 16 to 128 letters and digits, got %q", k.AccessKeyID)
@@ -136,7 +137,7 @@ func (d *decoder) validateAuth(a *Auth, top Pos) {
 		}
 		for j := range k.Allow {
 			g := &k.Allow[j]
-			gp := p + ".allow[" + itoa(j) + "]"
+			gp := p + ".allow[" + strconv.Itoa(j) + "]"
 			if len(g.Actions) == 0 {
 				d.fail(&g.Actions, d.at(&k.AccessKeyID, top), gp+".actions", "is required: the actions the key may do, e.g. [firehose:PutRecordBatch]")
 			}
@@ -176,12 +177,4 @@ func validKeyID(s string) bool {
 		}
 	}
 	return true
-}
-
-func itoa(i int) string {
-	const digits = "0123456789"
-	if i < 10 {
-		return digits[i : i+1]
-	}
-	return itoa(i/10) + digits[i%10:i%10+1]
 }

@@ -54,10 +54,6 @@ func NewClient(ctx context.Context, c Compiled) (*awskinesis.Client, error) {
 	}), nil
 }
 
-// Region is the region the client of c uses when the options set one
-// (directly or through the stream ARN), else "".
-func (c Compiled) Region() string { return c.opts.Region }
-
 // Start is the configured starting position.
 func (c Compiled) Start() Start { return c.start }
 

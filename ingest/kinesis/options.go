@@ -189,9 +189,6 @@ func Compile(opts Options) (Compiled, error) {
 // Stream is the Kinesis stream read, as configured (name or ARN).
 func (c Compiled) Stream() string { return c.opts.Stream }
 
-// Fleet reports whether the source shares its stream through leases.
-func (c Compiled) Fleet() bool { return c.fleet != nil }
-
 // ARN returns the stream's ARN: the configured one, or one made from the
 // name with the region and account given.
 func (c Compiled) ARN(region, account string) string {

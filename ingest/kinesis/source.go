@@ -135,10 +135,12 @@ func (s *Source) Ready(context.Context) error {
 	return nil
 }
 
-// event records the outcome of a Kinesis call, for readiness and metrics.
+// Event records the outcome of a Kinesis call, for readiness and metrics:
+// the shard readers' ReadOptions.Event, and a scheduler's for its own
+// calls (ListShards).
 // Failures are logged when they begin (and recoveries when they end), not
 // at every retry.
-func (s *Source) event(kind string, err error) {
+func (s *Source) Event(kind string, err error) {
 	switch kind {
 	case "OK":
 		s.mu.Lock()
@@ -170,11 +172,7 @@ func (s *Source) event(kind string, err error) {
 }
 
 // ok notes an answer from Kinesis (a throttle is one: the endpoint is up).
-func (s *Source) ok() { s.event("OK", nil) }
-
-// Event is ReadOptions.Event for a scheduler's own calls (ListShards), so
-// that readiness covers them too.
-func (s *Source) Event(kind string, err error) { s.event(kind, err) }
+func (s *Source) ok() { s.Event("OK", nil) }
 
 // LeaseEvent counts a fleet's lease change ("taken", "stolen", "lost",
 // "released"; "" for none) and sets the number of leases held after it.
@@ -206,7 +204,7 @@ func (s *Source) read(ctx context.Context, a Assignment) error {
 	}
 	log.Info("kinesis source: reading shard", "after", start.After, "position", start.Position)
 	ro := s.o.Read
-	ro.Event = s.event
+	ro.Event = s.Event
 	var recs []pipeline.Record
 	var children []types.ChildShard
 	err := ReadShard(ctx, s.o.Client, s.o.KinesisStream, a.Shard, start, ro, func(ctx context.Context, p Page) error {

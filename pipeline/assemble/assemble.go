@@ -13,6 +13,7 @@
 package assemble
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -136,7 +137,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	}
 	if verifier != nil {
 		apiCfg.Verify = verifier.VerifyPayload
-		log.Info("the Firehose API requires SigV4 signatures", "keys", len(cfg.Auth.Keys), "region", cmpOr(cfg.Auth.Region, "any"))
+		log.Info("the Firehose API requires SigV4 signatures", "keys", len(cfg.Auth.Keys), "region", cmp.Or(cfg.Auth.Region, "any"))
 	} else if !loopback(cfg.Listen) {
 		log.Warn("the Firehose API accepts every request, signed or not (auth mode none) on a listener that is not loopback: for trusted networks only", "listen", cfg.Listen)
 	}
@@ -177,13 +178,6 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // owner describes this daemon in lock files, for the error a second one

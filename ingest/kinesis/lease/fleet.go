@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-dev/sluice/ingest/kinesis"
@@ -177,7 +176,7 @@ func (f *Fleet) ensure(ctx context.Context, t *Table, shards []kinesis.Shard) er
 	if len(leases) == 0 {
 		checkpoint = initialCheckpoint(f.cfg.Start, time.Now())
 	}
-	return t.ensureAt(ctx, rows, checkpoint)
+	return t.EnsureAt(ctx, rows, checkpoint)
 }
 
 // A row's checkpoint before any record of its shard is taken: "" reads
@@ -213,22 +212,6 @@ func startOf(checkpoint string) (kinesis.Start, error) {
 	default:
 		return kinesis.Start{After: checkpoint, Position: types.ShardIteratorTypeTrimHorizon}, nil
 	}
-}
-
-// ensureAt is Ensure with checkpoint as the new rows' checkpoint.
-func (t *Table) ensureAt(ctx context.Context, shards map[string][]string, checkpoint string) error {
-	b := &pgx.Batch{}
-	for shard, parents := range shards {
-		if parents == nil {
-			parents = []string{}
-		}
-		b.Queue(`INSERT INTO `+t.table+` (stream, shard, parents, checkpoint) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-			t.stream, shard, parents, checkpoint)
-	}
-	if err := t.pool.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("lease table %s: create rows: %w", t.table, err)
-	}
-	return nil
 }
 
 // handler adapts the coordinator's Start to the source's read.

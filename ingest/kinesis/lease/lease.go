@@ -90,12 +90,19 @@ func Open(ctx context.Context, pool *pgxpool.Pool, schema, table, stream string)
 // the shards found at start and children found at a parent's end. Rows
 // that exist are left as they are.
 func (t *Table) Ensure(ctx context.Context, shards map[string][]string) error {
+	return t.EnsureAt(ctx, shards, "")
+}
+
+// EnsureAt is Ensure with checkpoint as the new rows' checkpoint (a
+// fleet's starting position, see Fleet).
+func (t *Table) EnsureAt(ctx context.Context, shards map[string][]string, checkpoint string) error {
 	b := &pgx.Batch{}
 	for shard, parents := range shards {
 		if parents == nil {
 			parents = []string{}
 		}
-		b.Queue(`INSERT INTO `+t.table+` (stream, shard, parents) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, t.stream, shard, parents)
+		b.Queue(`INSERT INTO `+t.table+` (stream, shard, parents, checkpoint) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+			t.stream, shard, parents, checkpoint)
 	}
 	if err := t.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("lease table %s: create rows: %w", t.table, err)
