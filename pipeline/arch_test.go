@@ -30,6 +30,7 @@ var allowed = []struct {
 	{"transform/...", []string{"pipeline", "transform"}},
 	{"destinations/...", []string{"pipeline", "destinations", "destinations/format/...", "destinations/object/...", "destinations/internal/..."}},
 	{"pipeline/runner", []string{"pipeline", "buffer"}},
+	{"pipeline/status", nil},
 	{"pipeline/assemble", []string{"pipeline/...", "config", "buffer/...", "ingest/...", "transform/...", "destinations/...", "buffer"}},
 	{"cmd/...", []string{"config", "pipeline", "pipeline/assemble", "destinations/format/parquet", "transform/wasm"}},
 	{"deploy/...", []string{"deploy/testpeers/receiver", "deploy/testpeers/pgproxy", "deploy/testpeers/redshift"}},
