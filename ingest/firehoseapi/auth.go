@@ -10,7 +10,7 @@ import (
 // authenticate runs Config.Verify on a request whose body is read: the
 // access key that signed it, or the error to answer (AWS's, from package
 // sigv4). Without Verify every request is accepted, as the key "".
-func (h *Handler) authenticate(r *http.Request, body []byte) (string, *apiError) {
+func (h *handler) authenticate(r *http.Request, body []byte) (string, *apiError) {
 	if h.verify == nil {
 		return "", nil
 	}
@@ -18,7 +18,7 @@ func (h *Handler) authenticate(r *http.Request, body []byte) (string, *apiError)
 }
 
 // authenticateHash is authenticate with the body's hash computed already.
-func (h *Handler) authenticateHash(r *http.Request, payload string) (string, *apiError) {
+func (h *handler) authenticateHash(r *http.Request, payload string) (string, *apiError) {
 	key, err := h.verify(r, payload)
 	if err == nil {
 		return key, nil
@@ -35,7 +35,7 @@ func (h *Handler) authenticateHash(r *http.Request, payload string) (string, *ap
 // authorize checks Config.Allow: IAM's AccessDeniedException names the
 // principal, the action and the stream's ARN (the stream need not exist:
 // IAM decides before the service looks).
-func (h *Handler) authorize(key, action, stream string) *apiError {
+func (h *handler) authorize(key, action, stream string) *apiError {
 	if h.allow == nil || h.allow(key, action, stream) {
 		return nil
 	}
@@ -48,7 +48,7 @@ func (h *Handler) authorize(key, action, stream string) *apiError {
 // hashAsync hashes body in a goroutine when requests are verified, so that
 // the hash (the bulk of verification: a pass over the body) runs while
 // the body is decoded; nil without verification.
-func (h *Handler) hashAsync(body []byte) <-chan string {
+func (h *handler) hashAsync(body []byte) <-chan string {
 	if h.verify == nil {
 		return nil
 	}

@@ -16,7 +16,7 @@ import (
 // the response value (marshalled with encoding/json) or an API error.
 type controlOp func(body []byte, key string) (any, *apiError)
 
-func (h *Handler) handleControl(w http.ResponseWriter, r *http.Request, op controlOp) int {
+func (h *handler) handleControl(w http.ResponseWriter, r *http.Request, op controlOp) int {
 	body, err := h.readBodyIn(w, r, nil, maxControlBodyBytes)
 	switch {
 	case errors.Is(err, errBodyTimeout):
@@ -71,7 +71,7 @@ func (v *validation) checkLimit(limit *int, lo, hi int) {
 	}
 }
 
-func (h *Handler) listDeliveryStreams(body []byte, key string) (any, *apiError) {
+func (h *handler) listDeliveryStreams(body []byte, key string) (any, *apiError) {
 	var in struct {
 		Limit                            *int
 		DeliveryStreamType               *string
@@ -121,7 +121,7 @@ func (h *Handler) listDeliveryStreams(body []byte, key string) (any, *apiError) 
 
 // findStream validates a DeliveryStreamName input, checks that key may do
 // action on it, and looks the stream up.
-func (h *Handler) findStream(name *string, v *validation, key, action string) (*stream, *apiError) {
+func (h *handler) findStream(name *string, v *validation, key, action string) (*stream, *apiError) {
 	if name == nil {
 		v.checkStreamName("", false, "deliveryStreamName")
 	} else {
@@ -140,7 +140,7 @@ func (h *Handler) findStream(name *string, v *validation, key, action string) (*
 	return s, nil
 }
 
-func (h *Handler) listTags(body []byte, key string) (any, *apiError) {
+func (h *handler) listTags(body []byte, key string) (any, *apiError) {
 	var in struct {
 		DeliveryStreamName   *string
 		ExclusiveStartTagKey *string

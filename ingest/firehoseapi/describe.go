@@ -66,7 +66,7 @@ type deliveryStreamDescription struct {
 	HasMoreDestinations                   bool
 }
 
-func (h *Handler) describeDeliveryStream(body []byte, key string) (any, *apiError) {
+func (h *handler) describeDeliveryStream(body []byte, key string) (any, *apiError) {
 	var in struct {
 		DeliveryStreamName          *string
 		Limit                       *int
@@ -115,6 +115,6 @@ func epochSeconds(ms int64) json.Number {
 	return json.Number(strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64))
 }
 
-func (h *Handler) roleARN(s *stream) string {
+func (h *handler) roleARN(s *stream) string {
 	return cmp(s.info.RoleARN, "arn:aws:iam::"+h.account+":role/sluice")
 }

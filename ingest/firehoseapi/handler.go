@@ -58,6 +58,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-dev/sluice/pipeline"
@@ -152,15 +153,25 @@ type Config struct {
 // 100 KiB/s.
 const DefaultBodyTimeout = time.Minute
 
-// Handler serves the Firehose API. It is safe for concurrent use.
+// Handler serves the Firehose API. It is safe for concurrent use. Update
+// replaces its streams and authentication while it serves: each request
+// is answered wholly under the configuration it started with.
 type Handler struct {
+	cur atomic.Pointer[handler]
+}
+
+// handler is one configuration of the Handler. What outlives a
+// configuration (the in-flight budget, the decoder slots, the pooled
+// request memory, the metrics, unchanged quotas' token buckets) is shared
+// by every generation.
+type handler struct {
 	region, account string
 	app             pipeline.Appender
 	log             *slog.Logger
 	metrics         *Metrics
 	streams         map[string]*stream
 	names           []string // sorted
-	pool            sync.Pool
+	pool            *sync.Pool
 	limiter         *byteLimiter
 	decoders        chan struct{}
 	verify          func(*http.Request, string) (string, error)
@@ -186,11 +197,42 @@ type reqState struct {
 
 // NewHandler validates cfg and returns a handler.
 func NewHandler(cfg Config) (*Handler, error) {
+	c, err := newHandler(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{}
+	h.cur.Store(c)
+	return h, nil
+}
+
+// Update validates cfg and makes it the configuration of the requests
+// that start from now on; requests in progress finish under the previous
+// one. The in-flight budget (MaxInFlightBytes), the metrics and the quota
+// of every stream whose quota is unchanged carry over; Appender, Logger
+// and Metrics may change, MaxInFlightBytes may not. On error nothing
+// changes.
+func (h *Handler) Update(cfg Config) error {
+	c, err := newHandler(cfg, h.cur.Load())
+	if err != nil {
+		return err
+	}
+	h.cur.Store(c)
+	return nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.cur.Load().ServeHTTP(w, r)
+}
+
+// newHandler builds a configuration; prev, when not nil, is the one it
+// replaces.
+func newHandler(cfg Config, prev *handler) (*handler, error) {
 	if cfg.Appender == nil {
 		return nil, errors.New("firehoseapi: Config.Appender is required")
 	}
-	h := &Handler{
-		decoders:    make(chan struct{}, decodersFor(runtime.GOMAXPROCS(0))),
+	h := &handler{
 		region:      cmp(cfg.Region, "us-east-1"),
 		account:     cmp(cfg.AccountID, "000000000000"),
 		app:         cfg.Appender,
@@ -206,6 +248,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.metrics == nil && prev != nil {
+		h.metrics = prev.metrics
 	}
 	if h.metrics == nil {
 		m, err := NewMetrics(nil)
@@ -240,7 +285,11 @@ func NewHandler(cfg Config) (*Handler, error) {
 		si.Destination = nil // kept encoded only
 		var q *limiter
 		if !si.Quota.isZero() {
-			q = newLimiter(si.Quota)
+			if old := prev.stream(si.Name); old != nil && old.quota != nil && old.info.Quota == si.Quota {
+				q = old.quota // its tokens carry over
+			} else {
+				q = newLimiter(si.Quota)
+			}
 		}
 		h.streams[si.Name] = &stream{
 			quota: q,
@@ -252,13 +301,26 @@ func NewHandler(cfg Config) (*Handler, error) {
 		h.names = append(h.names, si.Name)
 	}
 	slices.Sort(h.names)
+	if prev != nil {
+		h.limiter, h.decoders, h.pool = prev.limiter, prev.decoders, prev.pool
+		return h, nil
+	}
 	limit := cfg.MaxInFlightBytes
 	if limit <= 0 {
 		limit = 64 << 20
 	}
 	h.limiter = newByteLimiter(limit)
-	h.pool.New = func() any { return &reqState{} }
+	h.decoders = make(chan struct{}, decodersFor(runtime.GOMAXPROCS(0)))
+	h.pool = &sync.Pool{New: func() any { return &reqState{} }}
 	return h, nil
+}
+
+// stream returns the named stream of a configuration that may be nil.
+func (h *handler) stream(name string) *stream {
+	if h == nil {
+		return nil
+	}
+	return h.streams[name]
 }
 
 func cmp(s, def string) string {
@@ -281,8 +343,8 @@ func knownOperation(op string) bool {
 	return false
 }
 
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP answers one request under this configuration.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	hdr := w.Header()
 	hdr.Set("X-Amzn-RequestId", newRequestID())
@@ -367,13 +429,13 @@ func newRequestID() string {
 }
 
 // writeError writes e and returns its status.
-func (h *Handler) writeError(w http.ResponseWriter, e *apiError) int {
+func (h *handler) writeError(w http.ResponseWriter, e *apiError) int {
 	var buf [256]byte
 	h.writeBody(w, e.Status, appendErrorBody(buf[:0], e))
 	return e.Status
 }
 
-func (h *Handler) writeBody(w http.ResponseWriter, status int, body []byte) {
+func (h *handler) writeBody(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	if _, err := w.Write(body); err != nil {
@@ -385,7 +447,7 @@ var errBodyTooLarge = errors.New("request body too large")
 
 // readBodyIn is readBody with the handler's body deadline: it returns
 // errBodyTimeout when the body did not arrive in time.
-func (h *Handler) readBodyIn(w http.ResponseWriter, r *http.Request, buf []byte, limit int) ([]byte, error) {
+func (h *handler) readBodyIn(w http.ResponseWriter, r *http.Request, buf []byte, limit int) ([]byte, error) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(h.bodyTimeout)) // not every ResponseWriter supports it (tests' recorders)
 	body, err := readBody(r, buf, limit)

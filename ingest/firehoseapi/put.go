@@ -9,7 +9,7 @@ import (
 )
 
 // handlePut serves PutRecord (batch=false) and PutRecordBatch.
-func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, batch bool) int {
+func (h *handler) handlePut(w http.ResponseWriter, r *http.Request, batch bool) int {
 	weight := r.ContentLength
 	if weight < 0 || weight > MaxBodyBytes {
 		weight = MaxBodyBytes
@@ -89,7 +89,7 @@ func nameOK(req *putRequest) bool {
 }
 
 // lookup finds the target stream of a put and checks it accepts puts.
-func (h *Handler) lookup(name []byte) (*stream, *apiError) {
+func (h *handler) lookup(name []byte) (*stream, *apiError) {
 	s := h.streams[string(name)]
 	if s == nil {
 		return nil, notFound(string(name), h.account)
@@ -100,7 +100,7 @@ func (h *Handler) lookup(name []byte) (*stream, *apiError) {
 	return s, nil
 }
 
-func (h *Handler) putRecordBatch(w http.ResponseWriter, r *http.Request, st *reqState) int {
+func (h *handler) putRecordBatch(w http.ResponseWriter, r *http.Request, st *reqState) int {
 	req := &st.req
 	recs := req.records()
 
@@ -206,7 +206,7 @@ func (h *Handler) putRecordBatch(w http.ResponseWriter, r *http.Request, st *req
 	return http.StatusOK
 }
 
-func (h *Handler) putRecord(w http.ResponseWriter, r *http.Request, st *reqState) int {
+func (h *handler) putRecord(w http.ResponseWriter, r *http.Request, st *reqState) int {
 	req := &st.req
 	var v validation
 	if !nameOK(req) {
@@ -260,7 +260,7 @@ func (h *Handler) putRecord(w http.ResponseWriter, r *http.Request, st *reqState
 // logAppendError logs a failed append: at debug level when the request's
 // own context ended (the client went away, or the server is shutting
 // down), as an error otherwise.
-func (h *Handler) logAppendError(r *http.Request, msg, stream string, n int, err error) {
+func (h *handler) logAppendError(r *http.Request, msg, stream string, n int, err error) {
 	if r.Context().Err() != nil {
 		h.log.Debug(msg+": request ended", "stream", stream, "records", n, "err", err)
 		return
