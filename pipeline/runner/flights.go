@@ -276,6 +276,7 @@ func (f *flights) loop() error {
 	var (
 		drainAt    pipeline.Position
 		draining   bool
+		stopping   bool
 		timer      = time.NewTimer(time.Hour)
 		interval   = r.opts.Interval
 		buf        = r.opts.Buffer
@@ -310,6 +311,11 @@ func (f *flights) loop() error {
 		}
 		st := buf.State()
 		cursor := f.next(st.Committed)
+		if !stopping && r.stopping() {
+			// Stopping is draining up to the end of what is in flight.
+			stopping, draining, drainAt = true, true, cursor
+			r.log.Info("stopping: finishing the batches in flight", "in_flight", len(f.batches), "backlog_bytes", st.Bytes)
+		}
 		if !draining && r.draining() {
 			draining, drainAt = true, st.Head
 			r.log.Info("draining", "backlog_bytes", st.Bytes, "until", uint64(drainAt), "in_flight", len(f.batches))
@@ -373,6 +379,7 @@ func (f *flights) loop() error {
 		case <-f.notifyWake(notify, free):
 		case <-timer.C:
 		case <-r.drainWake(draining):
+		case <-r.stopWake(stopping):
 		}
 		timer.Stop()
 	}
@@ -386,6 +393,14 @@ func (f *flights) notifyWake(notify <-chan struct{}, free bool) <-chan struct{} 
 		return notify
 	}
 	return nil
+}
+
+// stopWake is drainWake for Stop.
+func (r *Runner) stopWake(stopping bool) <-chan struct{} {
+	if stopping {
+		return nil
+	}
+	return r.stopCh
 }
 
 // drainWake returns the drain channel until draining has started, then nil

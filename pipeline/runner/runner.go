@@ -152,7 +152,24 @@ type Runner struct {
 
 	drainOnce sync.Once
 	drainCh   chan struct{}
+	stopOnce  sync.Once
+	stopCh    chan struct{}
 	running   atomic.Bool
+	lastErr   atomic.Pointer[Status]
+}
+
+// Status is what a runner last went through, for the status page.
+type Status struct {
+	LastError   string    // the last error logged (delivery, processing, buffer), "" if none
+	LastErrorAt time.Time // when
+}
+
+// Status returns the last error the runner met.
+func (r *Runner) Status() Status {
+	if s := r.lastErr.Load(); s != nil {
+		return *s
+	}
+	return Status{}
 }
 
 // New checks opts and returns a Runner.
@@ -229,6 +246,7 @@ func New(opts Options) (*Runner, error) {
 		metrics: opts.Metrics.forStream(opts.Stream, opts.DestinationName),
 		limiter: newLogLimiter(opts.LogEvery),
 		drainCh: make(chan struct{}),
+		stopCh:  make(chan struct{}),
 	}, nil
 }
 
@@ -238,6 +256,25 @@ func New(opts Options) (*Runner, error) {
 // idempotent and may be called before Run.
 func (r *Runner) Drain() {
 	r.drainOnce.Do(func() { close(r.drainCh) })
+}
+
+// Stop asks Run to finish the batches it has in flight, start no other,
+// and return nil: what is buffered after them stays buffered for the next
+// runner of the stream (a configuration reload hands the buffer over this
+// way). It does not wait; wait for Run to return, or cancel Run's context
+// to abandon the deliveries (their batches are redelivered identically).
+// Stop is idempotent, may be called before Run and wins over Drain.
+func (r *Runner) Stop() {
+	r.stopOnce.Do(func() { close(r.stopCh) })
+}
+
+func (r *Runner) stopping() bool {
+	select {
+	case <-r.stopCh:
+		return true
+	default:
+		return false
+	}
 }
 
 func (r *Runner) draining() bool {
@@ -338,6 +375,7 @@ func (r *Runner) retryForever(ctx context.Context, what string, op func() error)
 }
 
 func (r *Runner) logError(key, msg string, err error, args ...any) {
+	r.lastErr.Store(&Status{LastError: msg + ": " + err.Error(), LastErrorAt: time.Now()})
 	ok, suppressed := r.limiter.allow(key, time.Now())
 	if !ok {
 		return
