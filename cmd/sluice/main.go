@@ -7,6 +7,7 @@
 //	sluice schema infer < sample.ndjson              print a Parquet schema
 //	sluice put      --stream NAME < FILE             send newline-delimited records
 //	sluice load     [flags]                          load-test a running endpoint
+//	sluice top      [--endpoint URL] [--once]        watch the streams (the status page's data)
 //	sluice version                                   print the version
 package main
 
@@ -32,6 +33,7 @@ Commands:
   schema    infer a Parquet schema:    sluice schema infer < sample.ndjson
   put       send lines as records:     sluice put --stream NAME [--endpoint URL] < records.ndjson
   load      load-test an endpoint:     sluice load --stream NAME [--endpoint URL] ...
+  top       watch the streams:         sluice top [--endpoint URL] [--admin-token T] [--interval 2s] [--once]
   version   print the version
 
 Run 'sluice <command> -h' for the flags of a command.
@@ -68,6 +70,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return cmdLoad(ctx, args[1:], stdout, stderr)
+	case "top":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return cmdTop(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "sluice %s\n", version)
 		return 0
