@@ -8,9 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/pipeline/assemble"
@@ -44,28 +46,37 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sluice run: --config FILE is required")
 		return 2
 	}
-	cfg, err := config.Load(*path)
+	load := func() (*config.Config, error) {
+		cfg, err := config.Load(*path)
+		if err != nil {
+			return nil, err
+		}
+		if *dataDir != "" {
+			cfg.DataDir = *dataDir
+		}
+		return cfg, nil
+	}
+	cfg, err := load()
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return 1
 	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
-	}
-	logger := newLogger(cfg.Log, stderr)
+	var level slog.LevelVar
+	logger := newLogger(cfg.Log, &level, stderr)
 	if n := runtime.GOMAXPROCS(0); n < minProcs && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(minProcs)
 		logger.Info("GOMAXPROCS raised for prompt network wake-ups", "cpus", n, "gomaxprocs", minProcs)
 	}
-	if cfg.MemoryLimit > 0 {
-		if env := os.Getenv("GOMEMLIMIT"); env != "" {
-			logger.Info("memory_limit ignored: GOMEMLIMIT is set", "GOMEMLIMIT", env)
-		} else {
-			debug.SetMemoryLimit(int64(cfg.MemoryLimit))
-			logger.Info("soft memory limit set", "memory_limit", cfg.MemoryLimit.String())
+	applyMemoryLimit(cfg, logger)
+	format := cfg.Log.Format
+	apply := func(next *config.Config) {
+		level.Set(logLevel(next.Log))
+		if !strings.EqualFold(next.Log.Format, format) {
+			logger.Warn("log.format changes at the next restart", "running", format, "configured", next.Log.Format)
 		}
+		applyMemoryLimit(next, logger)
 	}
-	d, err := assemble.New(cfg, assemble.Options{Logger: logger, Version: version})
+	d, err := assemble.New(cfg, assemble.Options{Logger: logger, Version: version, Load: load, Apply: apply})
 	if err != nil {
 		var ce config.Errors
 		if errors.As(err, &ce) {
@@ -75,6 +86,22 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Error("start-up failed", "err", err)
 		return 1
 	}
+	// SIGHUP reloads the configuration (systemd's ExecReload), as POST
+	// /-/reload does; the daemon logs the outcome.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP: reloading the configuration", "config", *path)
+				_ = d.Reload(ctx) // logged by the daemon
+			}
+		}
+	}()
 	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("stopped with an error", "err", err)
 		return 1
@@ -136,13 +163,35 @@ func printConfigErrors(w io.Writer, err error) {
 	fmt.Fprintln(w, err)
 }
 
-// newLogger builds the process logger from the log block.
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+// newLogger builds the process logger from the log block; its level is
+// level's, which a reload changes.
+func newLogger(c config.Log, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	level.Set(logLevel(c))
 	opts := &slog.HandlerOptions{Level: level}
 	if strings.EqualFold(c.Format, "json") {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func logLevel(c config.Log) slog.Level {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+	return level
+}
+
+// applyMemoryLimit sets the soft memory limit of memory_limit, unless
+// GOMEMLIMIT is set.
+func applyMemoryLimit(cfg *config.Config, logger *slog.Logger) {
+	if cfg.MemoryLimit <= 0 {
+		return
+	}
+	if env := os.Getenv("GOMEMLIMIT"); env != "" {
+		logger.Info("memory_limit ignored: GOMEMLIMIT is set", "GOMEMLIMIT", env)
+		return
+	}
+	if int64(cfg.MemoryLimit) != debug.SetMemoryLimit(-1) {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+		logger.Info("soft memory limit set", "memory_limit", cfg.MemoryLimit.String())
+	}
 }

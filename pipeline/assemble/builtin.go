@@ -140,6 +140,7 @@ type metrics struct {
 	runner  *runner.Metrics
 	api     *firehoseapi.Metrics
 	health  *healthMetrics
+	reload  *reloadMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) (metrics, error) {
@@ -163,5 +164,9 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 	if err != nil {
 		return metrics{}, fmt.Errorf("kinesis source metrics: %w", err)
 	}
-	return metrics{disk: dm, runner: rm, api: am, health: hm, kinesis: km}, nil
+	rl, err := newReloadMetrics(reg)
+	if err != nil {
+		return metrics{}, err
+	}
+	return metrics{disk: dm, runner: rm, api: am, health: hm, kinesis: km, reload: rl}, nil
 }

@@ -52,29 +52,39 @@ func checkBuffers(cfg *config.Config) config.Errors {
 	return errs
 }
 
-// reportStranded logs and exports, for every buffer directory that no
-// configured disk-buffered stream uses, the undelivered records it still
-// holds (a stream removed or renamed). Nothing is deleted.
-func reportStranded(cfg *config.Config, dataDir string, log *slog.Logger, reg prometheus.Registerer) error {
+// stranded exports, for every buffer directory that no configured
+// disk-buffered stream uses, the undelivered records it still holds (a
+// stream removed or renamed); refresh also logs them. Nothing is deleted.
+type stranded struct{ gauge *prometheus.GaugeVec }
+
+func newStranded(reg prometheus.Registerer) (*stranded, error) {
+	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_buffer_stranded_bytes",
+		Help: "Undelivered bytes in a buffer directory that no configured stream uses (a stream removed, renamed or switched to memory); never deleted.",
+	}, []string{"stream"})
+	if err := reg.Register(gauge); err != nil {
+		return nil, fmt.Errorf("register stranded-buffer metric: %w", err)
+	}
+	return &stranded{gauge: gauge}, nil
+}
+
+// refresh looks at the buffer directories again (at start and after every
+// reload).
+func (st *stranded) refresh(cfg *config.Config, dataDir string, log *slog.Logger) {
 	used := map[string]bool{}
 	for i := range cfg.Streams {
 		if cfg.Streams[i].Buffer.Type != config.BufferMemory {
 			used[cfg.Streams[i].Name] = true
 		}
 	}
+	st.gauge.Reset()
 	entries, err := os.ReadDir(bufferRoot(dataDir))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return
 	}
 	if err != nil {
-		return fmt.Errorf("listing buffers: %w", err)
-	}
-	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "sluice_buffer_stranded_bytes",
-		Help: "Undelivered bytes in a buffer directory that no configured stream uses (a stream removed, renamed or switched to memory); never deleted.",
-	}, []string{"stream"})
-	if err := reg.Register(gauge); err != nil {
-		return fmt.Errorf("register stranded-buffer metric: %w", err)
+		log.Warn("listing the buffer directories", "dir", bufferRoot(dataDir), "err", err)
+		return
 	}
 	for _, e := range entries {
 		if !e.IsDir() || used[e.Name()] {
@@ -89,9 +99,8 @@ func reportStranded(cfg *config.Config, dataDir string, log *slog.Logger, reg pr
 		if b.Bytes == 0 {
 			continue
 		}
-		gauge.WithLabelValues(e.Name()).Set(float64(b.Bytes))
+		st.gauge.WithLabelValues(e.Name()).Set(float64(b.Bytes))
 		log.Warn("a buffer directory that no configured stream uses holds undelivered records; they stay there until a stream of that name delivers them",
 			"stream", e.Name(), "dir", dir, "bytes", b.Bytes, "records", b.Records)
 	}
-	return nil
 }

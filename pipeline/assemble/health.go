@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -33,9 +34,9 @@ type probe struct {
 type health struct {
 	log     *slog.Logger
 	metrics *healthMetrics
-	streams map[string][]probe
 
 	mu      sync.Mutex
+	streams map[string][]probe
 	checked bool
 	failing map[string]string // stream → reason
 }
@@ -59,8 +60,20 @@ func newHealth(log *slog.Logger, m *healthMetrics) *health {
 	return &health{log: log, metrics: m, streams: map[string][]probe{}, failing: map[string]string{}}
 }
 
-func (h *health) add(stream string, p ...probe) {
-	h.streams[stream] = append(h.streams[stream], p...)
+// set makes probes stream's readiness checks (a reload replaces them).
+func (h *health) set(stream string, probes []probe) {
+	h.mu.Lock()
+	h.streams[stream] = probes
+	h.mu.Unlock()
+}
+
+// remove forgets a stream (removed by a reload).
+func (h *health) remove(stream string) {
+	h.mu.Lock()
+	delete(h.streams, stream)
+	delete(h.failing, stream)
+	h.mu.Unlock()
+	h.metrics.ready.DeleteLabelValues(stream)
 }
 
 // run probes every stream until ctx is done.
@@ -79,11 +92,14 @@ func (h *health) run(ctx context.Context) {
 
 func (h *health) probeAll(ctx context.Context) {
 	var wg sync.WaitGroup
-	for stream, probes := range h.streams {
+	h.mu.Lock()
+	streams := maps.Clone(h.streams)
+	h.mu.Unlock()
+	for stream, probes := range streams {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h.set(stream, runProbes(ctx, probes))
+			h.record(stream, runProbes(ctx, probes))
 		}()
 	}
 	wg.Wait()
@@ -108,8 +124,12 @@ func runProbes(ctx context.Context, probes []probe) string {
 	return ""
 }
 
-func (h *health) set(stream, reason string) {
+func (h *health) record(stream, reason string) {
 	h.mu.Lock()
+	if _, ok := h.streams[stream]; !ok {
+		h.mu.Unlock()
+		return // removed while it was probed
+	}
 	prev, was := h.failing[stream]
 	if reason == "" {
 		delete(h.failing, stream)

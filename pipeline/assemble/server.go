@@ -3,6 +3,7 @@ package assemble
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,12 +20,21 @@ import (
 	"github.com/sluice-dev/sluice/config"
 )
 
-// opsHandler serves /metrics, /healthz, /readyz and /debug/pprof/. With a
-// token, /metrics and /debug/pprof/ need "Authorization: Bearer <token>"
-// (Prometheus's bearer_token); the probes stay open, for orchestrators.
-func opsHandler(reg *prometheus.Registry, ready func() error, token string) http.Handler {
-	mux := http.NewServeMux()
-	guard := func(h http.Handler) http.Handler { return bearer(token, h) }
+// ops serves /metrics, /healthz, /readyz, /debug/pprof/ and POST
+// /-/reload (and the status page, when set). With a token, all but the
+// probes need "Authorization: Bearer <token>" (Prometheus's
+// bearer_token); the probes stay open, for orchestrators. A reload
+// changes the token.
+type ops struct {
+	token atomic.Pointer[string]
+	mux   *http.ServeMux
+}
+
+func newOps(reg *prometheus.Registry, ready func() error, reload func(context.Context) error) *ops {
+	o := &ops{mux: http.NewServeMux()}
+	o.token.Store(new(string))
+	mux := o.mux
+	guard := o.bearer
 	mux.Handle("GET /metrics", guard(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	// Go's profiler, for finding hot spots in production (pprof).
 	mux.Handle("GET /debug/pprof/", guard(http.HandlerFunc(pprof.Index)))
@@ -43,18 +54,31 @@ func opsHandler(reg *prometheus.Registry, ready func() error, token string) http
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	return mux
+	// Prometheus's lifecycle endpoint: reload the configuration file, as
+	// SIGHUP does, and answer once it is applied or rejected.
+	mux.Handle("POST /-/reload", guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := reload(r.Context()); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = fmt.Fprintf(w, "reload rejected; the previous configuration keeps running:\n%v\n", err)
+			return
+		}
+		_, _ = w.Write([]byte("reloaded\n"))
+	})))
+	return o
 }
 
-// bearer requires token (when not empty) as a bearer token: 401 without
-// it, compared in constant time.
-func bearer(token string, h http.Handler) http.Handler {
-	if token == "" {
-		return h
-	}
-	want := []byte("Bearer " + token)
+func (o *ops) ServeHTTP(w http.ResponseWriter, r *http.Request) { o.mux.ServeHTTP(w, r) }
+
+// handle adds a guarded GET route (the status page).
+func (o *ops) handle(pattern string, h http.Handler) { o.mux.Handle(pattern, o.bearer(h)) }
+
+// bearer requires the token (when not empty) as a bearer token: 401
+// without it, compared in constant time.
+func (o *ops) bearer(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		token := *o.token.Load()
+		if token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
 			http.Error(w, "a bearer token is required (admin_token)", http.StatusUnauthorized)
 			return
@@ -63,24 +87,43 @@ func bearer(token string, h http.Handler) http.Handler {
 	})
 }
 
-// apiWithOps routes GET requests for the operational paths to ops and every
-// other request to the Firehose API (which answers on POST /).
-func apiWithOps(api, ops http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
-			switch p := r.URL.Path; {
-			case p == "/metrics", p == "/healthz", p == "/readyz", strings.HasPrefix(p, "/debug/pprof/"):
-				ops.ServeHTTP(w, r)
-				return
-			}
-		}
-		api.ServeHTTP(w, r)
-	})
+// opsPath reports whether r is for the operational endpoints rather than
+// the Firehose API (which answers on POST /).
+func opsPath(r *http.Request) bool {
+	p := r.URL.Path
+	switch r.Method {
+	case http.MethodGet:
+		return p == "/metrics" || p == "/healthz" || p == "/readyz" || p == "/status" || p == "/status.json" ||
+			strings.HasPrefix(p, "/debug/pprof/")
+	case http.MethodPost:
+		return p == "/-/reload"
+	}
+	return false
 }
 
-// server is one HTTP listener with its purpose, for logs.
+// front is the API listener's handler: the Firehose API, and the
+// operational endpoints too while no admin listener is configured.
+type front struct {
+	api, ops http.Handler
+	withOps  atomic.Bool
+}
+
+func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.withOps.Load() && opsPath(r) {
+		f.ops.ServeHTTP(w, r)
+		return
+	}
+	f.api.ServeHTTP(w, r)
+}
+
+// server is one HTTP listener with its purpose, for logs. Its TLS
+// settings can change while it serves (a reload): every handshake takes
+// the current ones.
 type server struct {
 	name string
+	addr string
+	tls  bool
+	cur  atomic.Pointer[tls.Config]
 	srv  *http.Server
 	ln   net.Listener
 }
@@ -94,13 +137,20 @@ func listen(name, addr string, h http.Handler, t config.TLS, log *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("%s listener on %s: %w", name, addr, err)
 	}
-	return &server{name: name, ln: ln, srv: &http.Server{
+	s := &server{name: name, addr: addr, ln: ln, srv: &http.Server{
 		Handler:           h,
-		TLSConfig:         tc,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}}, nil
+	}}
+	if tc != nil {
+		s.tls = true
+		s.cur.Store(tc)
+		s.srv.TLSConfig = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return s.cur.Load(), nil
+		}}
+	}
+	return s, nil
 }
 
 func (s *server) serve(errc chan<- error) {

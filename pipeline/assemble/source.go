@@ -60,7 +60,7 @@ type runnable interface {
 // buildSource builds a stream's Kinesis source over its buffer (opened
 // with the source positions tracked) and its scheduler: Local, with its
 // state under <data_dir>/source/<stream>, or the fleet's leases.
-func (d *Daemon) buildSource(ctx context.Context, sp *streamPlan, buf buffer.Buffer, m metrics) (runnable, func(), time.Time, error) {
+func (d *Daemon) buildSource(ctx context.Context, sp *streamPlan, buf buffer.Buffer, cfg *config.Config) (runnable, func(), time.Time, error) {
 	sc := sp.cfg
 	tracked, ok := buf.(kinesis.Buffer)
 	if !ok {
@@ -80,11 +80,11 @@ func (d *Daemon) buildSource(ctx context.Context, sp *streamPlan, buf buffer.Buf
 	so := kinesis.SourceOptions{
 		Stream:        sc.Name,
 		KinesisStream: sp.src.Stream(),
-		StreamARN:     sp.src.ARN(d.cfg.Region, d.cfg.AccountID),
+		StreamARN:     sp.src.ARN(cfg.Region, cfg.AccountID),
 		Client:        client,
 		Buffer:        tracked,
 		Read:          sp.src.Read(),
-		Metrics:       m.kinesis,
+		Metrics:       d.m.kinesis,
 		Logger:        log,
 	}
 	cleanup := func() {}
@@ -94,7 +94,7 @@ func (d *Daemon) buildSource(ctx context.Context, sp *streamPlan, buf buffer.Buf
 		worker := fo.Worker
 		if worker == "" {
 			host, _ := os.Hostname()
-			worker = host + "/" + d.cfg.Listen
+			worker = host + "/" + cfg.Listen
 		}
 		fleet, err = lease.NewFleet(ctx, lease.FleetConfig{
 			DSN: fo.DSN, Schema: fo.Schema, Table: fo.Table, Worker: worker, Duration: fo.LeaseDuration,

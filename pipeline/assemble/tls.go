@@ -90,7 +90,9 @@ func tlsConfig(t config.TLS, log *slog.Logger) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: loader.get}
+	// NextProtos as http.Server.ServeTLS sets them, which it cannot do on
+	// the configurations a listener hands out per handshake.
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: loader.get, NextProtos: []string{"h2", "http/1.1"}}
 	if t.ClientCAFile != "" {
 		pem, err := os.ReadFile(t.ClientCAFile)
 		if err != nil {

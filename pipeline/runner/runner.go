@@ -311,6 +311,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	f := newFlights(r, ctx)
 	err := f.run()
 	switch {
+	case err == nil && r.stopping():
+		r.log.Info("runner stopped; the buffer is handed over")
 	case err == nil:
 		r.log.Info("runner drained and stopped")
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):

@@ -297,3 +297,7 @@ func (s settings) resolve(deps pipeline.Deps) settings {
 	s.region = cmp.Or(s.region, deps.Region, DefaultRegion)
 	return s
 }
+
+// Files are the files New reads: the module. A configuration reload
+// rebuilds the processor when one of them changes.
+func (c Compiled) Files() []string { return []string{c.s.module} }
