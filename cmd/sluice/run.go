@@ -48,16 +48,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	load := func() (*config.Config, error) {
 		cfg, err := config.Load(*path)
-		if err != nil {
-			return nil, err
-		}
-		if *dataDir != "" {
+		if cfg != nil && *dataDir != "" {
 			cfg.DataDir = *dataDir
 		}
-		return cfg, nil
+		return cfg, err
 	}
 	cfg, err := load()
-	if err != nil {
+	if err != nil || cfg == nil {
 		printConfigErrors(stderr, err)
 		return 1
 	}

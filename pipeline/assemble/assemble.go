@@ -40,7 +40,9 @@ type Options struct {
 	Logger  *slog.Logger
 	Version string
 	// Load reads the configuration again, for a reload (SIGHUP, POST
-	// /-/reload); nil: reloads are refused.
+	// /-/reload); nil: reloads are refused. With config.Errors it may
+	// return the configuration as far as it was read, whose components
+	// are then checked too.
 	Load func() (*config.Config, error)
 	// Apply, when set, is called with every configuration the daemon
 	// takes on at a reload, once it runs (the process settings the

@@ -138,7 +138,18 @@ func (d *Daemon) reloadOnce(ctx context.Context) (err error) {
 	}
 	cfg, err := d.opts.Load()
 	if err != nil {
-		return err
+		// As `sluice validate`: the components of a file with errors are
+		// checked too, so that every error is reported at once.
+		var all config.Errors
+		if cfg == nil || !errors.As(err, &all) {
+			return err
+		}
+		var more config.Errors
+		if errors.As(Check(cfg), &more) {
+			all = append(all, more...)
+		}
+		all.Sort()
+		return all
 	}
 	if abs, err := filepath.Abs(cfg.DataDir); err != nil || abs != d.dataDir {
 		return fmt.Errorf("data_dir cannot change without a restart (running with %s, the file says %s)", d.dataDir, cfg.DataDir)
