@@ -29,6 +29,18 @@ if ! command -v aws >/dev/null 2>&1; then
 fi
 aws --version >&2
 
+# Debian's Chromium: the real headless browser the status page is tested in
+# (cmd/sluice/status_test.go, driven by playwright-core; never a browser
+# build of Playwright's own).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing Chromium" >&2
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+
 # wabt's wat2wasm builds the hand-written WebAssembly test guests.
 if ! command -v wat2wasm >/dev/null 2>&1; then
   echo "installing wabt" >&2
@@ -37,13 +49,14 @@ fi
 
 # Node.js peers: s3rver (an independent S3 server), kinesalite (an
 # independent Kinesis Data Streams server), DuckDB (an independent Parquet
-# reader) and the AWS SDK for JavaScript v3's Firehose client (a second
-# SigV4 signer), pinned in deploy/testpeers/package.json.
+# reader), the AWS SDK for JavaScript v3's Firehose client (a second
+# SigV4 signer) and playwright-core (the driver of the headless Chromium),
+# pinned in deploy/testpeers/package.json.
 if ! command -v node >/dev/null 2>&1; then
   echo "installing Node.js" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
-if [ ! -d deploy/testpeers/node_modules/s3rver ] || [ ! -d deploy/testpeers/node_modules/@duckdb/node-api ] || [ ! -d deploy/testpeers/node_modules/kinesalite ] || [ ! -d deploy/testpeers/node_modules/@aws-sdk/client-firehose ]; then
+if [ ! -d deploy/testpeers/node_modules/s3rver ] || [ ! -d deploy/testpeers/node_modules/@duckdb/node-api ] || [ ! -d deploy/testpeers/node_modules/kinesalite ] || [ ! -d deploy/testpeers/node_modules/@aws-sdk/client-firehose ] || [ ! -d deploy/testpeers/node_modules/playwright-core ]; then
   echo "installing the Node.js test peers" >&2
   (cd deploy/testpeers && npm install --no-audit --no-fund --silent)
 fi
