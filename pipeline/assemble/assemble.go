@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,7 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/ingest/firehoseapi"
 	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/pipeline/status"
 )
 
 // Options are the process-level inputs that do not come from the file.
@@ -71,6 +73,9 @@ type Daemon struct {
 	front   *front
 	apiSrv  *server
 	admin   *server // nil without admin_listen
+
+	status  *status.Page
+	listed  atomic.Pointer[[]*stream] // d.streams for other goroutines
 
 	reloads chan reloadRequest
 	errs    chan error // a stream or listener failed: Run shuts down
@@ -144,6 +149,10 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	}
 	d.ops = newOps(reg, d.health.ready, d.Reload)
 	d.ops.token.Store(&cfg.AdminToken)
+	if err := d.newStatus(); err != nil {
+		return nil, err
+	}
+	d.list()
 	d.front = &front{api: d.api, ops: d.ops}
 	d.front.withOps.Store(cfg.AdminListen == "")
 	if d.apiSrv, err = listen("api", cfg.Listen, d.front, cfg.TLS, log); err != nil {
@@ -245,6 +254,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	healthCtx, stopHealth := context.WithCancel(ctx)
 	defer stopHealth()
 	go d.health.run(healthCtx)
+	go d.status.Run(healthCtx)
 	d.serve(d.apiSrv)
 	d.serve(d.admin)
 

@@ -150,6 +150,13 @@ func (h *health) record(stream, reason string) {
 	h.metrics.ready.WithLabelValues(stream).Set(v)
 }
 
+// reason is why stream is not ready, "" when it is (or not probed yet).
+func (h *health) reason(stream string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.failing[stream]
+}
+
 // ready returns nil when every stream is ready, else an error naming each
 // stream that is not and why.
 func (h *health) ready() error {

@@ -266,6 +266,7 @@ func (d *Daemon) reloadOnce(ctx context.Context) (err error) {
 		}
 	}
 	d.cfg = cfg
+	d.list()
 	d.strand.refresh(cfg, d.dataDir, d.log)
 	if d.opts.Apply != nil {
 		d.opts.Apply(cfg)
