@@ -74,8 +74,8 @@ type Daemon struct {
 	apiSrv  *server
 	admin   *server // nil without admin_listen
 
-	status  *status.Page
-	listed  atomic.Pointer[[]*stream] // d.streams for other goroutines
+	status *status.Page
+	listed atomic.Pointer[[]*stream] // d.streams for other goroutines
 
 	reloads chan reloadRequest
 	errs    chan error // a stream or listener failed: Run shuts down
