@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/deploy/testpeers/testcert"
 )
 
 // reloadStream is one stream block of the reload test's configurations.
@@ -224,4 +228,122 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("%d records acknowledged and delivered once across three reloads", total)
+}
+
+// TestReloadListenersAndAuth: a reload moves the operational endpoints to
+// a new admin listener behind a token, turns SigV4 auth on and off, moves
+// the API to another address and switches it to TLS, each taking effect
+// at once.
+func TestReloadListenersAndAuth(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, admin, moved := freeAddr(t), freeAddr(t), freeAddr(t)
+	cfg := filepath.Join(dir, "sluice.yaml")
+	write := func(listen, top string) {
+		t.Helper()
+		body := fmt.Sprintf("listen: %s\n%sstreams:\n  s:\n    destination: {type: file, path: out}\n", listen, top)
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	get := func(url, token string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	reloadAt := func(addr, token string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/-/reload", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if code, body := do(t, req); code != http.StatusOK {
+			t.Fatalf("reload: HTTP %d %s", code, body)
+		}
+	}
+	put := func(addr string) error {
+		_, err := putBatch(context.Background(), c, addr, "s", [][]byte{[]byte("x")})
+		return err
+	}
+
+	write(api, "")
+	d := startDaemon(t, cfg, dir, api)
+	if code := get("http://"+api+"/metrics", ""); code != http.StatusOK {
+		t.Fatalf("/metrics on the API listener: %d", code)
+	}
+
+	// An admin listener with a token: the operational endpoints move.
+	write(api, fmt.Sprintf("admin_listen: %s\nadmin_token: tok\n", admin))
+	reloadAt(api, "")
+	if code := get("http://"+api+"/metrics", ""); code == http.StatusOK {
+		t.Fatal("the API listener still serves /metrics")
+	}
+	if code := get("http://"+admin+"/metrics", ""); code != http.StatusUnauthorized {
+		t.Fatalf("admin /metrics without the token: %d", code)
+	}
+	if code := get("http://"+admin+"/metrics", "tok"); code != http.StatusOK {
+		t.Fatalf("admin /metrics with the token: %d", code)
+	}
+	if err := put(api); err != nil {
+		t.Fatalf("put after the admin listener moved: %v", err)
+	}
+
+	// SigV4 on: an unsigned put is refused; off again: accepted.
+	adminTop := fmt.Sprintf("admin_listen: %s\nadmin_token: tok\n", admin)
+	write(api, adminTop+"auth:\n  mode: sigv4\n  keys:\n    - access_key_id: AKIDRELOAD000000\n      secret_access_key: reload-secret\n")
+	reloadAt(admin, "tok")
+	if err := put(api); err == nil || !strings.Contains(err.Error(), "MissingAuthenticationToken") {
+		t.Fatalf("unsigned put with auth on: %v", err)
+	}
+	write(api, adminTop)
+	reloadAt(admin, "tok")
+	if err := put(api); err != nil {
+		t.Fatalf("unsigned put with auth off again: %v", err)
+	}
+
+	// The API moves to another address, then to TLS on it.
+	write(moved, adminTop)
+	reloadAt(admin, "tok")
+	if err := put(moved); err != nil {
+		t.Fatalf("put on the new address: %v", err)
+	}
+	if err := put(api); err == nil {
+		t.Fatal("the old address still takes puts")
+	}
+	write(moved, adminTop+fmt.Sprintf("tls: {cert_file: %s, key_file: %s}\n", ca.ServerCertFile, ca.ServerKeyFile))
+	reloadAt(admin, "tok")
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(must(os.ReadFile(ca.CAFile)))
+	tc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	if !waitFor(5*time.Second, func() bool {
+		resp, err := tc.Post("https://"+moved+"/", "application/x-amz-json-1.1", strings.NewReader("{}"))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}) {
+		t.Fatalf("no TLS on %s after the reload:\n%s", moved, d.log.String())
+	}
+	if strings.Count(d.log.String(), `msg="configuration reloaded"`) != 5 {
+		t.Fatalf("want 5 reloads logged:\n%s", d.log.String())
+	}
 }
