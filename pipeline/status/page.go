@@ -112,6 +112,12 @@ const none = "–"
 
 // formatValue is the text of a value; the script's fmt does the same.
 func formatValue(v any, format string) string {
+	if format == "opt" { // optional text: nothing when there is none
+		if v == nil {
+			return ""
+		}
+		return fmt.Sprint(v)
+	}
 	if v == nil {
 		return none
 	}

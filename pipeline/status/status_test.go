@@ -406,7 +406,7 @@ func TestFormats(t *testing.T) {
 		{12.345, "rate", "12.3"}, {1023.0, "bytes", "1023 B"}, {1536.0, "bytes", "1.5 KiB"}, {5.0 * (1 << 30), "bytesrate", "5.0 GiB/s"},
 		{4.25, "seconds", "4.2 s"}, {125.0, "seconds", "2m 5s"}, {7322.0, "seconds", "2h 2m"}, {90000.0, "seconds", "1d 1h"},
 		{true, "ready", "ready"}, {false, "ready", "not ready"}, {false, "bool", "no"},
-		{"2025-01-02T03:04:05.678Z", "time", "2025-01-02 03:04:05 UTC"}, {"", "text", "–"}, {"x", "text", "x"},
+		{"2025-01-02T03:04:05.678Z", "time", "2025-01-02 03:04:05 UTC"}, {"", "text", "–"}, {"x", "text", "x"}, {nil, "opt", ""}, {"why", "opt", "why"},
 	} {
 		if got := formatValue(c.v, c.format); got != c.want {
 			t.Errorf("formatValue(%v, %s) = %q, want %q", c.v, c.format, got, c.want)

@@ -18,6 +18,7 @@ const pageTemplate = `<!DOCTYPE html>
   :root { --fg: #e4e7eb; --muted: #98a2b3; --bg: #12161c; --card: #1b2028; --line: #2c333d; --ok: #4cc26b; --bad: #ff6b6b; --accent: #6ea1ff; }
 }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { margin: 0; padding: 1rem 1.5rem 2rem; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
 h1 { font-size: 1.3rem; margin: 0 1.5rem 0 0; }
 h2 { font-size: 1.1rem; margin: 0; overflow-wrap: anywhere; }
@@ -95,7 +96,7 @@ a { color: var(--accent); }
 </table>
 <div class="streams">
 {{range get .Doc "streams"}}<section class="stream" data-stream="{{get . "name"}}">
-<div class="head"><h2>{{get . "name"}}</h2>{{template "cell" (f . "ready" "ready")}}<span class="reason">{{template "cell" (f . "not_ready_reason" "text")}}</span></div>
+<div class="head"><h2>{{get . "name"}}</h2>{{template "cell" (f . "ready" "ready")}}<span class="reason">{{template "cell" (f . "not_ready_reason" "opt")}}</span></div>
 <dl class="facts">
 <div><dt>source</dt><dd>{{template "cell" (f . "source" "text")}}</dd></div>
 <div><dt>destination</dt><dd>{{template "cell" (f . "destination" "text")}}</dd></div>
@@ -119,7 +120,7 @@ a { color: var(--accent); }
 <div><dt>stalled retries</dt><dd>{{template "cell" (f . "stalled_retries.total" "count")}} ({{template "cell" (f . "stalled_retries.per_second" "rate")}}/s)</dd></div>
 <div><dt>dead letters</dt><dd>{{template "cell" (f . "dead_letters.total" "count")}} ({{template "cell" (f . "dead_letters.per_second" "rate")}}/s)</dd></div>
 </dl>
-<div class="lasterr">last error: <span class="msg">{{template "cell" (f . "last_error.message" "text")}}</span> at {{template "cell" (f . "last_error.at" "time")}}</div>
+<div class="lasterr">last error: <span data-show="last_error"{{if not (get . "last_error")}} hidden{{end}}><span class="msg">{{template "cell" (f . "last_error.message" "text")}}</span> at {{template "cell" (f . "last_error.at" "time")}}</span><span data-hide="last_error"{{if get . "last_error"}} hidden{{end}}>none</span></div>
 <div class="lists">
 <table><caption>dead letters by code</caption><thead><tr><th>code</th><th>records</th><th>/s</th></tr></thead>{{template "list" (list . "dead_letters.by_code" "code:text,total:count,per_second:rate")}}</table>
 <table><caption>stalled retries by operation</caption><thead><tr><th>operation</th><th>retries</th><th>/s</th></tr></thead>{{template "list" (list . "stalled_retries.by_operation" "operation:text,total:count,per_second:rate")}}</table>
@@ -162,6 +163,7 @@ a { color: var(--accent); }
     return Math.floor(s / 86400) + 'd ' + Math.floor(s % 86400 / 3600) + 'h';
   };
   const fmt = (v, f) => {
+    if (f === 'opt') return v === null ? '' : String(v);
     if (v === null) return NONE;
     switch (f) {
       case 'ready': return v ? 'ready' : 'not ready';
@@ -205,6 +207,7 @@ a { color: var(--accent); }
   const fill = (root, obj) => {
     root.querySelectorAll('[data-field]').forEach((el) => setCell(el, get(obj, el.dataset.field), el.dataset.format));
     root.querySelectorAll('[data-show]').forEach((el) => { el.hidden = get(obj, el.dataset.show) === null; });
+    root.querySelectorAll('[data-hide]').forEach((el) => { el.hidden = get(obj, el.dataset.hide) !== null; });
     root.querySelectorAll('[data-spark]').forEach((svg) => {
       const vals = get(obj, svg.dataset.spark);
       svg.dataset.points = String(Array.isArray(vals) ? vals.length : 0);
