@@ -43,6 +43,15 @@ const (
 	MetaSubSequenceNumber      = "subsequenceNumber" // Firehose's Lambda event spelling
 )
 
+// Keys of Record.Meta for records put back by `sluice dlq replay`: the
+// replay run and the record's number in it. A disk buffer tracks them
+// like a source position, so that the daemon stores each record of a run
+// once however often the run resends it.
+const (
+	MetaReplayID  = "sluiceReplayId"
+	MetaReplaySeq = "sluiceReplaySeq"
+)
+
 // Position is a record's place in a stream's buffer: a logical byte offset
 // that only grows and is never reused, even after segments are reclaimed.
 type Position uint64

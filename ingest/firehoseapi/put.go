@@ -150,6 +150,14 @@ func (h *handler) putRecordBatch(w http.ResponseWriter, r *http.Request, st *req
 		n := s.quota.admit(func(i int) int { return len(recs[i].Data) }, len(recs))
 		recs = recs[:n]
 	}
+	rp, replayed, e := replayOf(r)
+	if e != nil {
+		return h.writeError(w, e)
+	}
+	if replayed {
+		rp.mark(recs)
+		defer unmark(all)
+	}
 	var err error
 	if len(recs) > 0 {
 		err = h.app.Append(r.Context(), s.info.Name, recs)
@@ -158,12 +166,19 @@ func (h *handler) putRecordBatch(w http.ResponseWriter, r *http.Request, st *req
 	out := append(st.out[:0], `{"Encrypted":false,"FailedPutCount":`...)
 	switch {
 	case err == nil:
-		stored := 0
+		stored, skipped := 0, 0
 		for i := range recs {
+			if replayed && recs[i].ID == "" {
+				skipped++ // a replayed record stored before
+				continue
+			}
 			stored += len(recs[i].Data)
 		}
+		if replayed {
+			w.Header().Set(ReplaySkippedHeader, strconv.Itoa(skipped))
+		}
 		s.m.bytes.Add(float64(stored))
-		s.m.records.Add(float64(len(recs)))
+		s.m.records.Add(float64(len(recs) - skipped))
 		s.m.requests.Inc()
 		refused := len(all) - len(recs)
 		s.m.throttled.Add(float64(refused))
@@ -236,6 +251,9 @@ func (h *handler) putRecord(w http.ResponseWriter, r *http.Request, st *reqState
 	if s.quota != nil && s.quota.admit(func(int) int { return len(recs[0].Data) }, 1) == 0 {
 		s.m.throttled.Inc()
 		return h.writeError(w, newError(http.StatusServiceUnavailable, errServiceUnavailable, msgSlowDown))
+	}
+	if _, replayed, _ := replayOf(r); replayed || r.Header.Get(ReplayIDHeader) != "" || r.Header.Get(ReplaySeqHeader) != "" {
+		return h.writeError(w, newError(http.StatusBadRequest, errInvalidArgument, "replays are put with PutRecordBatch"))
 	}
 	err := h.app.Append(r.Context(), s.info.Name, recs)
 	switch {

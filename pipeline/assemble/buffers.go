@@ -18,7 +18,9 @@ func openBuffer(s *config.Stream, dataDir, owner string, log *slog.Logger, m met
 	case "memory":
 		return memory.New(memory.Options{MaxBytes: int64(bc.MaxBytes)}), nil
 	default:
-		var track disk.Track
+		// A Kinesis source's positions, or for a DirectPut stream the
+		// numbers of replayed dead letters (router.go).
+		track := disk.Track{Key: pipeline.MetaReplayID, Value: pipeline.MetaReplaySeq}
 		if trackPositions(s) {
 			track = disk.Track{Key: pipeline.MetaShardID, Value: pipeline.MetaSequenceNumber}
 		}

@@ -3,6 +3,7 @@ package assemble
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/sluice-dev/sluice/buffer"
@@ -26,6 +27,11 @@ type router struct {
 type gate struct {
 	mu  sync.RWMutex
 	buf buffer.Buffer // nil once the stream is removed
+
+	// Replays (`sluice dlq replay`) of the stream append one at a time,
+	// so that checking what a run stored and storing the rest is atomic.
+	replayMu sync.Mutex
+	replayed map[string]uint64 // the last seq stored per run, for a buffer without positions
 }
 
 func newRouter() *router { return &router{gates: map[string]*gate{}} }
@@ -42,7 +48,61 @@ func (r *router) Append(ctx context.Context, stream string, recs []pipeline.Reco
 	if g.buf == nil {
 		return fmt.Errorf("stream %q was removed by a reload", stream)
 	}
+	if len(recs) > 0 && recs[0].Meta[pipeline.MetaReplayID] != "" {
+		return g.appendReplay(ctx, recs)
+	}
 	return g.buf.Append(ctx, recs)
+}
+
+// positioned is a buffer that tracks record positions (the disk buffer:
+// for a DirectPut stream, the replay runs' numbers).
+type positioned interface{ Positions() map[string]string }
+
+// appendReplay stores the records of a replay run it does not hold yet:
+// their numbers are consecutive, so those it holds (at or below the last
+// number it stored for the run) are a prefix, skipped with their IDs left
+// empty. A disk buffer knows the last number from its records, durably,
+// whatever crashed; a memory buffer, which loses its records on a
+// restart anyway, from memory.
+func (g *gate) appendReplay(ctx context.Context, recs []pipeline.Record) error {
+	g.replayMu.Lock()
+	defer g.replayMu.Unlock()
+	run := recs[0].Meta[pipeline.MetaReplayID]
+	last, have := g.replayed[run]
+	if p, ok := g.buf.(positioned); ok {
+		if v, found := p.Positions()[run]; found {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("replay run %s: stored position %q: %w", run, v, err)
+			}
+			last, have = n, true
+		}
+	}
+	skip := 0
+	for have && skip < len(recs) {
+		n, err := strconv.ParseUint(recs[skip].Meta[pipeline.MetaReplaySeq], 10, 64)
+		if err != nil {
+			return fmt.Errorf("replay run %s: record number: %w", run, err)
+		}
+		if n > last {
+			break
+		}
+		skip++
+	}
+	if skip == len(recs) {
+		return nil
+	}
+	if err := g.buf.Append(ctx, recs[skip:]); err != nil {
+		return err
+	}
+	if _, ok := g.buf.(positioned); !ok {
+		n, _ := strconv.ParseUint(recs[len(recs)-1].Meta[pipeline.MetaReplaySeq], 10, 64)
+		if g.replayed == nil {
+			g.replayed = map[string]uint64{}
+		}
+		g.replayed[run] = n
+	}
+	return nil
 }
 
 // add routes stream to buf.
