@@ -259,7 +259,7 @@ func sparkPoints(v any) string {
 		top = 1
 	}
 	var b strings.Builder
-	n := len(vals)
+	n, drawn := len(vals), 0
 	for i, x := range vals {
 		f, ok := x.(float64)
 		if !ok {
@@ -274,6 +274,10 @@ func sparkPoints(v any) string {
 			b.WriteByte(' ')
 		}
 		b.WriteString(strconv.FormatFloat(px, 'f', 1, 64) + "," + strconv.FormatFloat(py, 'f', 1, 64))
+		drawn++
+		if drawn == 1 && i == n-1 { // a lone point: a short dash ending at it, to be seen
+			b.WriteString(" " + strconv.FormatFloat(max(0, px-4), 'f', 1, 64) + "," + strconv.FormatFloat(py, 'f', 1, 64))
+		}
 	}
 	return b.String()
 }

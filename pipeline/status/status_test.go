@@ -384,7 +384,7 @@ func TestPageShowsValues(t *testing.T) {
 		`<span data-field="version" data-format="text" data-value="v9">v9</span>`,
 		`<span data-field="in_flight_batches" data-format="count" data-value="">–</span>`,
 		`<td data-format="text" data-value="Too.Big">Too.Big</td><td data-format="count" data-value="2">2</td>`,
-		`data-spark="history.incoming_records_per_second" data-points="2"><polyline points="160.0,1.0"/>`,
+		`data-spark="history.incoming_records_per_second" data-points="2"><polyline points="160.0,1.0 156.0,1.0"/>`,
 		`data-spark="history.backlog_bytes" data-points="2"><polyline points="0.0,1.0 160.0,1.0"/>`,
 	} {
 		if !strings.Contains(body, want) {

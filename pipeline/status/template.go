@@ -200,7 +200,9 @@ a { color: var(--accent); }
     vals.forEach((x, i) => {
       if (typeof x !== 'number') return;
       const px = vals.length > 1 ? i * W / (vals.length - 1) : 0;
-      out.push(px.toFixed(1) + ',' + (H - 1 - x / top * (H - 2)).toFixed(1));
+      const py = (H - 1 - x / top * (H - 2)).toFixed(1);
+      out.push(px.toFixed(1) + ',' + py);
+      if (out.length === 1 && i === vals.length - 1) out.push(Math.max(0, px - 4).toFixed(1) + ',' + py); // a lone point
     });
     return out.join(' ');
   };
