@@ -89,7 +89,40 @@ func startDaemon(t *testing.T, cfg, dataDir, addr string) *daemon {
 // startDaemonEnv is startDaemon with extra environment variables.
 func startDaemonEnv(t *testing.T, cfg, dataDir, addr string, env []string) *daemon {
 	t.Helper()
-	cmd := exec.Command(sluiceBin, "run", "-c", cfg, "--data-dir", dataDir)
+	return startDaemonBin(t, sluiceBin, cfg, dataDir, addr, env)
+}
+
+var (
+	raceOnce sync.Once
+	raceBin  string
+	raceErr  error
+)
+
+// raceDaemonBin is the binary built with the race detector when the tests
+// run with it (built once, for the tests of the daemon's most concurrent
+// paths), else sluiceBin.
+func raceDaemonBin(t *testing.T) string {
+	t.Helper()
+	if !raceBuild {
+		return sluiceBin
+	}
+	raceOnce.Do(func() {
+		raceBin = sluiceBin + "-race"
+		out, err := exec.Command("go", "build", "-race", "-o", raceBin, ".").CombinedOutput()
+		if err != nil {
+			raceErr = fmt.Errorf("go build -race: %w\n%s", err, out)
+		}
+	})
+	if raceErr != nil {
+		t.Fatal(raceErr)
+	}
+	return raceBin
+}
+
+// startDaemonBin is startDaemonEnv running bin.
+func startDaemonBin(t *testing.T, bin, cfg, dataDir, addr string, env []string) *daemon {
+	t.Helper()
+	cmd := exec.Command(bin, "run", "-c", cfg, "--data-dir", dataDir)
 	cmd.Env = append(os.Environ(), env...)
 	d := &daemon{t: t, cmd: cmd, addr: addr, log: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = d.log, d.log

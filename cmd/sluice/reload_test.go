@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/deploy/testpeers/receiver"
 	"github.com/sluice-dev/sluice/deploy/testpeers/testcert"
 )
 
@@ -120,7 +121,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	keep := reloadStream("keep", file("keep", ""))
 	reloadFile(t, cfg, addr, keep, reloadStream("change", file("change", "")), reloadStream("drop", file("drop", "")))
-	d := startDaemon(t, cfg, dir, addr)
+	d := startDaemonBin(t, raceDaemonBin(t), cfg, dir, addr, nil)
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -285,7 +286,7 @@ func TestReloadListenersAndAuth(t *testing.T) {
 	}
 
 	write(api, "")
-	d := startDaemon(t, cfg, dir, api)
+	d := startDaemonBin(t, raceDaemonBin(t), cfg, dir, api, nil)
 	if code := get("http://"+api+"/metrics", ""); code != http.StatusOK {
 		t.Fatalf("/metrics on the API listener: %d", code)
 	}
@@ -345,5 +346,68 @@ func TestReloadListenersAndAuth(t *testing.T) {
 	}
 	if strings.Count(d.log.String(), `msg="configuration reloaded"`) != 5 {
 		t.Fatalf("want 5 reloads logged:\n%s", d.log.String())
+	}
+	if err := d.stop(20 * time.Second); err != nil {
+		t.Fatalf("stop: %v\n%s", err, d.log.String())
+	}
+}
+
+// TestReloadAbandonsSlowBatch: a changed stream whose batch in flight
+// does not finish within shutdown_timeout (the endpoint answers after 4
+// s, the timeout is 1 s) is abandoned by the old runner and redelivered
+// under the same identity by the new one: every record arrives, once per
+// request id.
+func TestReloadAbandonsSlowBatch(t *testing.T) {
+	rcv := startReceiver(t, receiver.Config{})
+	rcv.SetBehaviour(receiver.Behaviour{Delay: 4 * time.Second})
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := filepath.Join(dir, "sluice.yaml")
+	write := func(interval int) {
+		t.Helper()
+		body := fmt.Sprintf(`listen: %s
+shutdown_timeout: 1s
+streams:
+  slow:
+    max_in_flight: 1
+    buffering: {size: 1, interval: %d}
+    destination: {type: http_endpoint, url: %q}
+    error_output: {type: file, path: errors}
+`, addr, interval, rcv.URL())
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(1)
+	d := startDaemonBin(t, raceDaemonBin(t), cfg, dir, addr, nil)
+	c := &http.Client{Timeout: 5 * time.Second}
+	var recs [][]byte
+	for i := range 50 {
+		recs = append(recs, fmt.Appendf(nil, "slow-%d", i))
+	}
+	if _, err := putBatch(context.Background(), c, addr, "slow", recs); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the batch is cut after 1 s and waits for its answer
+	write(2)
+	if code, body := reload(t, addr); code != http.StatusOK {
+		t.Fatalf("reload: HTTP %d %s", code, body)
+	}
+	if !strings.Contains(d.log.String(), "did not finish within shutdown_timeout") {
+		t.Fatalf("the batch in flight was not abandoned:\n%s", d.log.String())
+	}
+	rcv.SetBehaviour(receiver.Behaviour{})
+	if !waitFor(15*time.Second, func() bool { counts, _ := acceptedRecords(rcv); return len(counts) == len(recs) }) {
+		counts, _ := acceptedRecords(rcv)
+		t.Fatalf("%d of %d records accepted:\n%s", len(counts), len(recs), d.log.String())
+	}
+	counts, _ := acceptedRecords(rcv)
+	for _, r := range recs {
+		if counts[string(r)] != 1 {
+			t.Fatalf("record %s accepted under %d request ids", r, counts[string(r)])
+		}
+	}
+	if err := d.stop(20 * time.Second); err != nil {
+		t.Fatalf("stop: %v\n%s", err, d.log.String())
 	}
 }
