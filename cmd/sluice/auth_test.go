@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -315,7 +316,8 @@ func TestSigV4WithTheJSSDK(t *testing.T) {
 }
 
 // TestAdminToken: with admin_token, /metrics needs the bearer token (401
-// without it or with another), while /healthz and /readyz stay open; the
+// without it or with another), the status page the token as a basic
+// password or a bearer token, while /healthz and /readyz stay open; the
 // token is not in the log or the metrics.
 func TestAdminToken(t *testing.T) {
 	const token = "admin-token-0123456789"
@@ -337,6 +339,10 @@ streams:
 	}{
 		{"/metrics", "", 401}, {"/metrics", "Bearer wrong", 401}, {"/debug/pprof/", "", 401},
 		{"/metrics", "Bearer " + token, 200}, {"/healthz", "", 200}, {"/readyz", "", 200},
+		// A browser on the status page: the token as a basic password.
+		{"/status", "Basic " + base64.StdEncoding.EncodeToString([]byte("me:"+token)), 200},
+		{"/status", "Basic " + base64.StdEncoding.EncodeToString([]byte(token+":wrong")), 401},
+		{"/status.json", "", 401},
 	} {
 		status, body := get(c.path, c.auth)
 		if status != c.status {

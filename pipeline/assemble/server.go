@@ -73,18 +73,28 @@ func (o *ops) ServeHTTP(w http.ResponseWriter, r *http.Request) { o.mux.ServeHTT
 // handle adds a guarded GET route (the status page).
 func (o *ops) handle(pattern string, h http.Handler) { o.mux.Handle(pattern, o.bearer(h)) }
 
-// bearer requires the token (when not empty) as a bearer token: 401
-// without it, compared in constant time.
+// bearer requires the token (when not empty): as a bearer token
+// (Prometheus's bearer_token, sluice top), or as the password of HTTP
+// Basic authentication with any user name, which a browser asks for on
+// the status page; 401 without it, compared in constant time.
 func (o *ops) bearer(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := *o.token.Load()
-		if token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+token)) != 1 {
+		if token != "" && !tokenOK(r, token) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
-			http.Error(w, "a bearer token is required (admin_token)", http.StatusUnauthorized)
+			w.Header().Add("WWW-Authenticate", `Basic realm="sluice", charset="UTF-8"`)
+			http.Error(w, "the admin token is required (admin_token): as a bearer token, or as the password of basic authentication", http.StatusUnauthorized)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+func tokenOK(r *http.Request, token string) bool {
+	if _, pass, ok := r.BasicAuth(); ok {
+		return subtle.ConstantTimeCompare([]byte(pass), []byte(token)) == 1
+	}
+	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+token)) == 1
 }
 
 // opsPath reports whether r is for the operational endpoints rather than
