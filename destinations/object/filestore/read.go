@@ -1,0 +1,125 @@
+package filestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/sluice-dev/sluice/destinations/object"
+)
+
+// Reader lists and reads the objects under a directory, without writing
+// anything: unlike New it creates no directory and removes no temporary
+// file, so it is safe beside a running daemon writing there.
+type Reader struct {
+	root string
+}
+
+var _ object.Reader = (*Reader)(nil)
+
+// NewReader returns a reader of the objects under root, which must be
+// absolute. The directory need not exist (then there is nothing to list).
+func NewReader(root string) (*Reader, error) {
+	if !filepath.IsAbs(root) {
+		return nil, fmt.Errorf("file store: path %q must be absolute", root)
+	}
+	return &Reader{root: filepath.Clean(root)}, nil
+}
+
+// Root is the reader's directory.
+func (r *Reader) Root() string { return r.root }
+
+// List walks the directory of prefix (the part up to its last slash) and
+// returns the regular files whose keys start with prefix, sorted by key.
+// Names starting with '.' (the store's temporary files; a store never
+// writes such names otherwise) are skipped, directories too.
+func (r *Reader) List(ctx context.Context, prefix string) ([]object.Info, error) {
+	if strings.HasPrefix(prefix, "/") || strings.ContainsAny(prefix, "\\\x00") {
+		return nil, fmt.Errorf("file list %q: invalid prefix", prefix)
+	}
+	dir := ""
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		dir = prefix[:i]
+	}
+	for _, el := range strings.Split(dir, "/") {
+		if el == "." || el == ".." {
+			return nil, fmt.Errorf("file list %q: \".\" or \"..\" path element", prefix)
+		}
+	}
+	start := filepath.Join(r.root, filepath.FromSlash(dir))
+	var out []object.Info
+	err := filepath.WalkDir(start, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // nothing there, or removed while walking
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == start {
+			return nil
+		}
+		if strings.HasPrefix(e.Name(), ".") {
+			if e.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, err := filepath.Rel(r.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if e.IsDir() {
+			// Skip directories that cannot hold a key under prefix.
+			if d := key + "/"; !strings.HasPrefix(d, prefix) && !strings.HasPrefix(prefix, d) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !e.Type().IsRegular() || !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out = append(out, object.Info{Key: key, Size: fi.Size(), Modified: fi.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("file list %s: %w", path.Join(r.root, prefix), err)
+	}
+	slices.SortFunc(out, func(a, b object.Info) int { return strings.Compare(a.Key, b.Key) })
+	return out, nil
+}
+
+// Open opens the object key.
+func (r *Reader) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("file open %s: %w", key, err)
+	}
+	if err := checkKey(key); err != nil {
+		return nil, fmt.Errorf("file open: %w", err)
+	}
+	f, err := os.Open(filepath.Join(r.root, filepath.FromSlash(key)))
+	if err != nil {
+		return nil, fmt.Errorf("file open: %w", err)
+	}
+	return f, nil
+}
+
+// Close does nothing.
+func (r *Reader) Close(context.Context) error { return nil }
