@@ -8,6 +8,7 @@
 //	sluice put      --stream NAME < FILE             send newline-delimited records
 //	sluice load     [flags]                          load-test a running endpoint
 //	sluice top      [--endpoint URL] [--once]        watch the streams (the status page's data)
+//	sluice dlq      ls|show|replay -c FILE ...       list, show and replay dead letters
 //	sluice version                                   print the version
 package main
 
@@ -34,6 +35,7 @@ Commands:
   put       send lines as records:     sluice put --stream NAME [--endpoint URL] < records.ndjson
   load      load-test an endpoint:     sluice load --stream NAME [--endpoint URL] ...
   top       watch the streams:         sluice top [--endpoint URL] [--admin-token T] [--interval 2s] [--once]
+  dlq       dead letters:              sluice dlq ls|show|replay -c FILE [--stream S] ...
   version   print the version
 
 Run 'sluice <command> -h' for the flags of a command.
@@ -74,6 +76,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return cmdTop(ctx, args[1:], stdout, stderr)
+	case "dlq":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return cmdDLQ(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "sluice %s\n", version)
 		return 0
