@@ -41,6 +41,24 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# promtool checks and unit-tests the Prometheus alerting rules and parses
+# the dashboard's queries (deploy/checks). Debian's, taken out of its
+# package (the package itself would install a Prometheus service).
+if ! "$gobin/promtool" --version 2>/dev/null | grep -q "version 2.42.0"; then
+  echo "installing promtool" >&2
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get update -qq && apt-get download -qq prometheus 2>/dev/null && dpkg -x prometheus_*.deb x)
+  install -m 0755 "$tmp/x/usr/bin/promtool" "$gobin/promtool"
+  rm -rf "$tmp"
+fi
+
+# strace shows that the systemd unit's system call filter holds
+# (deploy/checks); systemd-analyze verifies the unit.
+if ! command -v strace >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1; then
+  echo "installing strace and systemd" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace systemd >/dev/null
+fi
+
 # wabt's wat2wasm builds the hand-written WebAssembly test guests.
 if ! command -v wat2wasm >/dev/null 2>&1; then
   echo "installing wabt" >&2

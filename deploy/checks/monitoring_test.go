@@ -241,7 +241,7 @@ func TestAlertRulesStructure(t *testing.T) {
 // their unit tests: the expressions and templates parse, and each alert
 // fires (and stays quiet) when and as its tests say.
 func TestAlertRulesPromtool(t *testing.T) {
-	promtool := needTool(t, "promtool", "go install github.com/prometheus/prometheus/cmd/promtool@v0.316.0")
+	promtool := needTool(t, "promtool", "deploy/install-test-deps.sh installs Debian's")
 	for _, args := range [][]string{{"check", "rules", rulesFile}, {"test", "rules", rulesTestFile}} {
 		// From the rules' folder: the test file names them relatively.
 		args[2] = filepath.Base(args[2])
@@ -258,7 +258,7 @@ func TestAlertRulesPromtool(t *testing.T) {
 // Prometheus variable) and that every panel expression parses as PromQL:
 // promtool checks them as recording rules, Grafana's variables replaced.
 func TestDashboardStructure(t *testing.T) {
-	promtool := needTool(t, "promtool", "go install github.com/prometheus/prometheus/cmd/promtool@v0.316.0")
+	promtool := needTool(t, "promtool", "deploy/install-test-deps.sh installs Debian's")
 	d := loadDashboard(t)
 	if d.Title == "" || d.UID == "" {
 		t.Fatal("the dashboard needs a title and a uid (its URL)")
