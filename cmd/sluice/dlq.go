@@ -10,8 +10,8 @@ import (
 	"io"
 	"io/fs"
 	"slices"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -234,18 +234,48 @@ func cmdDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 0
 	}
 	if len(groups) > 0 {
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "STREAM\tTYPE\tCODE\tRECORDS\tREPLAYED\tOBJECTS\tOLDEST\tNEWEST\t")
+		rows := [][]string{{"STREAM", "TYPE", "CODE", "RECORDS", "REPLAYED", "OBJECTS", "OLDEST", "NEWEST"}}
 		for _, g := range groups {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t\n", sanitize(g.Stream, 64), sanitize(g.OutputType, 64), sanitize(g.ErrorCode, 80),
-				g.Records, g.Replayed, g.Objects, age(now, g.Oldest), age(now, g.Newest))
+			rows = append(rows, []string{sanitize(g.Stream, 64), sanitize(g.OutputType, 64), sanitize(g.ErrorCode, 80),
+				strconv.Itoa(g.Records), strconv.Itoa(g.Replayed), strconv.Itoa(g.Objects), age(now, g.Oldest), age(now, g.Newest)})
 		}
-		_ = tw.Flush()
+		writeTable(stdout, rows, 3)
 	}
 	for _, n := range notes {
 		fmt.Fprintln(stdout, n)
 	}
 	return 0
+}
+
+// writeTable prints rows in columns two spaces apart, the columns from
+// index right on aligned to the right (numbers).
+func writeTable(w io.Writer, rows [][]string, right int) {
+	var widths []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	for _, r := range rows {
+		var b strings.Builder
+		for i, c := range r {
+			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c))
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			if i >= right {
+				b.WriteString(pad + c)
+			} else if i < len(r)-1 {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString(c)
+			}
+		}
+		fmt.Fprintln(w, b.String())
+	}
 }
 
 // age renders how long ago an epoch-milliseconds time was, coarsely.

@@ -52,6 +52,7 @@ func cmdDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	rate := fs.Int("rate", 0, "at most this many records per second (0: as fast as the daemon takes them)")
 	retryFor := fs.Duration("retry-for", 2*time.Minute, "give up when the daemon refuses or does not answer for this long")
 	every := fs.Duration("progress-every", 5*time.Second, "time between progress lines when standard output is not a terminal")
+	abandon := fs.Bool("abandon", false, "drop the stream's unfinished run instead of resuming it (its fully acknowledged objects are marked replayed; the records of the others the daemon already stored are put again by the next run)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -109,6 +110,9 @@ func cmdDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return exitCode(err, stderr)
 	}
 	r.st.Stream = r.source
+	if *abandon {
+		return r.abandon(stdout, stderr)
+	}
 	if run := r.st.Run; run != nil {
 		switch {
 		case *to != "" && *to != run.To:
@@ -160,6 +164,32 @@ func cmdDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	fmt.Fprintf(stdout, "replay run %s of %s into %s: done\n", run.ID, r.source, run.To)
 	r.summary(run, completed)
+	return 0
+}
+
+// abandon drops the unfinished run: the objects whose records were all
+// acknowledged join the replayed ones, the others are left for a new run.
+func (r *replayer) abandon(stdout, stderr io.Writer) int {
+	run := r.st.Run
+	if run == nil {
+		fmt.Fprintf(stderr, "sluice dlq replay: stream %s has no unfinished run to abandon\n", r.source)
+		return 1
+	}
+	done := run.completedObjects()
+	now := time.Now().UTC()
+	partial := run.Acked
+	for _, o := range run.Objects[:done] {
+		r.st.Replayed = append(r.st.Replayed, replayedObject{Key: o.Key, Records: o.Records, Run: run.ID, To: run.To, At: now})
+		partial -= o.Records
+	}
+	r.st.Run = nil
+	if err := r.st.write(r.statePath); err != nil {
+		return exitCode(err, stderr)
+	}
+	fmt.Fprintf(stdout, "abandoned replay run %s at record %d of %d: %d objects marked replayed, %d left for a new run\n", run.ID, run.Acked, run.Records, done, len(run.Objects)-done)
+	if done < len(run.Objects) {
+		fmt.Fprintf(stdout, "warning: the next run puts again the %d acknowledged records of %s, and any record the daemon stored whose answer was lost\n", partial, run.Objects[done].Key)
+	}
 	return 0
 }
 

@@ -492,3 +492,68 @@ func TestDLQProgressLines(t *testing.T) {
 		t.Errorf("terminal progress %q", got)
 	}
 }
+
+// TestDLQReplayAbandon: --abandon drops an unfinished run, marking its
+// fully acknowledged objects replayed; the next run replays the others,
+// putting again only the acknowledged records of the partial object and
+// those whose answer was lost.
+func TestDLQReplayAbandon(t *testing.T) {
+	fx := newDLQFixture(t, "")
+	f, srv := newFakeDaemon(t)
+	if code, _, stderr := fx.replay(srv.URL, "--abandon"); code != 1 || !strings.Contains(stderr, "no unfinished run") {
+		t.Fatalf("abandon without a run: exit %d %s", code, stderr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.onRequest = func(n int) {
+		if n == 3 {
+			cancel()
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := (&replayRunner{fx: fx, endpoint: srv.URL}).runCtx(ctx, &out, &errOut, "--batch", "100"); code != 1 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	before := fx.state(t).Run
+	if before == nil || before.Acked != 200 {
+		t.Fatalf("run %+v", before)
+	}
+	done := before.completedObjects()
+	partial := before.Acked
+	doneRecords := 0
+	for _, o := range before.Objects[:done] {
+		partial -= o.Records
+		doneRecords += o.Records
+	}
+	code, stdout, stderr := fx.replay(srv.URL, "--abandon")
+	if code != 0 || !strings.Contains(stdout, "abandoned replay run "+before.ID+" at record 200") {
+		t.Fatalf("abandon: exit %d\n%s%s", code, stdout, stderr)
+	}
+	st := fx.state(t)
+	if st.Run != nil || len(st.Replayed) != done {
+		t.Fatalf("state after abandoning: %+v", st)
+	}
+	f.onRequest = nil
+	code, stdout, stderr = fx.replay(srv.URL)
+	if code != 0 || !strings.Contains(stdout, fmt.Sprintf("%d records in %d objects", before.Records-doneRecords, len(before.Objects)-done)) {
+		t.Fatalf("next run: exit %d\n%s%s", code, stdout, stderr)
+	}
+	counts := map[string]int{}
+	for _, s := range f.stored["src"] {
+		counts[s]++
+	}
+	dup := 0
+	for _, r := range append(slices.Clone(fx.processing), fx.delivery...) {
+		switch counts[r] {
+		case 1:
+		case 2:
+			dup++
+		default:
+			t.Errorf("%q stored %d times", r, counts[r])
+		}
+	}
+	// The third request was stored, its answer lost to the interruption:
+	// its 100 records are put again too.
+	if dup != partial+100 {
+		t.Errorf("%d records stored twice, want the %d acknowledged in the partial object and the 100 of the lost answer", dup, partial)
+	}
+}
