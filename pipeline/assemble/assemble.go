@@ -78,7 +78,8 @@ type Daemon struct {
 	listed atomic.Pointer[[]*stream] // d.streams for other goroutines
 
 	reloads chan reloadRequest
-	errs    chan error // a stream or listener failed: Run shuts down
+	stopped chan struct{} // closed when Run stops taking reloads
+	errs    chan error    // a stream or listener failed: Run shuts down
 }
 
 // New checks cfg, then provisions every stream: locks the data directory,
@@ -106,7 +107,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	}, func() float64 { return 1 }))
 	d = &Daemon{opts: opts, cfg: cfg, dataDir: dataDir, log: log, reg: reg, started: time.Now(),
 		streams: map[string]*stream{}, router: newRouter(),
-		reloads: make(chan reloadRequest), errs: make(chan error, 1)}
+		reloads: make(chan reloadRequest), stopped: make(chan struct{}), errs: make(chan error, 1)}
 	partial := d // the named result is nil by the time an error return runs
 	defer func() {
 		if err != nil {
@@ -273,6 +274,7 @@ loop:
 		}
 	}
 
+	close(d.stopped)
 	deadline, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
 	defer cancel()
 	for _, s := range []*server{d.apiSrv, d.admin} {

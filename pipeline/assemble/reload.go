@@ -46,7 +46,8 @@ type reloadRequest struct {
 	done chan error
 }
 
-// errNotRunning answers a reload asked for when the daemon is not serving.
+// errNotRunning answers a reload asked for once the daemon has stopped
+// serving (one asked for before Run waits for it).
 var errNotRunning = errors.New("the daemon is not running")
 
 // Reload reads the configuration again and applies it, returning once it
@@ -56,6 +57,8 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	req := reloadRequest{ctx: ctx, done: make(chan error, 1)}
 	select {
 	case d.reloads <- req:
+	case <-d.stopped:
+		return errNotRunning
 	case <-ctx.Done():
 		return ctx.Err()
 	}

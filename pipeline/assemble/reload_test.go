@@ -97,4 +97,7 @@ func TestRunAndReloadInProcess(t *testing.T) {
 	if err := <-ran; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
+	if err := d.Reload(context.Background()); !errors.Is(err, errNotRunning) {
+		t.Fatalf("a reload after Run: %v", err)
+	}
 }
