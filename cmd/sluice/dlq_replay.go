@@ -23,6 +23,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/sluice-dev/sluice/config"
+	"github.com/sluice-dev/sluice/pipeline"
 	"github.com/sluice-dev/sluice/pipeline/assemble"
 )
 
@@ -441,10 +442,8 @@ func (r *replayer) send(ctx context.Context, recs []pendingRecord) error {
 		if ans.ok == 0 {
 			r.log.Warn("replay: retrying", "from_record", recs[0].seq, "reason", ans.refusal, "in", backoff)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
+		if err := pipeline.Sleep(ctx, backoff); err != nil {
+			return err
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/sluice-dev/sluice/pipeline"
 )
 
 // cmdPut sends newline-delimited records from stdin (or --file) to a
@@ -96,10 +98,8 @@ func (p *putter) send(ctx context.Context, recs [][]byte) error {
 			fmt.Fprintf(os.Stderr, "sluice put: giving up on %d records: %s\n", len(recs), lastErr)
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
+		if err := pipeline.Sleep(ctx, backoff); err != nil {
+			return err
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}

@@ -253,19 +253,8 @@ func TestReloadListenersAndAuth(t *testing.T) {
 	c := &http.Client{Timeout: 5 * time.Second}
 	get := func(url, token string) int {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatalf("GET %s: %v", url, err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := authGet(t, url, token)
+		return code
 	}
 	reloadAt := func(addr, token string) {
 		t.Helper()
