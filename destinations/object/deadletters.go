@@ -11,8 +11,6 @@ import (
 	"io"
 	"regexp"
 	"strings"
-
-	"github.com/sluice-dev/sluice/destinations/format/prefix"
 )
 
 // ErrNotDeadLetters is wrapped by the errors of DeadLetters.Each for an
@@ -60,10 +58,7 @@ func NewDeadLetters(cfg *Config, store Reader, stream, where string) (*DeadLette
 	if err := CheckStreamName(stream); err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
-	re, root, err := deadLetterKeyPattern(cfg.errorPrefix, stream)
-	if err != nil {
-		return nil, fmt.Errorf("dead letters of %s: %w", stream, err)
-	}
+	re, root := cfg.spec.DeadLetterPattern(stream)
 	return &DeadLetters{store: store, stream: stream, root: root, keyRE: re, where: where}, nil
 }
 
@@ -231,115 +226,4 @@ func ParseErrorRecord(line []byte) (DeadLetterRecord, error) {
 		r.Fields = members
 	}
 	return r, nil
-}
-
-// deadLetterKeyPattern is the pattern of stream's dead-letter keys under
-// errorPrefix (a compiled, valid error_output_prefix), capturing the error
-// output type, and the literal text before the prefix's first expression
-// (the prefix to list). A plain prefix p gives
-// p<type>/yyyy/MM/dd/HH/<name>; with expressions,
-// !{firehose:error-output-type} captures the type, !{timestamp:...} matches
-// what its pattern can print, !{firehose:random-string} 11 hex digits.
-// The name is <stream>-1-yyyy-MM-dd-HH-mm-ss-<uuid> (DeadLetterKey).
-func deadLetterKeyPattern(errorPrefix, stream string) (*regexp.Regexp, string, error) {
-	const outputType = `([a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,127})`
-	var b strings.Builder
-	b.WriteString("^")
-	root, hasType := errorPrefix, false
-	if i := strings.Index(errorPrefix, "!{"); i < 0 {
-		b.WriteString(regexp.QuoteMeta(errorPrefix))
-		b.WriteString(outputType + `/\d{4}/\d{2}/\d{2}/\d{2}/`)
-		hasType = true
-	} else {
-		root = errorPrefix[:i]
-		for p := errorPrefix; p != ""; {
-			i := strings.Index(p, "!{")
-			if i < 0 {
-				b.WriteString(regexp.QuoteMeta(p))
-				break
-			}
-			b.WriteString(regexp.QuoteMeta(p[:i]))
-			end := strings.IndexByte(p[i:], '}')
-			if end < 0 {
-				return nil, "", fmt.Errorf("error_output_prefix %q: unterminated expression", errorPrefix)
-			}
-			ns, val, _ := strings.Cut(p[i+2:i+end], ":")
-			p = p[i+end+1:]
-			switch {
-			case ns == "firehose" && val == "error-output-type":
-				if hasType {
-					b.WriteString(`[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,127}`)
-				} else {
-					b.WriteString(outputType)
-					hasType = true
-				}
-			case ns == "firehose" && val == "random-string":
-				b.WriteString(`[0-9a-f]{11}`)
-			case ns == "timestamp":
-				b.WriteString(timePattern(val))
-			default:
-				return nil, "", fmt.Errorf("error_output_prefix %q: expression !{%s:%s} in an error prefix", errorPrefix, ns, val)
-			}
-		}
-	}
-	if !hasType {
-		return nil, "", fmt.Errorf("error_output_prefix %q has expressions but no !{firehose:error-output-type}", errorPrefix)
-	}
-	b.WriteString(regexp.QuoteMeta(stream) + "-" + prefix.StreamVersion +
-		`-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-	re, err := regexp.Compile(b.String())
-	if err != nil {
-		return nil, "", fmt.Errorf("error_output_prefix %q: %w", errorPrefix, err)
-	}
-	return re, root, nil
-}
-
-// timePattern matches what a Java DateTimeFormatter pattern (the
-// !{timestamp:...} subset package prefix accepts) prints: quoted text
-// literally, each run of pattern letters as a few characters without a
-// slash (a zone ID, VV, may hold one), other characters literally.
-func timePattern(p string) string {
-	var b strings.Builder
-	for i := 0; i < len(p); {
-		c := p[i]
-		switch {
-		case c == '\'':
-			if i+1 < len(p) && p[i+1] == '\'' {
-				b.WriteString("'")
-				i += 2
-				continue
-			}
-			var text []byte
-			j := i + 1
-			for j < len(p) {
-				if p[j] == '\'' {
-					if j+1 < len(p) && p[j+1] == '\'' {
-						text = append(text, '\'')
-						j += 2
-						continue
-					}
-					break
-				}
-				text = append(text, p[j])
-				j++
-			}
-			b.WriteString(regexp.QuoteMeta(string(text)))
-			i = j + 1
-		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
-			j := i
-			for j < len(p) && p[j] == c {
-				j++
-			}
-			if c == 'V' {
-				b.WriteString(`.+?`)
-			} else {
-				b.WriteString(`[^/]+?`)
-			}
-			i = j
-		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
-			i++
-		}
-	}
-	return b.String()
 }
