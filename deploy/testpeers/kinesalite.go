@@ -29,7 +29,7 @@ func StartKinesalite(t testing.TB) *Kinesalite {
 	k := &Kinesalite{Endpoint: "http://" + addr}
 	// Any request answers (a GET is refused with 400): that is readiness.
 	k.p = process{name: "kinesalite", argv: []string{"node", filepath.Join(Dir(), "kinesalite.cjs"), port},
-		probe: httpProbe(k.Endpoint+"/", false), t: t}
+		probe: httpProbe(k.Endpoint+"/", false), ready: "kinesalite listening on", t: t}
 	t.Cleanup(k.Stop)
 	k.Start()
 	return k

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -16,6 +17,10 @@ type process struct {
 	name  string
 	argv  []string
 	probe func() error // nil once the server answers
+	// ready, when set, is a line the process prints once it listens: a
+	// probe answered without it came from another process that took the
+	// port first (freeAddr's port is only free a moment ago).
+	ready string
 	t     testing.TB
 	cmd   *exec.Cmd
 	done  chan struct{}
@@ -73,7 +78,16 @@ func (p *process) start() {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		err := p.probe()
+		if err == nil && p.ready != "" && !strings.Contains(p.out.String(), p.ready) {
+			err = fmt.Errorf("answered, but %s has not printed %q", p.name, p.ready)
+		}
 		if err == nil {
+			// A process that lost the port to another one exits at once.
+			select {
+			case <-done:
+				p.t.Fatalf("%s exited at start-up (another process answers on its port):\n%s", p.name, p.out.String())
+			case <-time.After(100 * time.Millisecond):
+			}
 			return
 		}
 		select {
