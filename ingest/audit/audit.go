@@ -203,10 +203,13 @@ func (l *Log) Record(e Entry) {
 		return
 	}
 	select {
-	case l.queue <- e:
-		return
-	case <-l.done:
+	case <-l.done: // the writer stopped with its context
 		l.dropped.Inc()
+		return
+	default:
+	}
+	select {
+	case l.queue <- e:
 		return
 	default:
 	}
