@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-dev/sluice/buffer/disk"
 	"github.com/sluice-dev/sluice/buffer/disk/vfs"
 	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/pipeline/seal"
 )
 
 type ackRec struct {
@@ -75,7 +76,12 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // and ID, that nothing committed comes back, and that the in-flight
 // batches (up to three at a time) are rebuilt exactly. Each iteration chains several crash/recover epochs, some
 // crashing during recovery itself.
-func TestRandomCrashes(t *testing.T) {
+func TestRandomCrashes(t *testing.T) { randomCrashes(t, nil) }
+
+// TestRandomCrashesSealed is TestRandomCrashes with encryption at rest.
+func TestRandomCrashesSealed(t *testing.T) { randomCrashes(t, testKeyring(t, "k1")) }
+
+func randomCrashes(t *testing.T, keys *seal.Keyring) {
 	iters := 300
 	if testing.Short() {
 		iters = 60
@@ -88,7 +94,7 @@ func TestRandomCrashes(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	done := 0
 	for it := 0; it < iters && time.Now().Before(deadline); it++ {
-		crashIteration(t, uint64(it), metrics)
+		crashIteration(t, uint64(it), metrics, keys)
 		done++
 	}
 	if done < 30 {
@@ -100,7 +106,7 @@ func TestRandomCrashes(t *testing.T) {
 	t.Logf("%d iterations, %v torn tails truncated", done, counterValue(t, reg, "sluice_buffer_corrupt_truncations_total"))
 }
 
-func crashIteration(t *testing.T, seed uint64, metrics *disk.Metrics) {
+func crashIteration(t *testing.T, seed uint64, metrics *disk.Metrics, keys *seal.Keyring) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	fs := vfs.NewMem()
 	model := &crashModel{acked: map[pipeline.Position]ackRec{}, attempted: map[pipeline.Position]bool{}, marked: map[pipeline.BatchID][]string{},
@@ -110,7 +116,7 @@ func crashIteration(t *testing.T, seed uint64, metrics *disk.Metrics) {
 			Dir: "/data/s", Stream: "crash", FS: fs, Metrics: metrics, Logger: testLogger(),
 			SegmentBytes: int64(512 + rng.IntN(2048)), MaxBytes: 48 << 10,
 			MaxPendingBytes: int64(1024 + rng.IntN(8192)), ReadChunkBytes: 64 + rng.IntN(2048),
-			Track: disk.Track{Key: "shard", Value: "seq"},
+			Track: disk.Track{Key: "shard", Value: "seq"}, Keys: keys,
 		}
 	}
 	for epoch := 0; epoch < 4; epoch++ {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sort"
 	"time"
@@ -129,7 +128,7 @@ func (l *Log) reclaim(upTo pipeline.Position) error {
 	}
 	l.fmu.Unlock()
 	for _, s := range dead {
-		if err := l.fs.Remove(filepath.Join(l.dir, segName(s.base))); err != nil {
+		if err := l.removeSegment(s.base); err != nil {
 			return fmt.Errorf("disk buffer %s: delete committed segment: %w", l.stream, err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-dev/sluice/buffer"
 	"github.com/sluice-dev/sluice/buffer/disk/vfs"
 	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/pipeline/seal"
 )
 
 // Defaults for zero Options fields.
@@ -65,6 +66,11 @@ type Options struct {
 	// Owner describes this process in the directory's lock file (after its
 	// pid), e.g. its listen address, so that a second Open names it.
 	Owner string
+	// Keys, when set, encrypt every segment written from now on under its
+	// current key, and decrypt those written under any key it holds (see
+	// seal.go). A segment written under a key it does not hold fails Open,
+	// naming the key. Nil: new segments are plain.
+	Keys *seal.Keyring
 	// Track, when set, keeps the source positions carried by the records'
 	// metadata (see Track and Positions).
 	Track Track
@@ -81,6 +87,7 @@ type segment struct {
 	base pipeline.Position
 	f    vfs.File
 	size int64
+	c    *seal.Cipher // nil: a plain segment
 }
 
 // Log is a durable, segmented buffer.Buffer for one stream.
@@ -148,6 +155,7 @@ type Log struct {
 	smu sync.Mutex // serializes cursor file writes
 
 	track     Track
+	keys      *seal.Keyring     // nil: plain segments are written
 	positions map[string]string // under mu: the tracked values up to head
 	pmu       sync.Mutex        // serializes positions file writes
 	posSaved  pipeline.Position // under pmu: the position the file covers
@@ -195,6 +203,7 @@ func Open(opts Options) (*Log, error) {
 		freed:    make(chan struct{}),
 		backoff0: opts.ReopenBackoff,
 		track:    opts.Track,
+		keys:     opts.Keys,
 	}
 	if l.fs == nil {
 		l.fs = vfs.OS()

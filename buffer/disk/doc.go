@@ -9,6 +9,7 @@
 //	00000000000067108880.seg   (byte offset) of their first frame, 20 digits
 //	cursor                     committed position, in-flight batches, log id
 //	cursor.tmp                 transient: the next cursor, before its rename
+//	00000000000067108880.seg.key the segment's key file (only when encrypted)
 //	positions                  source positions (only with Options.Track)
 //	positions.tmp              transient: the next positions file
 //	lock                       flock'd by the open Log: "pid <pid> <owner>"
@@ -40,11 +41,18 @@
 //	0      4     body length L (bytes after this 8-byte prefix), 9 <= L <= 2^28
 //	4      4     CRC32C (Castagnoli) of bytes [0,4) followed by the body
 //	8      8     arrival time, unix nanoseconds (int64)
-//	16     1     flags: bit 0 = metadata section present; others must be 0
+//	16     1     flags: bit 0 = metadata section present, bit 1 = sealed;
+//	             others must be 0
 //	17     M     metadata section, only when flag bit 0 is set:
 //	               uvarint count, then count times:
 //	               uvarint key length, key bytes, uvarint value length, value bytes
 //	17+M   D     record data (D = L - 9 - M, may be 0)
+//
+// A sealed frame (Options.Keys) holds, after the flags, the ciphertext of
+// the metadata section and data followed by the 16-byte GCM tag, sealed
+// with the frame's position as nonce counter and bytes [0,4) and [8,17)
+// as additional data; the CRC covers the ciphertext (see seal.go for the
+// key files and why a segment is never appended to twice).
 //
 // The frame of a record without metadata costs 17 bytes plus its data.
 // buffer/memory counts the same sizes, so positions and State.Bytes compare.

@@ -277,7 +277,13 @@ func (l *Log) recoverPositions() error {
 // Read will skip, and recoverTail has cut the active segment there.
 func (l *Log) scanPositions(s *segment, from, size int64) error {
 	key, val := []byte(l.track.Key), []byte(l.track.Value)
-	_, err := scanFrom(s.f, from, size, func(fr frame.Frame) {
+	_, err := scanFrom(s.f, from, size, func(off int64, raw []byte, fr frame.Frame) error {
+		if fr.Sealed() {
+			var err error
+			if fr, err = unseal(s.c, s, fr, raw, s.base+pipeline.Position(off)); err != nil {
+				return err
+			}
+		}
 		var k, v []byte
 		frame.EachMeta(fr.MetaRaw, func(mk, mv []byte) {
 			switch {
@@ -290,6 +296,7 @@ func (l *Log) scanPositions(s *segment, from, size int64) error {
 		if k != nil {
 			l.positions[string(k)] = string(v)
 		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("recover positions of %s: %w", segName(s.base), err)

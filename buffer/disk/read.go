@@ -218,9 +218,15 @@ func (r *reader) frame() (frame.Frame, error) {
 	if err := r.fill(n); err != nil {
 		return frame.Frame{}, err
 	}
-	fr, err := frame.Decode(r.buf[r.r : r.r+n])
+	raw := r.buf[r.r : r.r+n]
+	fr, err := frame.Decode(raw)
 	if err != nil {
 		return frame.Frame{}, err
+	}
+	if fr.Sealed() {
+		if fr, err = unseal(r.seg.c, r.seg, fr, raw, r.seg.base+pipeline.Position(r.off)); err != nil {
+			return frame.Frame{}, err
+		}
 	}
 	r.r += n
 	r.off += int64(n)

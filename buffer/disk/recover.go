@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-dev/sluice/buffer/disk/vfs"
 	"github.com/sluice-dev/sluice/buffer/internal/frame"
 	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/pipeline/seal"
 )
 
 // Reasons of sluice_buffer_cursor_recoveries_total.
@@ -96,11 +97,15 @@ func (l *Log) recover() error {
 		if i == len(bases)-1 {
 			flag = os.O_RDWR
 		}
+		c, err := l.openKeyFile(b)
+		if err != nil {
+			return fmt.Errorf("disk buffer %s: %w", l.stream, err)
+		}
 		f, err := l.fs.OpenFile(filepath.Join(l.dir, segName(b)), flag, 0)
 		if err != nil {
 			return err
 		}
-		l.segs = append(l.segs, &segment{base: b, f: f})
+		l.segs = append(l.segs, &segment{base: b, f: f, c: c})
 	}
 	if len(l.segs) > 0 {
 		last := l.segs[len(l.segs)-1]
@@ -119,7 +124,7 @@ func (l *Log) recover() error {
 	// Delete segments that end at or before the committed position.
 	for len(l.segs) > 1 && l.segs[1].base <= l.committed {
 		_ = l.segs[0].f.Close()
-		if err := l.fs.Remove(filepath.Join(l.dir, segName(l.segs[0].base))); err != nil {
+		if err := l.removeSegment(l.segs[0].base); err != nil {
 			return err
 		}
 		l.segs = l.segs[1:]
@@ -141,6 +146,14 @@ func (l *Log) recover() error {
 			return err
 		}
 		l.head = l.committed
+	}
+	if l.keys != nil {
+		// A segment a previous process wrote is not appended to (its
+		// torn tail's positions would be sealed again under its salt):
+		// writing continues in a new segment.
+		if err := l.replaceActive(l.segs[len(l.segs)-1]); err != nil {
+			return err
+		}
 	}
 	if kept := l.recoverInflight(); !slices.Equal(kept, l.inflight) {
 		l.inflight = kept
@@ -220,7 +233,7 @@ func scan(f vfs.File, size int64) (int64, error) {
 
 // scanFrom returns the end of the valid frames of f that start at file
 // offset from (a frame boundary), calling visit (unless nil) with each.
-func scanFrom(f vfs.File, from, size int64, visit func(frame.Frame)) (int64, error) {
+func scanFrom(f vfs.File, from, size int64, visit func(off int64, raw []byte, fr frame.Frame) error) (int64, error) {
 	buf := make([]byte, 0, min(1<<20, max(size-from, 0)))
 	off := from // file offset of buf[0]
 	pos := from // file offset of the next frame
@@ -256,7 +269,9 @@ func scanFrom(f vfs.File, from, size int64, visit func(frame.Frame)) (int64, err
 			return pos, nil
 		}
 		if visit != nil {
-			visit(fr)
+			if err := visit(pos, buf[r:r+fr.Len], fr); err != nil {
+				return pos, err
+			}
 		}
 		pos += int64(fr.Len)
 	}
@@ -265,20 +280,30 @@ func scanFrom(f vfs.File, from, size int64, visit func(frame.Frame)) (int64, err
 
 // newSegment creates an empty active segment at base, durably.
 func (l *Log) newSegment(base pipeline.Position) error {
-	f, err := l.createSegment(base)
+	f, c, err := l.createSegment(base)
 	if err != nil {
 		return err
 	}
 	l.mu.Lock()
-	l.segs = append(l.segs, &segment{base: base, f: f})
+	l.segs = append(l.segs, &segment{base: base, f: f, c: c})
 	n := len(l.segs)
 	l.mu.Unlock()
 	l.m.segments.Set(float64(n))
 	return nil
 }
 
-// createSegment creates the empty file of a segment at base, durably.
-func (l *Log) createSegment(base pipeline.Position) (vfs.File, error) {
+// createSegment creates the empty file of a segment at base, durably,
+// after its key file when the log encrypts (the cipher; nil otherwise).
+func (l *Log) createSegment(base pipeline.Position) (vfs.File, *seal.Cipher, error) {
+	var c *seal.Cipher
+	if l.keys != nil {
+		var err error
+		if c, err = l.writeKeyFile(base); err != nil {
+			return nil, nil, err
+		}
+	} else if err := l.fs.Remove(filepath.Join(l.dir, keyName(base))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("create segment: %w", err)
+	}
 	name := filepath.Join(l.dir, segName(base))
 	f, err := l.fs.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if errors.Is(err, fs.ErrExist) {
@@ -287,11 +312,22 @@ func (l *Log) createSegment(base pipeline.Position) (vfs.File, error) {
 		f, err = l.fs.OpenFile(name, os.O_RDWR|os.O_TRUNC, 0)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create segment: %w", err)
+		return nil, nil, fmt.Errorf("create segment: %w", err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("create segment: %w", err)
+		return nil, nil, fmt.Errorf("create segment: %w", err)
 	}
-	return f, nil
+	return f, c, nil
+}
+
+// removeSegment deletes a segment's file and its key file.
+func (l *Log) removeSegment(base pipeline.Position) error {
+	if err := l.fs.Remove(filepath.Join(l.dir, segName(base))); err != nil {
+		return err
+	}
+	if err := l.fs.Remove(filepath.Join(l.dir, keyName(base))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }

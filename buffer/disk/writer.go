@@ -49,7 +49,7 @@ func (l *Log) Append(ctx context.Context, recs []pipeline.Record) error {
 		if !recs[i].Arrived.IsZero() {
 			arrived = recs[i].Arrived.UnixNano()
 		}
-		if buf, err = frame.Append(buf, &recs[i], arrived); err != nil {
+		if buf, err = frame.AppendReserved(buf, &recs[i], arrived, l.reserve()); err != nil {
 			*bp = buf
 			l.putBuf(bp)
 			return fmt.Errorf("append record %d: %w", i, err)
@@ -67,6 +67,14 @@ func (l *Log) Append(ctx context.Context, recs []pipeline.Record) error {
 	}
 	l.putBuf(bp)
 	return err
+}
+
+// reserve is the room each frame keeps for its encryption tag.
+func (l *Log) reserve() int {
+	if l.keys == nil {
+		return 0
+	}
+	return sealReserve
 }
 
 func (l *Log) getBuf() *[]byte {
@@ -90,7 +98,7 @@ func (l *Log) setIDs(recs []pipeline.Record, req *request, now int64) {
 	pos := req.pos
 	for i := range recs {
 		ids = frame.AppendID(ids, l.logHex, pos)
-		pos += pipeline.Position(frame.Size(&recs[i]))
+		pos += pipeline.Position(frame.Size(&recs[i]) + l.reserve())
 	}
 	s := string(ids)
 	t := time.Unix(0, now)
@@ -279,6 +287,12 @@ func (l *Log) flush(seg *segment, reqs []*request, bytes int64) error {
 	l.iov = l.iov[:0]
 	nrec := 0
 	for _, r := range reqs {
+		if l.keys != nil {
+			if seg.c == nil {
+				return l.setFailed(fmt.Errorf("internal error: sealed frames for the plain segment %s", segName(seg.base)))
+			}
+			sealRequest(seg.c, *r.buf, r.pos)
+		}
 		l.iov = append(l.iov, *r.buf)
 		nrec += r.nrec
 	}
@@ -291,6 +305,11 @@ func (l *Log) flush(seg *segment, reqs []*request, bytes int64) error {
 			return l.setFailed(fmt.Errorf("write segment %s: %w (truncate: %v)", segName(seg.base), err, terr))
 		}
 		l.log.Error("disk buffer: write failed", "segment", segName(seg.base), "err", err)
+		if seg.c != nil {
+			// Sealed frames are never written twice at one position of a
+			// segment: continue in a new one (a new salt), after a reopen.
+			return l.setFailed(fmt.Errorf("write segment %s: %w", segName(seg.base), err))
+		}
 		return fmt.Errorf("write segment %s: %w", segName(seg.base), err)
 	}
 	if l.fsync {
@@ -422,14 +441,14 @@ func (l *Log) replaceActive(seg *segment) error {
 		if err := l.fs.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove segment: %w", err)
 		}
-		f, err := l.createSegment(base)
+		f, c, err := l.createSegment(base)
 		if err != nil {
 			return err
 		}
 		l.fmu.Lock()
 		l.mu.Lock()
 		old := seg.f
-		seg.f = f
+		seg.f, seg.c = f, c
 		l.mu.Unlock()
 		l.fmu.Unlock()
 		_ = old.Close()

@@ -27,8 +27,12 @@ const (
 	MaxBody = 1 << 28
 
 	// FlagMeta says that a metadata section follows the flags byte.
-	FlagMeta   = 1 << 0
-	knownFlags = FlagMeta
+	FlagMeta = 1 << 0
+	// FlagSealed says that the metadata section and the data are
+	// encrypted: what follows the flags byte is their ciphertext and its
+	// tag (package pipeline/seal), authenticated with the frame's header.
+	FlagSealed = 1 << 1
+	knownFlags = FlagMeta | FlagSealed
 )
 
 // castagnoli is the CRC32C table.
@@ -77,8 +81,15 @@ func Size(r *pipeline.Record) int {
 // Append encodes r as a frame at the end of dst, with the given arrival time
 // in unix nanoseconds, and returns the extended slice.
 func Append(dst []byte, r *pipeline.Record, arrived int64) ([]byte, error) {
+	return AppendReserved(dst, r, arrived, 0)
+}
+
+// AppendReserved is Append with reserve bytes left at the end of the body
+// for an encryption tag: such a frame is flagged FlagSealed and gets its
+// CRC only once sealed (SetCRC). Size plus reserve is its length.
+func AppendReserved(dst []byte, r *pipeline.Record, arrived int64, reserve int) ([]byte, error) {
 	ms := metaSize(r.Meta)
-	body := FixedBody + ms + len(r.Data)
+	body := FixedBody + ms + len(r.Data) + reserve
 	if body > MaxBody {
 		return dst, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(r.Data))
 	}
@@ -101,11 +112,32 @@ func Append(dst []byte, r *pipeline.Record, arrived int64) ([]byte, error) {
 		f[16] = 0
 	}
 	copy(f[p:], r.Data)
+	if reserve > 0 {
+		f[16] |= FlagSealed
+		clear(f[p+len(r.Data):])
+		return dst, nil
+	}
+	SetCRC(f)
+	return dst, nil
+}
+
+// SetCRC sets the CRC of the whole frame f.
+func SetCRC(f []byte) {
 	crc := crc32.Update(0, castagnoli, f[0:4])
 	crc = crc32.Update(crc, castagnoli, f[8:])
 	binary.LittleEndian.PutUint32(f[4:8], crc)
-	return dst, nil
 }
+
+// Header is what a sealed frame authenticates besides its content: the
+// body length, arrival time and flags of f (13 bytes, appended to dst).
+func Header(dst, f []byte) []byte {
+	dst = append(dst, f[0:4]...)
+	return append(dst, f[8:PrefixSize+FixedBody]...)
+}
+
+// Content is the part of the frame f that sealing encrypts: the metadata
+// section and data, with the tag's room (or the tag) after them.
+func Content(f []byte) []byte { return f[PrefixSize+FixedBody:] }
 
 func grow(b []byte, n int) []byte {
 	if cap(b)-len(b) < n {
@@ -157,7 +189,18 @@ func Decode(b []byte) (Frame, error) {
 	if fr.Flags&^knownFlags != 0 {
 		return Frame{}, fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, fr.Flags)
 	}
-	rest := f[17:]
+	if fr.Flags&FlagSealed != 0 {
+		fr.Data = f[17:] // ciphertext and tag, until Unsealed
+		return fr, nil
+	}
+	return fr.Unsealed(f[17:])
+}
+
+// Unsealed completes a sealed frame's decoding with its decrypted content
+// (metadata section and data), or a plain frame's with its content.
+func (fr Frame) Unsealed(content []byte) (Frame, error) {
+	rest := content
+	fr.MetaRaw = nil
 	if fr.Flags&FlagMeta != 0 {
 		ml, err := metaLen(rest)
 		if err != nil {
@@ -168,6 +211,9 @@ func Decode(b []byte) (Frame, error) {
 	fr.Data = rest
 	return fr, nil
 }
+
+// Sealed reports whether the frame's content is encrypted.
+func (fr Frame) Sealed() bool { return fr.Flags&FlagSealed != 0 }
 
 // metaLen validates a metadata section and returns its length.
 func metaLen(b []byte) (int, error) {
