@@ -16,7 +16,8 @@ import (
 // the response value (marshalled with encoding/json) or an API error.
 type controlOp func(body []byte, key string) (any, *apiError)
 
-func (h *handler) handleControl(w http.ResponseWriter, r *http.Request, op controlOp) int {
+// c, when not nil, receives what the audit log records of the call.
+func (h *handler) handleControl(w http.ResponseWriter, r *http.Request, op controlOp, c *Call) int {
 	body, err := h.readBodyIn(w, r, nil, maxControlBodyBytes)
 	switch {
 	case errors.Is(err, errBodyTimeout):
@@ -28,9 +29,15 @@ func (h *handler) handleControl(w http.ResponseWriter, r *http.Request, op contr
 	case err != nil:
 		return h.writeError(w, newError(http.StatusBadRequest, errSerialization, err.Error()))
 	}
+	if c != nil {
+		c.Stream = auditStreamName(body)
+	}
 	key, e := h.authenticate(r, body)
 	if e != nil {
 		return h.writeError(w, e)
+	}
+	if c != nil {
+		c.AccessKeyID = key
 	}
 	resp, e := op(body, key)
 	if e != nil {

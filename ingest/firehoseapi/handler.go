@@ -147,6 +147,10 @@ type Config struct {
 	// 408 RequestTimeoutException and its connection closed, so a slow
 	// body cannot hold its share of MaxInFlightBytes for long.
 	BodyTimeout time.Duration
+	// Audit, when set, is given every call once it is answered (the audit
+	// log): it must not block for long, and must not retain the Call's
+	// memory beyond its fields (all values).
+	Audit func(Call)
 }
 
 // DefaultBodyTimeout is Config.BodyTimeout's default: a 6 MiB batch at
@@ -177,6 +181,7 @@ type handler struct {
 	verify          func(*http.Request, string) (string, error)
 	bodyTimeout     time.Duration
 	allow           func(key, action, stream string) bool
+	audit           func(Call)
 }
 
 type stream struct {
@@ -193,6 +198,10 @@ type reqState struct {
 	req  putRequest
 	out  []byte
 	key  string // the access key that signed the request ("" without auth)
+	// For the audit log: whether req holds this request's decoded body,
+	// which operation, and the failed count answered.
+	decoded, batch bool
+	failed         int
 }
 
 // NewHandler validates cfg and returns a handler.
@@ -241,6 +250,7 @@ func newHandler(cfg Config, prev *handler) (*handler, error) {
 		streams:     make(map[string]*stream, len(cfg.Streams)),
 		verify:      cfg.Verify,
 		allow:       cfg.Allow,
+		audit:       cfg.Audit,
 		bodyTimeout: cfg.BodyTimeout,
 	}
 	if h.bodyTimeout <= 0 {
@@ -347,7 +357,8 @@ func knownOperation(op string) bool {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	hdr := w.Header()
-	hdr.Set("X-Amzn-RequestId", newRequestID())
+	id := newRequestID()
+	hdr.Set("X-Amzn-RequestId", id)
 	hdr.Set("Content-Type", "application/x-amz-json-1.1")
 
 	op, prefixed := strings.CutPrefix(r.Header.Get("X-Amz-Target"), targetPrefix)
@@ -355,6 +366,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !prefixed || !knownOperation(op) {
 		label = "Unknown"
 	}
+	c := h.newCall(r, start, id, label)
 	var status int
 	switch {
 	case r.Method != http.MethodPost || label == "Unknown":
@@ -363,20 +375,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !jsonContentType(r.Header.Get("Content-Type")):
 		status = h.writeError(w, unsupportedContentType(r.Header.Get("Content-Type")))
 	case op == "PutRecordBatch":
-		status = h.handlePut(w, r, true)
+		status = h.handlePut(w, r, true, c)
 	case op == "PutRecord":
-		status = h.handlePut(w, r, false)
+		status = h.handlePut(w, r, false, c)
 	case op == "ListDeliveryStreams":
-		status = h.handleControl(w, r, h.listDeliveryStreams)
+		status = h.handleControl(w, r, h.listDeliveryStreams, c)
 	case op == "DescribeDeliveryStream":
-		status = h.handleControl(w, r, h.describeDeliveryStream)
+		status = h.handleControl(w, r, h.describeDeliveryStream, c)
 	case op == "ListTagsForDeliveryStream":
-		status = h.handleControl(w, r, h.listTags)
+		status = h.handleControl(w, r, h.listTags, c)
 	default:
 		status = h.writeError(w, newError(http.StatusBadRequest, errInvalidArgument, fmt.Sprintf(msgStaticStreams, op)))
 	}
 	h.metrics.apiRequests.WithLabelValues(label, strconv.Itoa(status)).Inc()
 	h.metrics.apiDuration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	h.finishCall(w, c, status, start)
 }
 
 // jsonContentType reports whether ct is a media type AWS JSON services
@@ -428,8 +441,10 @@ func newRequestID() string {
 	return string(b[:])
 }
 
-// writeError writes e and returns its status.
+// writeError writes e and returns its status. The code goes in the
+// X-Amzn-ErrorType header too, as AWS JSON services send it.
 func (h *handler) writeError(w http.ResponseWriter, e *apiError) int {
+	w.Header().Set(errorTypeHeader, e.Type)
 	var buf [256]byte
 	h.writeBody(w, e.Status, appendErrorBody(buf[:0], e))
 	return e.Status

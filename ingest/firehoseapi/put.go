@@ -9,7 +9,8 @@ import (
 )
 
 // handlePut serves PutRecord (batch=false) and PutRecordBatch.
-func (h *handler) handlePut(w http.ResponseWriter, r *http.Request, batch bool) int {
+// c, when not nil, receives what the audit log records of the call.
+func (h *handler) handlePut(w http.ResponseWriter, r *http.Request, batch bool, c *Call) int {
 	weight := r.ContentLength
 	if weight < 0 || weight > MaxBodyBytes {
 		weight = MaxBodyBytes
@@ -20,6 +21,10 @@ func (h *handler) handlePut(w http.ResponseWriter, r *http.Request, batch bool) 
 	defer h.limiter.release(weight)
 	st := h.pool.Get().(*reqState)
 	defer h.pool.Put(st)
+	st.key, st.decoded, st.batch, st.failed = "", false, batch, 0
+	if c != nil {
+		defer st.auditPut(c) // before the state returns to the pool
+	}
 
 	body, err := h.readBodyIn(w, r, st.body, MaxBodyBytes)
 	st.body = body[:0]
@@ -48,6 +53,7 @@ func (h *handler) handlePut(w http.ResponseWriter, r *http.Request, batch bool) 
 	}
 	err = decodePutRequest(req, body, batch)
 	<-h.decoders
+	st.decoded = err == nil
 	if hashed != nil {
 		// Authentication answers first, as AWS checks it before the input.
 		key, e := h.authenticateHash(r, <-hashed)
@@ -181,6 +187,7 @@ func (h *handler) putRecordBatch(w http.ResponseWriter, r *http.Request, st *req
 		s.m.records.Add(float64(len(recs) - skipped))
 		s.m.requests.Inc()
 		refused := len(all) - len(recs)
+		st.failed = refused
 		s.m.throttled.Add(float64(refused))
 		out = strconv.AppendInt(out, int64(refused), 10)
 		out = append(out, `,"RequestResponses":[`...)
@@ -206,6 +213,7 @@ func (h *handler) putRecordBatch(w http.ResponseWriter, r *http.Request, st *req
 			entry = `{"ErrorCode":"InternalFailure","ErrorMessage":"` + msgInternal + `"}`
 			h.logAppendError(r, "appending batch", s.info.Name, len(recs), err)
 		}
+		st.failed = len(recs)
 		out = strconv.AppendInt(out, int64(len(recs)), 10)
 		out = append(out, `,"RequestResponses":[`...)
 		for i := range recs {
