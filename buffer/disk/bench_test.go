@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-dev/sluice/buffer/disk"
 	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/pipeline/seal"
 )
 
 const (
@@ -32,8 +33,15 @@ func benchRecords() []pipeline.Record {
 // BenchmarkAppend measures group-committed appends with fsync: 8
 // goroutines, each Append call 500 records of 1 KiB. A committer keeps the
 // backlog (and disk use) small, as a runner would.
+// BenchmarkAppend/plain and /sealed measure appends without and with
+// encryption at rest, side by side in one run.
 func BenchmarkAppend(b *testing.B) {
-	l, err := disk.Open(disk.Options{Dir: b.TempDir(), Stream: "bench", MaxBytes: 1 << 40, Logger: testLogger()})
+	b.Run("plain", func(b *testing.B) { benchAppend(b, nil) })
+	b.Run("sealed", func(b *testing.B) { benchAppend(b, testKeyring(b, "k1")) })
+}
+
+func benchAppend(b *testing.B, keys *seal.Keyring) {
+	l, err := disk.Open(disk.Options{Dir: b.TempDir(), Stream: "bench", MaxBytes: 1 << 40, Keys: keys, Logger: testLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -89,7 +97,12 @@ func BenchmarkAppend(b *testing.B) {
 // BenchmarkRead measures reading 1 KiB records back in batches of up to
 // 4 MiB from the page cache.
 func BenchmarkRead(b *testing.B) {
-	l, err := disk.Open(disk.Options{Dir: b.TempDir(), Stream: "bench", MaxBytes: 1 << 40, Durability: "os", Logger: testLogger()})
+	b.Run("plain", func(b *testing.B) { benchRead(b, nil) })
+	b.Run("sealed", func(b *testing.B) { benchRead(b, testKeyring(b, "k1")) })
+}
+
+func benchRead(b *testing.B, keys *seal.Keyring) {
+	l, err := disk.Open(disk.Options{Dir: b.TempDir(), Stream: "bench", MaxBytes: 1 << 40, Durability: "os", Keys: keys, Logger: testLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}

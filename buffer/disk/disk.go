@@ -143,6 +143,7 @@ type Log struct {
 	// Read side: one runner.
 	rmu      sync.Mutex
 	rrecs    []pipeline.Record // scratch, copied out per Read
+	unseal   unsealScratch     // scratch of Read, as rrecs
 	rsegs    []*segment
 	idbuf    []byte
 	lastSkip pipeline.Position

@@ -277,10 +277,11 @@ func (l *Log) recoverPositions() error {
 // Read will skip, and recoverTail has cut the active segment there.
 func (l *Log) scanPositions(s *segment, from, size int64) error {
 	key, val := []byte(l.track.Key), []byte(l.track.Value)
+	var sc unsealScratch
 	_, err := scanFrom(s.f, from, size, func(off int64, raw []byte, fr frame.Frame) error {
 		if fr.Sealed() {
 			var err error
-			if fr, err = unseal(s.c, s, fr, raw, s.base+pipeline.Position(off)); err != nil {
+			if fr, err = unseal(s.c, s, fr, raw, s.base+pipeline.Position(off), &sc); err != nil {
 				return err
 			}
 		}

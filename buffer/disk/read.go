@@ -72,7 +72,7 @@ func (l *Log) read(from pipeline.Position, maxBytes, maxRecords int, end pipelin
 	}
 
 	est := readEstimate(limit-from, maxBytes, l.chunk)
-	r := reader{l: l, buf: l.bufs.take(est, min(est, l.chunk))}
+	r := reader{l: l, buf: l.bufs.take(est, min(est, l.chunk)), sc: &l.unseal}
 	r.held = append(r.held, r.buf)
 	l.rrecs = l.rrecs[:0]
 	l.idbuf = l.idbuf[:0]
@@ -164,6 +164,7 @@ type reader struct {
 	off    int64    // segment offset of buf[r]
 	endOff int64    // segment offset of the end of the readable range
 	held   [][]byte // every buffer this Read's records may alias
+	sc     *unsealScratch
 }
 
 func (r *reader) reset(seg *segment, from, end pipeline.Position) {
@@ -224,7 +225,7 @@ func (r *reader) frame() (frame.Frame, error) {
 		return frame.Frame{}, err
 	}
 	if fr.Sealed() {
-		if fr, err = unseal(r.seg.c, r.seg, fr, raw, r.seg.base+pipeline.Position(r.off)); err != nil {
+		if fr, err = unseal(r.seg.c, r.seg, fr, raw, r.seg.base+pipeline.Position(r.off), r.sc); err != nil {
 			return frame.Frame{}, err
 		}
 	}

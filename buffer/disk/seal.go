@@ -86,28 +86,38 @@ func (l *Log) openKeyFile(base pipeline.Position) (*seal.Cipher, error) {
 	return c, nil
 }
 
+// unsealScratch is the memory unseal reuses.
+type unsealScratch struct {
+	ad    []byte
+	nonce seal.Nonce
+}
+
 // sealRequest seals the frames of a request written into seg at pos.
 func sealRequest(c *seal.Cipher, buf []byte, pos pipeline.Position) {
-	var ad [13]byte
+	// Scratch, once per request: what is handed to the AEAD escapes.
+	ad := make([]byte, 0, 13)
+	nonce := new(seal.Nonce)
 	for off := 0; off < len(buf); {
 		n, _ := frame.Peek(buf[off:]) // frames Append made
 		f := buf[off : off+n]
 		content := frame.Content(f)
-		c.Seal(content[:0], content[:len(content)-sealReserve], uint64(pos), frame.Header(ad[:0], f))
+		ad = frame.Header(ad[:0], f)
+		c.Seal(content[:0], content[:len(content)-sealReserve], uint64(pos), ad, nonce)
 		frame.SetCRC(f)
 		off += n
 		pos += pipeline.Position(n)
 	}
 }
 
-// unseal decrypts a sealed frame read at pos, in place.
-func unseal(c *seal.Cipher, seg *segment, fr frame.Frame, raw []byte, pos pipeline.Position) (frame.Frame, error) {
+// unseal decrypts a sealed frame read at pos, in place; sc is scratch
+// space kept by the caller.
+func unseal(c *seal.Cipher, seg *segment, fr frame.Frame, raw []byte, pos pipeline.Position, sc *unsealScratch) (frame.Frame, error) {
 	if c == nil {
 		return frame.Frame{}, fmt.Errorf("%w: sealed frame in segment %s, which has no key file", frame.ErrCorrupt, segName(seg.base))
 	}
-	var ad [13]byte
 	content := frame.Content(raw)
-	plain, err := c.Open(content[:0], content, uint64(pos), frame.Header(ad[:0], raw))
+	sc.ad = frame.Header(sc.ad[:0], raw)
+	plain, err := c.Open(content[:0], content, uint64(pos), sc.ad, &sc.nonce)
 	if err != nil {
 		return frame.Frame{}, fmt.Errorf("%w: %v", frame.ErrCorrupt, err)
 	}

@@ -220,10 +220,17 @@ func (c *Cipher) KeyID() string { return c.id }
 // tells a wrong key.
 func (c *Cipher) Check() []byte { return c.check[:] }
 
-// nonce is the counter big-endian in the last 8 of GCM's 12 bytes; the
+// A nonce is the counter big-endian in the last 8 of GCM's 12 bytes; the
 // first 4 hold flags (final, for a stream's last chunk).
 func nonce(counter uint64, flags uint32) []byte {
-	var n [12]byte
+	return new(Nonce).set(counter, flags)
+}
+
+// Nonce is scratch space for a nonce, so that sealing many records
+// allocates nothing (a nonce handed to the AEAD escapes).
+type Nonce [12]byte
+
+func (n *Nonce) set(counter uint64, flags uint32) []byte {
 	binary.BigEndian.PutUint32(n[:4], flags)
 	binary.BigEndian.PutUint64(n[4:], counter)
 	return n[:]
@@ -231,15 +238,22 @@ func nonce(counter uint64, flags uint32) []byte {
 
 // Seal appends the encryption of plaintext, authenticated with ad, to
 // dst. counter must never repeat within the file; dst may be
-// plaintext[:0] (in place).
-func (c *Cipher) Seal(dst, plaintext []byte, counter uint64, ad []byte) []byte {
-	return c.aead.Seal(dst, nonce(counter, 0), plaintext, ad)
+// plaintext[:0] (in place). n is scratch (nil: allocated).
+func (c *Cipher) Seal(dst, plaintext []byte, counter uint64, ad []byte, n *Nonce) []byte {
+	if n == nil {
+		n = new(Nonce)
+	}
+	return c.aead.Seal(dst, n.set(counter, 0), plaintext, ad)
 }
 
 // Open decrypts and authenticates what Seal made with the same counter
 // and ad, appending the plaintext to dst (which may be ciphertext[:0]).
-func (c *Cipher) Open(dst, ciphertext []byte, counter uint64, ad []byte) ([]byte, error) {
-	out, err := c.aead.Open(dst, nonce(counter, 0), ciphertext, ad)
+// n is scratch (nil: allocated).
+func (c *Cipher) Open(dst, ciphertext []byte, counter uint64, ad []byte, n *Nonce) ([]byte, error) {
+	if n == nil {
+		n = new(Nonce)
+	}
+	out, err := c.aead.Open(dst, n.set(counter, 0), ciphertext, ad)
 	if err != nil {
 		return nil, fmt.Errorf("seal: record %d does not authenticate under key %s: %w", counter, c.id, err)
 	}

@@ -65,7 +65,7 @@ func TestSealRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := []byte("the record's data and metadata")
-	ct := c.Seal(nil, msg, 4096, nil)
+	ct := c.Seal(nil, msg, 4096, nil, nil)
 	if len(ct) != len(msg)+Overhead || bytes.Contains(ct, []byte("record")) {
 		t.Fatalf("ciphertext %d bytes, or plaintext visible", len(ct))
 	}
@@ -74,27 +74,27 @@ func TestSealRecords(t *testing.T) {
 	if err != nil || string(rest) != "x" || same.KeyID() != "k1" {
 		t.Fatalf("OpenParams: %v %q", err, rest)
 	}
-	pt, err := same.Open(nil, bytes.Clone(ct), 4096, nil)
+	pt, err := same.Open(nil, bytes.Clone(ct), 4096, nil, nil)
 	if err != nil || !bytes.Equal(pt, msg) {
 		t.Fatalf("Open: %v", err)
 	}
 	inPlace := bytes.Clone(ct)
-	if pt, err := same.Open(inPlace[:0], inPlace, 4096, nil); err != nil || !bytes.Equal(pt, msg) {
+	if pt, err := same.Open(inPlace[:0], inPlace, 4096, nil, nil); err != nil || !bytes.Equal(pt, msg) {
 		t.Fatalf("Open in place: %v", err)
 	}
-	if _, err := same.Open(nil, ct, 4097, nil); err == nil {
+	if _, err := same.Open(nil, ct, 4097, nil, nil); err == nil {
 		t.Fatal("opened under another counter")
 	}
 	flipped := bytes.Clone(ct)
 	flipped[3] ^= 1
-	if _, err := same.Open(nil, flipped, 4096, nil); err == nil {
+	if _, err := same.Open(nil, flipped, 4096, nil, nil); err == nil {
 		t.Fatal("a flipped bit authenticated")
 	}
 	other, salt2, _ := ring.New()
 	if salt2 == salt {
 		t.Fatal("two files got the same salt")
 	}
-	if _, err := other.Open(nil, ct, 4096, nil); err == nil {
+	if _, err := other.Open(nil, ct, 4096, nil, nil); err == nil {
 		t.Fatal("another file's cipher opened it")
 	}
 	k1b, _ := testKey(t, "k1") // the same id, another key
