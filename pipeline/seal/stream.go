@@ -16,7 +16,8 @@ import (
 //	as counter; the last one's nonce is flagged final, so a file cut at a
 //	chunk boundary does not read as whole (the STREAM construction).
 const (
-	streamMagic   = "SLSE"
+	// StreamMagic starts every encrypted stream.
+	StreamMagic   = "SLSE"
 	streamVersion = 1
 	// ChunkSize is the plaintext size of a stream's chunks.
 	ChunkSize = 64 << 10
@@ -43,7 +44,7 @@ func NewWriter(w io.Writer, r *Keyring) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := AppendParams(append([]byte(streamMagic), streamVersion), c, salt)
+	h := AppendParams(append([]byte(StreamMagic), streamVersion), c, salt)
 	if _, err := w.Write(h); err != nil {
 		return nil, fmt.Errorf("seal: write header: %w", err)
 	}
@@ -112,7 +113,7 @@ func NewReader(r io.Reader, ring *Keyring) (*Reader, error) {
 	if _, err := io.ReadFull(br, h[:]); err != nil {
 		return nil, fmt.Errorf("seal: read header: %w", noEOF(err))
 	}
-	if string(h[:4]) != streamMagic {
+	if string(h[:4]) != StreamMagic {
 		return nil, errors.New("seal: not an encrypted stream")
 	}
 	if h[4] != streamVersion {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/sluice-dev/sluice/destinations/format/prefix"
 	"github.com/sluice-dev/sluice/destinations/object"
+	"github.com/sluice-dev/sluice/pipeline/seal"
 )
 
 const writeBufferSize = 256 << 10
@@ -42,7 +43,8 @@ var Rule = object.KeyRule{Check: CheckPrefix, Code: CodeInvalidPath}
 type Store struct {
 	root string
 	log  *slog.Logger
-	bufs sync.Pool // *bufio.Writer
+	bufs sync.Pool     // *bufio.Writer
+	keys *seal.Keyring // nil: objects are written in the clear
 
 	dirMu sync.Mutex
 	dirs  map[string]struct{} // directories known to exist durably
@@ -71,6 +73,14 @@ func New(root, stream string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("file store: %w", err)
 	}
 	return s, nil
+}
+
+// Encrypt makes the store write every object encrypted under keys'
+// current key (package seal's stream format: header, 64 KiB chunks), for
+// data at rest on local disks. Call it before the first Create.
+func (s *Store) Encrypt(keys *seal.Keyring) *Store {
+	s.keys = keys
+	return s
 }
 
 // Root is the store's directory.
@@ -130,7 +140,14 @@ func (s *Store) Create(ctx context.Context, key string, _ object.Meta) (object.O
 	} else {
 		bw.Reset(f)
 	}
-	return &file{s: s, ctx: ctx, f: f, bw: bw, final: final, dir: dir}, nil
+	o := &file{s: s, ctx: ctx, f: f, bw: bw, final: final, dir: dir}
+	if s.keys != nil {
+		if o.sw, err = seal.NewWriter(bw, s.keys); err != nil {
+			o.Abort()
+			return nil, classify("write", final, err)
+		}
+	}
+	return o, nil
 }
 
 // createTemp creates a temporary file in dir, creating dir first. A
@@ -182,8 +199,9 @@ type file struct {
 	f          *os.File
 	bw         *bufio.Writer
 	final, dir string
-	err        error // the first write error
-	done       bool  // committed or aborted
+	sw         *seal.Writer // encrypting, when the store does
+	err        error        // the first write error
+	done       bool         // committed or aborted
 }
 
 func (o *file) Write(p []byte) (int, error) {
@@ -193,7 +211,13 @@ func (o *file) Write(p []byte) (int, error) {
 	if o.done {
 		return 0, fmt.Errorf("file write %s: object already committed or aborted", o.final)
 	}
-	n, err := o.bw.Write(p)
+	var n int
+	var err error
+	if o.sw != nil {
+		n, err = o.sw.Write(p)
+	} else {
+		n, err = o.bw.Write(p)
+	}
 	if err != nil {
 		o.err = classify("write", o.final, err)
 	}
@@ -220,6 +244,11 @@ func (o *file) Commit() (err error) {
 			}
 		}
 	}()
+	if o.sw != nil {
+		if err := o.sw.Close(); err != nil {
+			return err
+		}
+	}
 	if err := o.bw.Flush(); err != nil {
 		return err
 	}

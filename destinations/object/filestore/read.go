@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/sluice-dev/sluice/destinations/object"
+	"github.com/sluice-dev/sluice/pipeline/seal"
 )
 
 // Reader lists and reads the objects under a directory, without writing
@@ -20,6 +21,7 @@ import (
 // file, so it is safe beside a running daemon writing there.
 type Reader struct {
 	root string
+	keys *seal.Keyring // nil: encrypted objects cannot be read
 }
 
 var _ object.Reader = (*Reader)(nil)
@@ -118,7 +120,31 @@ func (r *Reader) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file open: %w", err)
 	}
-	return f, nil
+	var magic [4]byte
+	n, _ := f.ReadAt(magic[:], 0)
+	if n < len(magic) || string(magic[:]) != seal.StreamMagic {
+		return f, nil // written in the clear
+	}
+	if r.keys == nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("file open %s: the object is encrypted and no encryption key is configured", key)
+	}
+	sr, err := seal.NewReader(f, r.keys)
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("file open %s: %w", key, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{sr, f}, nil
+}
+
+// Decrypt makes the reader decrypt encrypted objects with keys (objects
+// written in the clear are read as they are).
+func (r *Reader) Decrypt(keys *seal.Keyring) *Reader {
+	r.keys = keys
+	return r
 }
 
 // Close does nothing.
