@@ -60,10 +60,17 @@ type deliveryStreamDescription struct {
 	DeliveryStreamType                    string
 	VersionId                             string //nolint:revive // AWS member name
 	CreateTimestamp                       json.Number
-	DeliveryStreamEncryptionConfiguration struct{ Status string }
+	DeliveryStreamEncryptionConfiguration encryptionDescription
 	Source                                sourceDescription
 	Destinations                          []destinationDescription
 	HasMoreDestinations                   bool
+}
+
+// encryptionDescription is Firehose's DeliveryStreamEncryptionConfiguration.
+type encryptionDescription struct {
+	KeyARN  string `json:",omitempty"`
+	KeyType string `json:",omitempty"`
+	Status  string
 }
 
 func (h *handler) describeDeliveryStream(body []byte, key string) (any, *apiError) {
@@ -91,6 +98,9 @@ func (h *handler) describeDeliveryStream(body []byte, key string) (any, *apiErro
 		Destinations:         []destinationDescription{},
 	}
 	d.DeliveryStreamEncryptionConfiguration.Status = "DISABLED"
+	if e := s.info.Encryption; e != nil {
+		d.DeliveryStreamEncryptionConfiguration = encryptionDescription{KeyARN: e.KeyARN, KeyType: e.KeyType, Status: "ENABLED"}
+	}
 	if s.info.Type == TypeKinesisStreamAsSource {
 		d.Source.KinesisStreamSourceDescription = &kinesisSource{
 			KinesisStreamARN: s.info.KinesisStreamARN,

@@ -105,11 +105,23 @@ type StreamInfo struct {
 	RoleARN string
 	// Quota is the stream's Direct PUT quota (zero: none).
 	Quota Quota
+	// Encryption, when set, is the stream's encryption at rest, reported
+	// as DeliveryStreamEncryptionConfiguration with status ENABLED (nil:
+	// DISABLED).
+	Encryption *Encryption
 	// Destination is the destination's description
 	// (pipeline.Destination.Describe): DescribeDeliveryStream reports its
 	// members verbatim, after "DestinationId": "destinationId-000000000001".
 	// It is encoded once, by NewHandler; nil reports only the id.
 	Destination pipeline.Description
+}
+
+// Encryption is how a stream's data is encrypted at rest, in Firehose's
+// terms: KeyType AWS_OWNED_CMK or CUSTOMER_MANAGED_CMK, and the key's ARN
+// for the latter.
+type Encryption struct {
+	KeyType string
+	KeyARN  string
 }
 
 // Config configures a Handler.

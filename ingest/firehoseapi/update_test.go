@@ -155,3 +155,25 @@ func TestReplayHeaders(t *testing.T) {
 		t.Fatalf("PutRecord with replay headers: %d", resp.StatusCode)
 	}
 }
+
+// TestDescribeEncryption: a stream encrypted at rest is described as
+// Firehose describes one (ENABLED, its key type and ARN); one that is not,
+// DISABLED without a key.
+func TestDescribeEncryption(t *testing.T) {
+	e := newEnv(t)
+	arn := "arn:aws:kms:eu-west-3:" + testAccount + ":key/k1"
+	if err := e.h.Update(Config{Region: "eu-west-3", AccountID: testAccount, Appender: e.bufs, Metrics: e.metrics,
+		Streams: []StreamInfo{{Name: "alpha", Encryption: &Encryption{KeyType: "CUSTOMER_MANAGED_CMK", KeyARN: arn}}, {Name: "beta"}}}); err != nil {
+		t.Fatal(err)
+	}
+	enc := func(name string) map[string]any {
+		r := e.op(t, "DescribeDeliveryStream", `{"DeliveryStreamName":"`+name+`"}`)
+		return r.body["DeliveryStreamDescription"].(map[string]any)["DeliveryStreamEncryptionConfiguration"].(map[string]any)
+	}
+	if got := enc("alpha"); got["Status"] != "ENABLED" || got["KeyType"] != "CUSTOMER_MANAGED_CMK" || got["KeyARN"] != arn {
+		t.Fatalf("encrypted stream: %v", got)
+	}
+	if got := enc("beta"); len(got) != 1 || got["Status"] != "DISABLED" {
+		t.Fatalf("plain stream: %v", got)
+	}
+}
