@@ -92,6 +92,8 @@ type Config struct {
 	// AdminToken, when set, is the bearer token /metrics and
 	// /debug/pprof/ require (the probes stay open).
 	AdminToken string `yaml:"admin_token"`
+	// Audit is the audit log of API calls (see audit.go); off without output.
+	Audit Audit `yaml:"audit"`
 	// Streams are the delivery streams, in the order of the file.
 	Streams []Stream `yaml:"-"`
 }

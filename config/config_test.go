@@ -119,6 +119,7 @@ func TestGood(t *testing.T) {
 		})),
 		full: {
 			File:            full,
+			Audit:           DefaultAudit,
 			Listen:          "0.0.0.0:8080",
 			AdminListen:     "127.0.0.1:9090",
 			DataDir:         "/var/lib/sluice",

@@ -208,6 +208,7 @@ func TestDocsListEveryKey(t *testing.T) {
 		"auth allow": yamlKeys(reflect.TypeFor[Grant]()),
 		"tls":        yamlKeys(reflect.TypeFor[TLS]()),
 		"quota":      yamlKeys(reflect.TypeFor[Quota]()),
+		"audit":      yamlKeys(reflect.TypeFor[Audit]()),
 	} {
 		got := sections[heading]
 		if !sameSet(got, keys) {

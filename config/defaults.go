@@ -54,4 +54,5 @@ var DefaultConfig = Config{
 	Log:             DefaultLog,
 	ShutdownTimeout: 30 * time.Second,
 	Buffer:          DefaultBuffer,
+	Audit:           DefaultAudit,
 }

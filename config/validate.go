@@ -168,6 +168,7 @@ func (d *decoder) validate(c *Config) {
 	}
 	d.validateBuffer(&c.Buffer, top, "buffer", false)
 	d.validateAuth(&c.Auth, top)
+	d.validateAudit(&c.Audit, top)
 	d.validateTLS(&c.TLS, top, "tls")
 	d.validateTLS(&c.AdminTLS, top, "admin_tls")
 	if c.AdminTLS.CertFile != "" && c.AdminListen == "" {

@@ -74,7 +74,8 @@ const (
 type Options struct {
 	// Writer receives the lines when Path is empty (os.Stderr, say).
 	Writer io.Writer
-	// Path is the audit file, appended to (created 0600). With
+	// Path is the audit file, appended to (created 0600, its directory
+	// 0700 if missing). With
 	// MaxFileBytes > 0, a write that would make it larger renames it to
 	// Path.1 (Path.1 to Path.2, …), keeping MaxFiles old files.
 	Path         string
@@ -92,7 +93,8 @@ type Options struct {
 	// BlockTimeout bounds the wait of OnFull Block (default
 	// DefaultBlockTimeout).
 	BlockTimeout time.Duration
-	// Registerer registers the metrics (nil: not registered).
+	// Registerer registers the metrics (nil: not registered; the Log is
+	// a prometheus.Collector of them too).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger // default: discard
 }
@@ -180,14 +182,6 @@ func New(ctx context.Context, o Options) (*Log, error) {
 	}
 	go l.run(ctx)
 	return l, nil
-}
-
-// Unregister removes the log's metrics from reg (a reload replacing the
-// log registers the new one's).
-func (l *Log) Unregister(reg prometheus.Registerer) {
-	reg.Unregister(l.entries)
-	reg.Unregister(l.errs)
-	reg.Unregister(l.gauge)
 }
 
 // Record queues e. It never waits longer than BlockTimeout.
@@ -391,4 +385,18 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// Describe implements prometheus.Collector: the log's metrics.
+func (l *Log) Describe(ch chan<- *prometheus.Desc) {
+	l.entries.Describe(ch)
+	l.errs.Describe(ch)
+	l.gauge.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (l *Log) Collect(ch chan<- prometheus.Metric) {
+	l.entries.Collect(ch)
+	l.errs.Collect(ch)
+	l.gauge.Collect(ch)
 }

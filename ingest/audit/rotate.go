@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 )
 
@@ -19,6 +20,9 @@ type rotator struct {
 }
 
 func openRotator(path string, maxBytes int64, maxFiles int) (*rotator, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
 	r := &rotator{path: path, maxBytes: maxBytes, maxFiles: maxFiles}
 	if err := r.open(); err != nil {
 		return nil, err

@@ -69,6 +69,7 @@ type Daemon struct {
 	streams map[string]*stream
 	router  *router
 	api     *firehoseapi.Handler
+	audit   *auditor // the audit log of API calls (audit.go)
 	ops     *ops
 	front   *front
 	apiSrv  *server
@@ -141,6 +142,9 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		}
 		infos = append(infos, s.info)
 	}
+	if d.audit, err = newAuditor(cfg, dataDir, reg); err != nil {
+		return nil, err
+	}
 	apiCfg, err := d.apiConfig(cfg, infos)
 	if err != nil {
 		return nil, err
@@ -203,7 +207,7 @@ func (d *Daemon) apiConfig(cfg *config.Config, infos []firehoseapi.StreamInfo) (
 	}
 	c := firehoseapi.Config{
 		Region: cfg.Region, AccountID: cfg.AccountID, Streams: infos,
-		Appender: d.router, Logger: d.log, Metrics: d.m.api, Allow: allow,
+		Appender: d.router, Logger: d.log, Metrics: d.m.api, Allow: allow, Audit: d.audit.hook(cfg),
 	}
 	if verifier != nil {
 		c.Verify = verifier.VerifyPayload
@@ -354,6 +358,9 @@ func (d *Daemon) close(ctx context.Context) {
 		s := d.streams[name]
 		s.closeParts(ctx, d)
 		d.closeBuffer(s.name, s.buf)
+	}
+	if err := d.audit.close(); err != nil {
+		d.log.Warn("closing the audit log", "err", err)
 	}
 	if d.lock != nil {
 		if err := d.lock.Unlock(); err != nil {

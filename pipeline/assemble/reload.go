@@ -195,6 +195,15 @@ func (d *Daemon) reloadOnce(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	nextAudit, err := d.audit.prepare(cfg, d.dataDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if !committed {
+			d.audit.discard(nextAudit)
+		}
+	}()
 	lis, err := d.prepareListeners(cfg)
 	if err != nil {
 		return err
@@ -215,7 +224,9 @@ func (d *Daemon) reloadOnce(ctx context.Context) (err error) {
 			d.router.add(c.name, c.next.buf)
 		}
 	}
+	oldAudit := d.audit.swap(nextAudit)
 	if err := d.api.Update(apiCfg); err != nil {
+		d.audit.swap(oldAudit)
 		for _, c := range changes {
 			if c.old == nil {
 				d.router.remove(c.name)
@@ -224,6 +235,9 @@ func (d *Daemon) reloadOnce(ctx context.Context) (err error) {
 		return fmt.Errorf("firehose api: %w", err)
 	}
 	committed = true
+	if err := d.audit.retire(oldAudit, nextAudit); err != nil {
+		d.log.Warn("reload", "err", err)
+	}
 	d.commitListeners(cfg, lis)
 	d.ops.token.Store(&cfg.AdminToken)
 	deadline, cancelDeadline := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
