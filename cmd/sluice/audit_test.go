@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,3 +127,64 @@ streams:
 }
 
 func uuidLike(s string) bool { return len(s) == 36 && strings.Count(s, "-") == 4 }
+
+// TestAuditLogReload: a reload that changes the audit block applies it: a
+// new path is written from the next call on (the old file closed with
+// everything it held), and removing the block stops the log.
+func TestAuditLogReload(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := filepath.Join(dir, "sluice.yaml")
+	write := func(audit string) {
+		t.Helper()
+		body := "listen: " + addr + "\n" + audit + `streams:
+  r:
+    buffer: {type: memory}
+    destination: {type: file, path: r, append_newline: true}
+`
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("audit: {output: file, path: a.log}\n")
+	d := startDaemon(t, cfg, dir, addr)
+	put := func() {
+		t.Helper()
+		ok, err := putBatch(context.Background(), &http.Client{Timeout: 10 * time.Second}, addr, "r", [][]byte{[]byte("x")})
+		if err != nil || len(ok) != 1 || !ok[0] {
+			t.Fatalf("put: %v %v", ok, err)
+		}
+	}
+	lines := func(name string) int {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return -1
+		}
+		return strings.Count(string(b), "\n")
+	}
+	put()
+	put()
+	write("audit: {output: file, path: b.log, sample: 1}\n")
+	if code, body := reload(t, addr); code != 200 {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	// The old log is closed at the reload, so its lines are all written.
+	if n := lines("a.log"); n != 2 {
+		t.Fatalf("a.log has %d lines after the reload, want 2", n)
+	}
+	put()
+	write("")
+	if code, body := reload(t, addr); code != 200 {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	if n := lines("b.log"); n != 1 {
+		t.Fatalf("b.log has %d lines, want 1 (the put between the reloads)", n)
+	}
+	put()
+	if err := d.stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := lines("a.log"), lines("b.log"); a != 2 || b != 1 {
+		t.Fatalf("a.log %d lines, b.log %d after the audit block was removed; want 2 and 1", a, b)
+	}
+}
