@@ -40,6 +40,11 @@
 // status; operation "Unknown" for anything not in the Firehose API) and
 // sluice_api_request_duration_seconds{operation}.
 //
+// Error answers carry their code in the X-Amzn-ErrorType header too, as
+// AWS JSON services send it. Config.Audit hears every call once it is
+// answered (audit.go: Call), for the audit log (package ingest/audit, which
+// the assembler adapts: neither package imports the other).
+//
 // SigV4 Authorization headers are accepted without verification, as are
 // unsigned requests.
 package firehoseapi
