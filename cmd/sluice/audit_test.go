@@ -65,6 +65,19 @@ streams:
 		}
 		wants = append(wants, want{"PutRecordBatch", writerKey, "audited", "Success"})
 	}
+	written := fmt.Sprintf(`sluice_audit_entries_total{result="written"} %d`, len(wants))
+	var metrics string
+	if !waitFor(10*time.Second, func() bool {
+		resp, err := http.Get("http://" + d.addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		metrics = mustRead(t, resp)
+		resp.Body.Close()
+		return strings.Contains(metrics, written)
+	}) {
+		t.Fatalf("/metrics lacks %s:\n%s", written, metrics)
+	}
 	if err := d.stop(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
