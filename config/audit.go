@@ -40,12 +40,12 @@ var DefaultAudit = Audit{
 }
 
 func (d *decoder) validateAudit(a *Audit, top Pos) {
-	written := d.written(&a.Path) || d.written(&a.MaxFileBytes) || d.written(&a.MaxFiles) || d.written(&a.Sample) ||
+	written := d.written(a) || d.written(&a.Path) || d.written(&a.MaxFileBytes) || d.written(&a.MaxFiles) || d.written(&a.Sample) ||
 		d.written(&a.QueueLength) || d.written(&a.OnFull) || d.written(&a.BlockTimeout)
 	switch a.Output {
 	case "":
 		if written {
-			d.fail(&a.Output, top, "audit.output", "is required in an audit block: stderr or file")
+			d.fail(&a.Output, d.at(a, top), "audit.output", "is required in an audit block: stderr or file")
 		}
 	case AuditStderr:
 		if d.written(&a.Path) || d.written(&a.MaxFileBytes) || d.written(&a.MaxFiles) {
