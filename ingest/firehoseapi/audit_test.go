@@ -1,10 +1,13 @@
 package firehoseapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -41,7 +44,7 @@ func (a *auditEnv) Write(p []byte) (int, error) {
 	return a.out.Write(p)
 }
 
-func newAuditEnv(t *testing.T, signed bool) *auditEnv {
+func newAuditEnv(t *testing.T, signed bool, mods ...func(*Config)) *auditEnv {
 	t.Helper()
 	a := &auditEnv{}
 	l, err := audit.New(context.Background(), audit.Options{Writer: a, Sample: 1})
@@ -74,6 +77,9 @@ func newAuditEnv(t *testing.T, signed bool) *auditEnv {
 		cfg.Verify = v.VerifyPayload
 		cfg.Allow = func(key, action, stream string) bool { return stream != "t" }
 	}
+	for _, m := range mods {
+		m(&cfg)
+	}
 	h, err := NewHandler(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +87,25 @@ func newAuditEnv(t *testing.T, signed bool) *auditEnv {
 	a.srv = httptest.NewServer(h)
 	t.Cleanup(a.srv.Close)
 	return a
+}
+
+// waitCalls returns the calls heard once there are n (a response may
+// reach the client just before the handler reports its call), or after 2s.
+func (a *auditEnv) waitCalls(n int) []Call {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		a.mu.Lock()
+		calls := a.calls
+		a.mu.Unlock()
+		if len(calls) >= n || time.Now().After(deadline) {
+			time.Sleep(time.Millisecond) // a second report would show now
+			a.mu.Lock()
+			calls = a.calls
+			a.mu.Unlock()
+			return calls
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 type auditReq struct {
@@ -211,9 +236,7 @@ func TestAuditEveryCall(t *testing.T) {
 				if status != q.status {
 					t.Errorf("%s: status %d, want %d", q.name, status, q.status)
 				}
-				a.mu.Lock()
-				got := a.calls[before:]
-				a.mu.Unlock()
+				got := a.waitCalls(before + 1)[before:]
 				if len(got) != 1 {
 					t.Fatalf("%s: %d audit calls, want 1", q.name, len(got))
 				}
@@ -284,6 +307,7 @@ func TestAuditNoDataNoSecrets(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+	a.waitCalls(7)
 	if err := a.log.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -297,6 +321,43 @@ func TestAuditNoDataNoSecrets(t *testing.T) {
 	for _, s := range append([]string{marker, b64(marker), b64(marker)[:12], auditSecret, auditToken, "Signature=", "Credential=", "AWS4-HMAC-SHA256"}, sigs...) {
 		if strings.Contains(out, s) {
 			t.Fatalf("audit output contains %q:\n%s", s, out)
+		}
+	}
+}
+
+// TestAuditBodyTimeout: a body that stalls is answered 408 and audited
+// once, on the put path and the control path.
+func TestAuditBodyTimeout(t *testing.T) {
+	for _, signed := range []bool{false, true} {
+		a := newAuditEnv(t, signed, func(c *Config) { c.BodyTimeout = 200 * time.Millisecond })
+		for _, op := range []string{"PutRecordBatch", "DescribeDeliveryStream"} {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(a.srv.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: %s%s\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 1000\r\n\r\n{\"Delivery", targetPrefix, op)
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			conn.Close()
+			if resp.StatusCode != http.StatusRequestTimeout {
+				t.Fatalf("%s: status %d", op, resp.StatusCode)
+			}
+		}
+		calls := a.waitCalls(2)
+		if len(calls) != 2 {
+			t.Fatalf("%d audit calls, want 2", len(calls))
+		}
+		for i, op := range []string{"PutRecordBatch", "DescribeDeliveryStream"} {
+			if c := calls[i]; c.Operation != op || c.Status != 408 || c.Result != "RequestTimeoutException" || c.AccessKeyID != "" || c.Latency < 150*time.Millisecond {
+				t.Fatalf("audit %+v", c)
+			}
+		}
+		if err := a.log.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
