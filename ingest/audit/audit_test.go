@@ -138,7 +138,7 @@ func TestAuditQueueFull(t *testing.T) {
 	for _, policy := range []string{Drop, Block} {
 		t.Run(policy, func(t *testing.T) {
 			w := &blockingWriter{started: make(chan struct{}), release: make(chan struct{})}
-			l, err := New(context.Background(), Options{Writer: w, Sample: 1, QueueLength: 2, OnFull: policy, BlockTimeout: 50 * time.Millisecond})
+			l, err := New(context.Background(), Options{Writer: w, Sample: 1, QueueLength: 2, OnFull: policy, BlockTimeout: 200 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,12 +151,12 @@ func TestAuditQueueFull(t *testing.T) {
 			d := time.Since(start)
 			switch policy {
 			case Drop:
-				if d > 20*time.Millisecond {
+				if d > 100*time.Millisecond {
 					t.Fatalf("drop waited %v", d)
 				}
 			case Block:
-				if d < 45*time.Millisecond || d > 2*time.Second {
-					t.Fatalf("block waited %v, want the 50ms timeout", d)
+				if d < 190*time.Millisecond || d > 3*time.Second {
+					t.Fatalf("block waited %v, want the 200ms timeout", d)
 				}
 			}
 			if got := value(l.entries.WithLabelValues("dropped")); got != 1 {
