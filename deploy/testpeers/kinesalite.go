@@ -32,5 +32,6 @@ func StartKinesalite(t testing.TB) *Kinesalite {
 		probe: httpProbe(k.Endpoint+"/", false), ready: "kinesalite listening on", t: t}
 	t.Cleanup(k.Stop)
 	k.Start()
+	t.Cleanup(func() { k.p.report() }) // runs before Stop
 	return k
 }

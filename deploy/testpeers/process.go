@@ -102,6 +102,21 @@ func (p *process) start() {
 	}
 }
 
+// report logs, when the test failed, whether the process was still
+// running and what it printed (a peer that died mid-test says why).
+func (p *process) report() {
+	if !p.t.Failed() || p.cmd == nil {
+		return
+	}
+	state := "still running"
+	select {
+	case <-p.done:
+		state = "exited: " + p.cmd.ProcessState.String()
+	default:
+	}
+	p.t.Logf("%s (%s) printed:\n%s", p.name, state, p.out.String())
+}
+
 // stop kills the process and waits for it to exit. It is idempotent.
 func (p *process) stop() {
 	if p.cmd == nil {
