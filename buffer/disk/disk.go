@@ -69,7 +69,8 @@ type Options struct {
 	// Keys, when set, encrypt every segment written from now on under its
 	// current key, and decrypt those written under any key it holds (see
 	// seal.go). A segment written under a key it does not hold fails Open,
-	// naming the key. Nil: new segments are plain.
+	// naming the key. Nil, or a keyring without a current key (which only
+	// reads): new segments are plain.
 	Keys *seal.Keyring
 	// Track, when set, keeps the source positions carried by the records'
 	// metadata (see Track and Positions).
@@ -156,7 +157,7 @@ type Log struct {
 	smu sync.Mutex // serializes cursor file writes
 
 	track     Track
-	keys      *seal.Keyring     // nil: plain segments are written
+	keys      *seal.Keyring     // not Sealing: plain segments are written
 	positions map[string]string // under mu: the tracked values up to head
 	pmu       sync.Mutex        // serializes positions file writes
 	posSaved  pipeline.Position // under pmu: the position the file covers

@@ -147,11 +147,12 @@ func (l *Log) recover() error {
 		}
 		l.head = l.committed
 	}
-	if l.keys != nil {
-		// A segment a previous process wrote is not appended to (its
-		// torn tail's positions would be sealed again under its salt):
+	if last := l.segs[len(l.segs)-1]; l.keys.Sealing() || last.c != nil {
+		// A segment a previous process wrote is not appended to when
+		// either seals (its torn tail's positions would be sealed again
+		// under its salt, or plain frames would follow sealed ones):
 		// writing continues in a new segment.
-		if err := l.replaceActive(l.segs[len(l.segs)-1]); err != nil {
+		if err := l.replaceActive(last); err != nil {
 			return err
 		}
 	}
@@ -296,7 +297,7 @@ func (l *Log) newSegment(base pipeline.Position) error {
 // after its key file when the log encrypts (the cipher; nil otherwise).
 func (l *Log) createSegment(base pipeline.Position) (vfs.File, *seal.Cipher, error) {
 	var c *seal.Cipher
-	if l.keys != nil {
+	if l.keys.Sealing() {
 		var err error
 		if c, err = l.writeKeyFile(base); err != nil {
 			return nil, nil, err

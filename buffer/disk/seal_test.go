@@ -186,3 +186,52 @@ func TestSealedAtRest(t *testing.T) {
 	}
 	defer l.Close()
 }
+
+// TestSealingTurnedOff: a keyring without a current key reads the
+// segments written sealed and writes new ones plain (encryption turned
+// off, the keys kept until the old segments are delivered); turned on
+// again, the log seals in a new segment and reads the plain ones.
+func TestSealingTurnedOff(t *testing.T) {
+	dir := t.TempDir()
+	k1 := testKey(t, "k1")
+	sealing, _ := seal.NewKeyring("k1", k1)
+	reading, err := seal.NewKeyring("", k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(keys *seal.Keyring) *disk.Log {
+		t.Helper()
+		l, err := disk.Open(disk.Options{Dir: dir, Stream: "s", SegmentBytes: 2 << 10, Keys: keys, Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	l := open(sealing)
+	marked(t, l, "SEALED", 0, 20)
+	_ = l.Close()
+	l = open(reading)
+	marked(t, l, "PLAIN", 20, 20)
+	if got := readSealed(t, l); len(got) != 40 || got[0] != "SEALED-data-0" || got[39] != "PLAIN-data-39" {
+		t.Fatalf("read %d records: %q", len(got), got)
+	}
+	_ = l.Close()
+	grepDir(t, dir, "SEALED")
+	found := false
+	_ = filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if b, _ := os.ReadFile(p); err == nil && !e.IsDir() && bytes.Contains(b, []byte("PLAIN-data-39")) {
+			found = true
+		}
+		return nil
+	})
+	if !found {
+		t.Fatal("records written with encryption off are not in the clear: the read-only keyring sealed them")
+	}
+	l = open(sealing)
+	marked(t, l, "AGAIN", 40, 20)
+	if got := readSealed(t, l); len(got) != 60 || got[59] != "AGAIN-data-59" {
+		t.Fatalf("read %d records", len(got))
+	}
+	_ = l.Close()
+	grepDir(t, dir, "AGAIN")
+}

@@ -71,7 +71,7 @@ func (l *Log) Append(ctx context.Context, recs []pipeline.Record) error {
 
 // reserve is the room each frame keeps for its encryption tag.
 func (l *Log) reserve() int {
-	if l.keys == nil {
+	if !l.keys.Sealing() {
 		return 0
 	}
 	return sealReserve
@@ -287,7 +287,7 @@ func (l *Log) flush(seg *segment, reqs []*request, bytes int64) error {
 	l.iov = l.iov[:0]
 	nrec := 0
 	for _, r := range reqs {
-		if l.keys != nil {
+		if l.keys.Sealing() {
 			if seg.c == nil {
 				return l.setFailed(fmt.Errorf("internal error: sealed frames for the plain segment %s", segName(seg.base)))
 			}

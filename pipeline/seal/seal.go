@@ -101,12 +101,16 @@ func checkID(id string) error {
 
 // Keyring is the keys of a stream (or of the process): new files are
 // written under Current, files written under any key it holds are read.
+// A keyring without a current key only reads: it is what a stream with
+// encryption turned off keeps, so that what it wrote encrypted before is
+// still read (Sealing is false, New fails).
 type Keyring struct {
 	current string
 	keys    map[string]Key
 }
 
-// NewKeyring holds keys, current naming the one new files use.
+// NewKeyring holds keys, current naming the one new files use ("": a
+// keyring that only reads).
 func NewKeyring(current string, keys ...Key) (*Keyring, error) {
 	r := &Keyring{current: current, keys: map[string]Key{}}
 	for _, k := range keys {
@@ -118,14 +122,19 @@ func NewKeyring(current string, keys ...Key) (*Keyring, error) {
 		}
 		r.keys[k.id] = k
 	}
-	if _, ok := r.keys[current]; !ok {
+	if _, ok := r.keys[current]; !ok && current != "" {
 		return nil, fmt.Errorf("keyring: the current key %q is not among the keys (%s)", current, strings.Join(r.IDs(), ", "))
 	}
 	return r, nil
 }
 
-// Current is the id of the key new files use.
+// Current is the id of the key new files use ("" when the keyring only
+// reads).
 func (r *Keyring) Current() string { return r.current }
+
+// Sealing reports whether r encrypts new files: r is not nil and has a
+// current key.
+func (r *Keyring) Sealing() bool { return r != nil && r.current != "" }
 
 // IDs are the ids of the keys held, sorted.
 func (r *Keyring) IDs() []string {
@@ -168,6 +177,9 @@ type Cipher struct {
 // New returns the cipher of a new file under the current key, with its
 // random salt (to store with the file, beside Check).
 func (r *Keyring) New() (*Cipher, [SaltSize]byte, error) {
+	if !r.Sealing() {
+		return nil, [SaltSize]byte{}, errors.New("seal: the keyring has no current key: it only reads")
+	}
 	salt, err := NewSalt()
 	if err != nil {
 		return nil, salt, err

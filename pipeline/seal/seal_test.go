@@ -122,6 +122,24 @@ func TestSealRecords(t *testing.T) {
 	if _, err := NewKeyring("k3", k1); err == nil {
 		t.Fatal("a current key that is not held was accepted")
 	}
+	// A keyring without a current key reads, and refuses to seal.
+	reader, err := NewKeyring("", k1)
+	if err != nil || reader.Sealing() || !both.Sealing() {
+		t.Fatalf("read-only keyring: %v, sealing %v", err, reader.Sealing())
+	}
+	if _, _, err := reader.OpenParams(params); err != nil {
+		t.Fatalf("read-only keyring reading: %v", err)
+	}
+	if _, _, err := reader.New(); err == nil {
+		t.Fatal("a read-only keyring sealed a new file")
+	}
+	if _, err := NewWriter(io.Discard, reader); err == nil {
+		t.Fatal("a read-only keyring started a sealed stream")
+	}
+	var none *Keyring
+	if none.Sealing() {
+		t.Fatal("a nil keyring seals")
+	}
 }
 
 // TestStream: streams of every size around the chunk size read back

@@ -44,7 +44,7 @@ type Store struct {
 	root string
 	log  *slog.Logger
 	bufs sync.Pool     // *bufio.Writer
-	keys *seal.Keyring // nil: objects are written in the clear
+	keys *seal.Keyring // not Sealing: objects are written in the clear
 
 	dirMu sync.Mutex
 	dirs  map[string]struct{} // directories known to exist durably
@@ -77,7 +77,8 @@ func New(root, stream string, log *slog.Logger) (*Store, error) {
 
 // Encrypt makes the store write every object encrypted under keys'
 // current key (package seal's stream format: header, 64 KiB chunks), for
-// data at rest on local disks. Call it before the first Create.
+// data at rest on local disks (a keyring that only reads, or nil, leaves
+// them in the clear). Call it before the first Create.
 func (s *Store) Encrypt(keys *seal.Keyring) *Store {
 	s.keys = keys
 	return s
@@ -141,7 +142,7 @@ func (s *Store) Create(ctx context.Context, key string, _ object.Meta) (object.O
 		bw.Reset(f)
 	}
 	o := &file{s: s, ctx: ctx, f: f, bw: bw, final: final, dir: dir}
-	if s.keys != nil {
+	if s.keys.Sealing() {
 		if o.sw, err = seal.NewWriter(bw, s.keys); err != nil {
 			o.Abort()
 			return nil, classify("write", final, err)
