@@ -94,6 +94,9 @@ type Config struct {
 	AdminToken string `yaml:"admin_token"`
 	// Audit is the audit log of API calls (see audit.go); off without output.
 	Audit Audit `yaml:"audit"`
+	// Encryption is encryption at rest (see encryption.go): every
+	// stream's default, and the keys.
+	Encryption Encryption `yaml:"encryption"`
 	// Streams are the delivery streams, in the order of the file.
 	Streams []Stream `yaml:"-"`
 }
@@ -152,8 +155,10 @@ type Stream struct {
 	Buffering Buffering `yaml:"buffering"`
 	Retry     Retry     `yaml:"retry"`
 	// Buffer is the stream's effective buffer configuration.
-	Buffer Buffer            `yaml:"buffer"`
-	Tags   map[string]string `yaml:"tags"`
+	Buffer Buffer `yaml:"buffer"`
+	// Encryption is the stream's effective encryption at rest.
+	Encryption StreamEncryption  `yaml:"encryption"`
+	Tags       map[string]string `yaml:"tags"`
 	// MaxInFlight is how many batches of the stream are delivered
 	// concurrently: 0 (the default) lets the assembler choose the
 	// destination's default, otherwise 1 to MaxInFlight; 1 keeps batches
@@ -328,6 +333,7 @@ func Parse(name string, data []byte, getenv func(string) (string, bool)) (*Confi
 	// Top-level keys starting with "x-" are ignored: they hold anchors
 	// (&name) to reuse elsewhere with aliases (*name).
 	d.decodeStruct(root, reflect.ValueOf(w).Elem(), "", func(key string) bool { return strings.HasPrefix(key, "x-") })
+	d.completeEncryption(&w.Config.Encryption)
 	d.decodeStreams(w)
 	d.validate(&w.Config)
 	if err := d.errs.Err(); err != nil {

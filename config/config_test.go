@@ -33,6 +33,8 @@ func testEnv(name string) (string, bool) {
 		"ES_API_KEY": "c2VjcmV0",
 		// Read by the auth example of docs/configuration.md.
 		"SLUICE_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+		// Read by the encryption example of docs/configuration.md.
+		"SLUICE_ENCRYPTION_KEY": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
 	}[name]
 	return v, ok
 }

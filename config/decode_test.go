@@ -197,18 +197,20 @@ func TestDocsListEveryKey(t *testing.T) {
 	}
 	top := append(yamlKeys(reflect.TypeFor[Config]()), "streams")
 	for heading, keys := range map[string][]string{
-		"Top level":  top,
-		"log":        yamlKeys(reflect.TypeFor[Log]()),
-		"buffer":     yamlKeys(reflect.TypeFor[Buffer]()),
-		"streams":    yamlKeys(reflect.TypeFor[Stream]()),
-		"buffering":  yamlKeys(reflect.TypeFor[Buffering]()),
-		"retry":      yamlKeys(reflect.TypeFor[Retry]()),
-		"auth":       yamlKeys(reflect.TypeFor[Auth]()),
-		"auth keys":  yamlKeys(reflect.TypeFor[AccessKey]()),
-		"auth allow": yamlKeys(reflect.TypeFor[Grant]()),
-		"tls":        yamlKeys(reflect.TypeFor[TLS]()),
-		"quota":      yamlKeys(reflect.TypeFor[Quota]()),
-		"audit":      yamlKeys(reflect.TypeFor[Audit]()),
+		"Top level":       top,
+		"log":             yamlKeys(reflect.TypeFor[Log]()),
+		"buffer":          yamlKeys(reflect.TypeFor[Buffer]()),
+		"streams":         yamlKeys(reflect.TypeFor[Stream]()),
+		"buffering":       yamlKeys(reflect.TypeFor[Buffering]()),
+		"retry":           yamlKeys(reflect.TypeFor[Retry]()),
+		"auth":            yamlKeys(reflect.TypeFor[Auth]()),
+		"auth keys":       yamlKeys(reflect.TypeFor[AccessKey]()),
+		"auth allow":      yamlKeys(reflect.TypeFor[Grant]()),
+		"tls":             yamlKeys(reflect.TypeFor[TLS]()),
+		"quota":           yamlKeys(reflect.TypeFor[Quota]()),
+		"audit":           yamlKeys(reflect.TypeFor[Audit]()),
+		"encryption":      yamlKeys(reflect.TypeFor[Encryption]()),
+		"encryption keys": yamlKeys(reflect.TypeFor[EncryptionKey]()),
 	} {
 		got := sections[heading]
 		if !sameSet(got, keys) {

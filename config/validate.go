@@ -30,6 +30,7 @@ func (d *decoder) decodeStreams(w *fileConfig) {
 		s := &w.Config.Streams[i]
 		*s = DefaultStream
 		s.Buffer = w.Config.Buffer
+		s.Encryption = StreamEncryption{Enabled: w.Config.Encryption.Enabled, KeyID: w.Config.Encryption.KeyID}
 		s.Name = p.key.Value
 		s.Pos = NodePos(d.file, p.key)
 		path := "streams." + s.Name
@@ -42,6 +43,7 @@ func (d *decoder) decodeStreams(w *fileConfig) {
 			continue
 		}
 		d.decodeStruct(val, reflect.ValueOf(s).Elem(), path, nil)
+		d.completeStreamEncryption(s)
 		if tags := resolve(lookup(val, "tags")); tags != nil && tags.Kind == yaml.MappingNode {
 			d.validateTags(tags, path+".tags")
 		}
@@ -174,8 +176,10 @@ func (d *decoder) validate(c *Config) {
 	if c.AdminTLS.CertFile != "" && c.AdminListen == "" {
 		d.fail(&c.AdminTLS.CertFile, top, "admin_tls", "needs admin_listen (without it /metrics is served on listen, with tls)")
 	}
+	d.validateEncryption(&c.Encryption, top)
 	for i := range c.Streams {
 		d.validateStream(&c.Streams[i])
+		d.validateStreamEncryption(&c.Streams[i], c.Encryption.Keys)
 	}
 	c.Buffer.normalize()
 }
