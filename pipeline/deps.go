@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/pipeline/seal"
 )
 
 // Deps are the dependencies injected into every component's constructor.
@@ -21,6 +23,11 @@ type Deps struct {
 	// ARNs.
 	Region    string
 	AccountID string
+	// Keys is the stream's keyring for encryption at rest, nil when none
+	// is configured: what a component writes to local disks (a file
+	// store's objects) is sealed under it when it seals (Keys.Sealing),
+	// and what it reads back is opened with it.
+	Keys *seal.Keyring
 }
 
 // Register registers c on reg and returns it, or returns the collector of

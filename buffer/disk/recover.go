@@ -99,7 +99,7 @@ func (l *Log) recover() error {
 		}
 		c, err := l.openKeyFile(b)
 		if err != nil {
-			return fmt.Errorf("disk buffer %s: %w", l.stream, err)
+			return err // Open names the buffer
 		}
 		f, err := l.fs.OpenFile(filepath.Join(l.dir, segName(b)), flag, 0)
 		if err != nil {

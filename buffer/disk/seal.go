@@ -81,7 +81,7 @@ func (l *Log) openKeyFile(base pipeline.Position) (*seal.Cipher, error) {
 	}
 	c, _, err := l.keys.OpenParams(params)
 	if err != nil {
-		return nil, fmt.Errorf("segment %s (key %q): %w", segName(base), id, err)
+		return nil, fmt.Errorf("segment %s: %w", segName(base), err) // err names the key
 	}
 	return c, nil
 }

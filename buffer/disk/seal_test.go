@@ -142,7 +142,7 @@ func TestSealedAtRest(t *testing.T) {
 	for _, tc := range []struct {
 		keys *seal.Keyring
 		want string
-	}{{wrong, `key "k1"`}, {nil, `encrypted under key "k1"`}, {func() *seal.Keyring { r, _ := seal.NewKeyring("k2", k2); return r }(), `"k1"`}} {
+	}{{wrong, `key k1`}, {nil, `encrypted under key "k1"`}, {func() *seal.Keyring { r, _ := seal.NewKeyring("k2", k2); return r }(), `"k1"`}} {
 		if _, err := open(tc.keys); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "disk buffer s") {
 			t.Fatalf("Open with the wrong keys: %v, want an error naming %s and the stream", err, tc.want)
 		}

@@ -9,6 +9,7 @@
 //	sluice load     [flags]                          load-test a running endpoint
 //	sluice top      [--endpoint URL] [--once]        watch the streams (the status page's data)
 //	sluice dlq      ls|show|replay -c FILE ...       list, show and replay dead letters
+//	sluice decrypt  -c FILE OBJECT...                print objects Sluice encrypted at rest
 //	sluice version                                   print the version
 package main
 
@@ -36,6 +37,7 @@ Commands:
   load      load-test an endpoint:     sluice load --stream NAME [--endpoint URL] ...
   top       watch the streams:         sluice top [--endpoint URL] [--admin-token T] [--interval 2s] [--once]
   dlq       dead letters:              sluice dlq ls|show|replay -c FILE [--stream S] ...
+  decrypt   read encrypted outputs:    sluice decrypt -c FILE OBJECT... > plain
   version   print the version
 
 Run 'sluice <command> -h' for the flags of a command.
@@ -80,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return cmdDLQ(ctx, args[1:], stdout, stderr)
+	case "decrypt":
+		return cmdDecrypt(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "sluice %s\n", version)
 		return 0

@@ -88,7 +88,8 @@ func (c *Config) Where(dataDir string) string {
 
 // New returns stream's writer. A relative path is resolved against
 // deps.DataDir; the directory is created if needed and the temporary files
-// a crash left behind for this stream are removed.
+// a crash left behind for this stream are removed. With deps.Keys sealing,
+// every object is written encrypted (encryption at rest).
 func New(_ context.Context, cfg *Config, stream string, deps pipeline.Deps) (*object.Writer, error) {
 	if err := object.CheckStreamName(stream); err != nil {
 		return nil, fmt.Errorf("file destination: %w", err)
@@ -105,6 +106,7 @@ func New(_ context.Context, cfg *Config, stream string, deps pipeline.Deps) (*ob
 	if err != nil {
 		return nil, fmt.Errorf("file destination %s: %w", stream, err)
 	}
+	store.Encrypt(deps.Keys)
 	loc := object.Location{Kind: "file", Code: "File", BucketARN: "arn:aws:s3:::" + strings.Trim(filepath.ToSlash(store.Root()), "/")}
 	return object.NewWriter(cfg.object, store, stream, loc, deps)
 }

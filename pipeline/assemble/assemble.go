@@ -180,7 +180,7 @@ func (d *Daemon) deps(cfg *config.Config) pipeline.Deps {
 // source and runner. It is recorded in d.streams and the router, so that
 // a failure closes what was built.
 func (d *Daemon) buildStream(ctx context.Context, sp *streamPlan, cfg *config.Config) (*stream, error) {
-	buf, err := openBuffer(sp.cfg, d.dataDir, d.owner(), d.log.With("stream", sp.cfg.Name), d.m)
+	buf, err := openBuffer(sp.cfg, sp.keys, d.dataDir, d.owner(), d.log.With("stream", sp.cfg.Name), d.m)
 	if err != nil {
 		return nil, err
 	}

@@ -9,10 +9,12 @@ import (
 	"github.com/sluice-dev/sluice/buffer/memory"
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/pipeline/seal"
 )
 
 // openBuffer opens a stream's buffer under <data_dir>/buffer/<stream>.
-func openBuffer(s *config.Stream, dataDir, owner string, log *slog.Logger, m metrics) (buffer.Buffer, error) {
+// keys, when set, encrypts (or only decrypts) a disk buffer's segments.
+func openBuffer(s *config.Stream, keys *seal.Keyring, dataDir, owner string, log *slog.Logger, m metrics) (buffer.Buffer, error) {
 	bc := s.Buffer
 	switch bc.Type {
 	case "memory":
@@ -35,9 +37,10 @@ func openBuffer(s *config.Stream, dataDir, owner string, log *slog.Logger, m met
 			Owner:        owner,
 			Logger:       log,
 			Metrics:      m.disk,
+			Keys:         keys,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("stream %s: opening buffer: %w", s.Name, err)
+			return nil, fmt.Errorf("opening buffer: %w", err) // the callers name the stream
 		}
 		return b, nil
 	}
@@ -47,7 +50,11 @@ func bufferDescription(s *config.Stream, dataDir string) string {
 	if s.Buffer.Type == "memory" {
 		return "memory (lossy)"
 	}
-	return bufferDir(dataDir, s.Name) + " (" + s.Buffer.Durability + ")"
+	enc := ""
+	if s.Encryption.Enabled {
+		enc = ", encrypted under key " + s.Encryption.KeyID
+	}
+	return bufferDir(dataDir, s.Name) + " (" + s.Buffer.Durability + enc + ")"
 }
 
 // minFree maps the config's min_free_bytes (0: no reserve) to

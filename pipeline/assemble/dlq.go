@@ -83,6 +83,7 @@ func OpenDeadLetters(ctx context.Context, cfg *config.Config, stream string) (*D
 		if err != nil {
 			return nil, fmt.Errorf("stream %s: error output: %w", stream, err)
 		}
+		rd.Decrypt(sp.keys) // objects written encrypted are read with the configured keys
 		return object.NewDeadLetters(oc, rd, stream, rd.Root())
 	case "s3":
 		opts := s3.DefaultOptions()

@@ -9,6 +9,7 @@ import (
 	"github.com/sluice-dev/sluice/config"
 	"github.com/sluice-dev/sluice/ingest/kinesis"
 	"github.com/sluice-dev/sluice/pipeline"
+	"github.com/sluice-dev/sluice/pipeline/seal"
 )
 
 // plan is a checked configuration: every component decoded and validated
@@ -37,6 +38,10 @@ type streamPlan struct {
 	// (hasSrc).
 	src    kinesis.Compiled
 	hasSrc bool
+	// keys is the stream's keyring for encryption at rest (nil without
+	// keys), keyPrint the fingerprint of the keys it holds.
+	keys     *seal.Keyring
+	keyPrint string
 }
 
 type processorPlan struct {
@@ -54,13 +59,20 @@ func Check(cfg *config.Config) error {
 }
 
 func checkPlan(cfg *config.Config) (*plan, error) {
-	var errs config.Errors
 	kinds := destinationKinds()
 	pkinds := processorKinds()
 	p := &plan{cfg: cfg}
+	ks, errs := loadKeys(cfg)
 	for i := range cfg.Streams {
 		s := &cfg.Streams[i]
 		sp := streamPlan{cfg: s}
+		if ks != nil {
+			var err error
+			if sp.keys, err = ks.keyring(s); err != nil {
+				errs = append(errs, s.Pos.Errorf("%v", err))
+			}
+			sp.keyPrint = ks.print
+		}
 		ok := true
 		k, known := kinds[s.Destination.Type]
 		if !known {

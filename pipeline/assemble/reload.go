@@ -299,7 +299,7 @@ func (d *Daemon) reloadOnce(ctx context.Context) (err error) {
 func (d *Daemon) prepare(ctx context.Context, c *change, sp *streamPlan, cfg *config.Config) error {
 	switch {
 	case c.old == nil:
-		buf, err := openBuffer(sp.cfg, d.dataDir, d.owner(), d.log.With("stream", c.name), d.m)
+		buf, err := openBuffer(sp.cfg, sp.keys, d.dataDir, d.owner(), d.log.With("stream", c.name), d.m)
 		if err != nil {
 			return err
 		}
@@ -406,14 +406,14 @@ func (d *Daemon) reopen(ctx context.Context, c *change, cfg *config.Config) (buf
 		return old.buf, nil
 	}
 	d.closeBuffer(c.name, old.buf)
-	buf, err := openBuffer(c.next.plan.cfg, d.dataDir, d.owner(), log, d.m)
+	buf, err := openBuffer(c.next.plan.cfg, c.next.plan.keys, d.dataDir, d.owner(), log, d.m)
 	if err == nil {
 		resume(buf)
 		log.Info("buffer reopened with its new options", "buffer", bufferDescription(c.next.plan.cfg, d.dataDir))
 		return buf, nil
 	}
 	log.Error("the buffer does not open with its new options; opening it with the old ones", "err", err)
-	back, err2 := openBuffer(old.plan.cfg, d.dataDir, d.owner(), log, d.m)
+	back, err2 := openBuffer(old.plan.cfg, old.plan.keys, d.dataDir, d.owner(), log, d.m)
 	if err2 != nil {
 		resume(nil)
 		d.fail(fmt.Errorf("stream %s: buffer: %w", c.name, errors.Join(err, err2)))

@@ -102,9 +102,11 @@ func fingerprints(sp *streamPlan, cfg *config.Config) prints {
 		return string(b)
 	}
 	buf := print(struct {
-		Buffer config.Buffer
-		Track  bool
-	}{s.Buffer, trackPositions(s)})
+		Buffer     config.Buffer
+		Track      bool
+		Encryption config.StreamEncryption
+		Keys       string
+	}{s.Buffer, trackPositions(s), s.Encryption, sp.keyPrint})
 	return prints{
 		api: print(struct {
 			Tags  map[string]string
@@ -137,6 +139,7 @@ func (d *Daemon) buildParts(ctx context.Context, sp *streamPlan, cfg *config.Con
 		}
 	}()
 	deps := d.deps(cfg)
+	deps.Keys = sp.keys
 	for _, pp := range sp.procs {
 		proc, err := pp.kind.build(pp.v, deps)
 		if err != nil {
@@ -224,6 +227,12 @@ func (d *Daemon) describe(s *stream, cfg *config.Config, srcStart time.Time) fir
 	if sp.hasSrc {
 		info.KinesisStreamARN = sp.src.ARN(cfg.Region, cfg.AccountID)
 		info.KinesisDeliveryStart = srcStart
+	}
+	if sp.keys.Sealing() {
+		// The operator's own key, as a customer managed KMS key is: its
+		// ARN names the key id (the key is not in KMS).
+		info.Encryption = &firehoseapi.Encryption{KeyType: "CUSTOMER_MANAGED_CMK",
+			KeyARN: fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", cfg.Region, cfg.AccountID, sp.keys.Current())}
 	}
 	in := pipeline.DescribeInput{
 		Stream:                   sc.Name,

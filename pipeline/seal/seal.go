@@ -54,6 +54,15 @@ func (k Key) ID() string { return k.id }
 // String names the key without showing it.
 func (k Key) String() string { return "key " + k.id }
 
+// Fingerprint tells keys apart without showing them: a keyed hash of the
+// key (HMAC-SHA256 under the key itself), for comparing configurations.
+// It is not a secret, but is kept out of logs all the same.
+func (k Key) Fingerprint() string {
+	m := hmac.New(sha256.New, k.k[:])
+	m.Write([]byte("sluice key fingerprint v1"))
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
 // ParseKey reads a key written as 64 hex digits or as the base64 (standard
 // or URL alphabet, padded or not) of 32 bytes, surrounding white space
 // ignored. Its error says what is wrong without repeating the text.
